@@ -1,0 +1,309 @@
+// Package config is wasmfleet's configuration: a plain struct with Default,
+// a Validate that lists every problem at once, and Load for YAML files.
+//
+// Everything has a default, so `wasmfleet serve` runs with no file at all: it
+// watches ./filters.d, keeps state in ./.wasmfleet and serves on loopback.
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Defaults. Ports follow ARCHITECTURE.md: xDS 18000, modules 18001, admin 18002.
+const (
+	DefaultXDSAddr        = "127.0.0.1:18000"
+	DefaultModulesAddr    = "127.0.0.1:18001"
+	DefaultAdminAddr      = "127.0.0.1:18002"
+	DefaultWatchDir       = "filters.d"
+	DefaultDataDir        = ".wasmfleet"
+	DefaultMode           = ModeManaged
+	DefaultListenerName   = "ingress"
+	DefaultListenerAddr   = "0.0.0.0:10000"
+	DefaultClusterName    = "upstream"
+	DefaultUpstreamAddr   = "127.0.0.1:8080"
+	DefaultMaxModuleBytes = 64 << 20
+	DefaultTrialTimeout   = 5 * time.Second
+	DefaultTrialMemoryMiB = 256
+	DefaultDebounce       = 150 * time.Millisecond
+	DefaultFailurePolicy  = FailClosed
+	DefaultCode           = CodeRemote
+	DefaultRolloutBy      = ByNode
+	DefaultPercent        = 100
+	DefaultStepInterval   = 5 * time.Minute
+	DefaultOCIPoll        = 30 * time.Second
+)
+
+// Mode says which xDS resources wasmfleet owns.
+type Mode string
+
+const (
+	// ModeManaged serves listeners, routes and clusters as well as the filters.
+	ModeManaged Mode = "managed"
+	// ModeECDS serves only the filter configs (ECDS), for people who keep their
+	// own listeners and reference ours by config_discovery.
+	ModeECDS Mode = "ecds"
+)
+
+// FailurePolicy is what Envoy does when a filter's code cannot be loaded
+// (envoy.extensions.wasm.v3.FailurePolicy).
+type FailurePolicy string
+
+const (
+	FailClosed FailurePolicy = "FAIL_CLOSED"
+	FailOpen   FailurePolicy = "FAIL_OPEN"
+	FailReload FailurePolicy = "FAIL_RELOAD"
+)
+
+// Code says how module bytes reach Envoy.
+type Code string
+
+const (
+	// CodeRemote: an http_uri to the module server plus the sha256.
+	CodeRemote Code = "remote"
+	// CodeInline: the bytes inside the ECDS resource.
+	CodeInline Code = "inline"
+)
+
+// RolloutBy says what a rollout percentage is a share of.
+type RolloutBy string
+
+const (
+	ByNode    RolloutBy = "node"
+	ByRequest RolloutBy = "request"
+)
+
+// Config is the whole configuration.
+type Config struct {
+	Listen Listen `json:"listen"`
+	// ModuleBaseURL is the URL Envoy fetches modules from
+	// (…/modules/sha256/HEX). Empty means http://<listen.modules>.
+	ModuleBaseURL string `json:"module_base_url,omitempty"`
+	WatchDir      string `json:"watch_dir"`
+	DataDir       string `json:"data_dir"`
+	Mode          Mode   `json:"mode"`
+	Limits        Limits `json:"limits"`
+	// Filters in chain order. Filters found in the watched directory that are
+	// not listed here run after the listed ones, in name order, with defaults.
+	Filters []Filter `json:"filters,omitempty"`
+	// Managed is used in ModeManaged only.
+	Managed Managed `json:"managed"`
+	// Trust holds the keys modules may be signed with.
+	Trust Trust `json:"trust,omitempty"`
+	// AdminToken, when set, is required as a bearer token on mutating admin
+	// calls. Required when the admin API is bound beyond loopback.
+	AdminToken string `json:"admin_token,omitempty"`
+}
+
+// Listen holds the addresses wasmfleet binds.
+type Listen struct {
+	XDS     string `json:"xds"`
+	Modules string `json:"modules"`
+	Admin   string `json:"admin"`
+}
+
+// Limits bound what a module may cost before any Envoy sees it.
+type Limits struct {
+	MaxModuleBytes int64    `json:"max_module_bytes"`
+	TrialTimeout   Duration `json:"trial_timeout"`
+	TrialMemoryMiB int      `json:"trial_memory_mib"`
+	// Debounce is how long a watched file must be quiet before it is read.
+	Debounce Duration `json:"debounce"`
+}
+
+// Filter is one filter in the chain.
+type Filter struct {
+	Name string `json:"name"`
+	// Source is empty for the watched directory (NAME.wasm) or an
+	// oci://REGISTRY/REPO:TAG or oci://REGISTRY/REPO@sha256:HEX reference.
+	Source string `json:"source,omitempty"`
+	// Required filters keep their last good version when their file is
+	// deleted (auth, typically): removing auth must never open the fleet.
+	Required      bool          `json:"required,omitempty"`
+	FailurePolicy FailurePolicy `json:"failure_policy,omitempty"`
+	Code          Code          `json:"code,omitempty"`
+	// Config is the plugin configuration handed to proxy_on_configure, as
+	// JSON. In YAML it is written as a mapping.
+	Config json.RawMessage `json:"config,omitempty"`
+	// RootID is the proxy-wasm root_id; empty is fine for SDK filters.
+	RootID  string  `json:"root_id,omitempty"`
+	Rollout Rollout `json:"rollout,omitempty"`
+	// RequireSignature refuses modules not signed by a key in Trust.
+	RequireSignature bool `json:"require_signature,omitempty"`
+	// PollInterval is how often an oci:// source's tag is checked.
+	PollInterval Duration `json:"poll_interval,omitempty"`
+}
+
+// Rollout says how a new version of a filter replaces the stable one.
+type Rollout struct {
+	// Percent of the fleet (or of requests) that gets the candidate.
+	// Nil means DefaultPercent (100: drop a file, the whole fleet swaps).
+	Percent *int      `json:"percent,omitempty"`
+	By      RolloutBy `json:"by,omitempty"`
+	// Steps are percentages the rollout advances through, each held for
+	// Interval while the candidate is healthy; reaching 100 promotes it.
+	Steps    []int    `json:"steps,omitempty"`
+	Interval Duration `json:"interval,omitempty"`
+	// MaxFailedNodes is how many nodes may fail to load the candidate before
+	// it is rolled back; 0 means the first failure rolls back.
+	MaxFailedNodes int `json:"max_failed_nodes,omitempty"`
+}
+
+// Managed describes the listeners, routes and clusters served in managed mode.
+type Managed struct {
+	Listeners []Listener `json:"listeners,omitempty"`
+	Clusters  []Cluster  `json:"clusters,omitempty"`
+}
+
+// Listener is one Envoy listener with an HTTP connection manager.
+type Listener struct {
+	Name    string  `json:"name"`
+	Address string  `json:"address"`
+	Routes  []Route `json:"routes,omitempty"`
+}
+
+// Route sends requests whose path starts with Prefix to Cluster.
+type Route struct {
+	Prefix  string `json:"prefix"`
+	Cluster string `json:"cluster"`
+}
+
+// Cluster is an upstream of static endpoints.
+type Cluster struct {
+	Name      string   `json:"name"`
+	Endpoints []string `json:"endpoints"`
+}
+
+// Trust holds public keys that may sign modules.
+type Trust struct {
+	// Keys are paths to PEM public keys (cosign's format).
+	Keys []string `json:"keys,omitempty"`
+}
+
+// Duration is a time.Duration written as "150ms", "5s", "2m" in files.
+type Duration time.Duration
+
+// MarshalJSON writes the duration as a string such as "5s".
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON reads "5s"-style strings.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string such as \"5s\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Default returns the embedded default configuration.
+func Default() Config {
+	return Config{
+		Listen: Listen{
+			XDS:     DefaultXDSAddr,
+			Modules: DefaultModulesAddr,
+			Admin:   DefaultAdminAddr,
+		},
+		WatchDir: DefaultWatchDir,
+		DataDir:  DefaultDataDir,
+		Mode:     DefaultMode,
+		Limits: Limits{
+			MaxModuleBytes: DefaultMaxModuleBytes,
+			TrialTimeout:   Duration(DefaultTrialTimeout),
+			TrialMemoryMiB: DefaultTrialMemoryMiB,
+			Debounce:       Duration(DefaultDebounce),
+		},
+		Managed: Managed{
+			Listeners: []Listener{{
+				Name:    DefaultListenerName,
+				Address: DefaultListenerAddr,
+				Routes:  []Route{{Prefix: "/", Cluster: DefaultClusterName}},
+			}},
+			Clusters: []Cluster{{Name: DefaultClusterName, Endpoints: []string{DefaultUpstreamAddr}}},
+		},
+	}
+}
+
+// Load reads a YAML file over the defaults and validates it. Unknown fields
+// are errors (a typo must not silently become a default). Every problem is
+// reported at once, each prefixed with the file's path.
+func Load(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	cfg, err := Parse(b)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse decodes YAML over the defaults, fills per-filter defaults and validates.
+func Parse(b []byte) (Config, error) {
+	cfg := Default()
+	if err := yaml.UnmarshalStrict(b, &cfg); err != nil {
+		return Config{}, errors.Join(ErrSyntax, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// ModuleURL is the base URL Envoy fetches module bytes from.
+func (c *Config) ModuleURL() string {
+	if c.ModuleBaseURL != "" {
+		return c.ModuleBaseURL
+	}
+	return "http://" + c.Listen.Modules
+}
+
+// FilterByName returns the configured entry for a filter, or a default entry
+// (ok false) for a filter that is only in the watched directory.
+func (c *Config) FilterByName(name string) (f Filter, ok bool) {
+	for _, f := range c.Filters {
+		if f.Name == name {
+			return f.WithDefaults(), true
+		}
+	}
+	return Filter{Name: name}.WithDefaults(), false
+}
+
+// WithDefaults fills empty fields with their defaults.
+func (f Filter) WithDefaults() Filter {
+	if f.FailurePolicy == "" {
+		f.FailurePolicy = DefaultFailurePolicy
+	}
+	if f.Code == "" {
+		f.Code = DefaultCode
+	}
+	if f.Rollout.By == "" {
+		f.Rollout.By = DefaultRolloutBy
+	}
+	if f.Rollout.Percent == nil {
+		p := DefaultPercent
+		if len(f.Rollout.Steps) > 0 {
+			p = f.Rollout.Steps[0]
+		}
+		f.Rollout.Percent = &p
+	}
+	if len(f.Rollout.Steps) > 0 && f.Rollout.Interval == 0 {
+		f.Rollout.Interval = Duration(DefaultStepInterval)
+	}
+	if f.PollInterval == 0 {
+		f.PollInterval = Duration(DefaultOCIPoll)
+	}
+	return f
+}

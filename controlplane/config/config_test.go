@@ -1,0 +1,143 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestDefaultIsValid(t *testing.T) {
+	cfg := Default()
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("Default().Validate() = %v", err)
+	}
+}
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name     string
+		yaml     string
+		wantErrs []error
+		wantIn   []string
+	}{
+		{name: "empty file is the default", yaml: ""},
+		{
+			name: "full filter entry",
+			yaml: `
+filters:
+  - name: auth
+    required: true
+    failure_policy: FAIL_OPEN
+    config: {api_keys: {header: x-api-key}}
+    rollout: {steps: [10, 50, 100], interval: 30s}
+`,
+		},
+		{
+			name:     "typo in a field is refused",
+			yaml:     "filterz: []\n",
+			wantErrs: []error{ErrSyntax},
+			wantIn:   []string{"filterz"},
+		},
+		{
+			name: "every problem is listed with its field",
+			yaml: `
+listen: {xds: "nonsense"}
+mode: both
+filters:
+  - name: Auth
+    failure_policy: SOMETIMES
+    rollout: {percent: 150, steps: [50, 20]}
+  - name: log
+    config: [1, 2]
+managed:
+  listeners: [{name: in, address: "0.0.0.0:10000", routes: [{prefix: "/", cluster: nowhere}]}]
+`,
+			wantErrs: []error{ErrAddress, ErrInvalidValue, ErrFilterName, ErrOutOfRange, ErrPluginConfig, ErrUnknownRef},
+			wantIn: []string{"listen.xds", "mode", "filters[0](Auth).name", "filters[0](Auth).failure_policy",
+				"filters[0](Auth).rollout.percent", "filters[0](Auth).rollout.steps[1]", "filters[1](log).config",
+				"managed.listeners[0].routes[0].cluster"},
+		},
+		{
+			name:     "duplicate filter",
+			yaml:     "filters: [{name: a}, {name: a}]\n",
+			wantErrs: []error{ErrDuplicate},
+		},
+		{
+			name:     "admin beyond loopback without a token",
+			yaml:     "listen: {admin: \"0.0.0.0:18002\"}\n",
+			wantErrs: []error{ErrInsecureAdmin},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml))
+			if len(tt.wantErrs) == 0 {
+				if err != nil {
+					t.Fatalf("Parse: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("Parse succeeded, want errors")
+			}
+			for _, want := range tt.wantErrs {
+				if !errors.Is(err, want) {
+					t.Errorf("error %q does not wrap %v", err, want)
+				}
+			}
+			for _, s := range tt.wantIn {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error does not name %q:\n%v", s, err)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadNamesTheFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wasmfleet.yaml")
+	if err := os.WriteFile(path, []byte("mode: nope\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path)
+	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "mode") {
+		t.Fatalf("Load error = %v, want it to name %s and the field", err, path)
+	}
+}
+
+func TestWithDefaults(t *testing.T) {
+	f := Filter{Name: "auth", Rollout: Rollout{Steps: []int{10, 100}}}.WithDefaults()
+	if *f.Rollout.Percent != 10 || f.FailurePolicy != FailClosed || f.Code != CodeRemote || f.Rollout.By != ByNode {
+		t.Fatalf("WithDefaults = %+v", f)
+	}
+	if g := (Filter{Name: "x"}).WithDefaults(); *g.Rollout.Percent != 100 {
+		t.Fatalf("default percent = %d, want 100", *g.Rollout.Percent)
+	}
+}
+
+func TestParseFilterSettings(t *testing.T) {
+	base := Filter{Name: "auth", Required: true}
+	f, err := ParseFilterSettings("filters.d/auth.yaml", base, []byte("config: {a: 1}\nfailure_policy: FAIL_OPEN\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !f.Required || f.FailurePolicy != FailOpen || string(f.Config) != `{"a":1}` {
+		t.Fatalf("got %+v config %s", f, f.Config)
+	}
+	_, err = ParseFilterSettings("filters.d/auth.yaml", base, []byte("failur_policy: x\n"))
+	if err == nil || !strings.Contains(err.Error(), "filters.d/auth.yaml") {
+		t.Fatalf("typo error = %v, want it to name the file", err)
+	}
+}
+
+func TestFilterOrder(t *testing.T) {
+	cfg := Default()
+	cfg.Filters = []Filter{{Name: "transform"}, {Name: "auth"}, {Name: "missing"}}
+	got := cfg.FilterOrder([]string{"zeta", "auth", "logging", "transform"})
+	want := []string{"transform", "auth", "logging", "zeta"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("FilterOrder = %v, want %v", got, want)
+	}
+}

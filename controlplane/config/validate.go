@@ -1,0 +1,261 @@
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Sentinel errors; Validate wraps each problem in one of them with the field
+// path, so callers can test with errors.Is and people can read which field.
+var (
+	ErrSyntax        = errors.New("not valid YAML for wasmfleet's config")
+	ErrAddress       = errors.New("invalid address")
+	ErrRequired      = errors.New("required")
+	ErrInvalidValue  = errors.New("invalid value")
+	ErrDuplicate     = errors.New("duplicate name")
+	ErrFilterName    = errors.New("filter names are lower-case letters, digits, '-' and '_', starting with a letter")
+	ErrUnknownRef    = errors.New("refers to an undefined name")
+	ErrOutOfRange    = errors.New("out of range")
+	ErrPluginConfig  = errors.New("plugin configuration must be a JSON/YAML object")
+	ErrInsecureAdmin = errors.New("admin API bound beyond loopback needs admin_token")
+)
+
+var filterNameRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
+
+// ValidFilterName reports whether name can be a filter (and so a file) name.
+func ValidFilterName(name string) bool { return filterNameRE.MatchString(name) }
+
+// Validate returns every problem in the config, joined, each naming its field.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field string, sentinel error, format string, args ...any) {
+		msg := ""
+		if format != "" {
+			msg = ": " + fmt.Sprintf(format, args...)
+		}
+		errs = append(errs, fmt.Errorf("%s: %w%s", field, sentinel, msg))
+	}
+
+	for field, addr := range map[string]string{
+		"listen.xds": c.Listen.XDS, "listen.modules": c.Listen.Modules, "listen.admin": c.Listen.Admin,
+	} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad(field, ErrAddress, "%q: %v", addr, err)
+		}
+	}
+	if host, _, err := net.SplitHostPort(c.Listen.Admin); err == nil && !isLoopback(host) && c.AdminToken == "" {
+		bad("admin_token", ErrInsecureAdmin, "listen.admin is %q", c.Listen.Admin)
+	}
+	if c.ModuleBaseURL != "" {
+		if u, err := url.Parse(c.ModuleBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("module_base_url", ErrInvalidValue, "%q is not an http(s) URL", c.ModuleBaseURL)
+		}
+	}
+	if c.WatchDir == "" {
+		bad("watch_dir", ErrRequired, "")
+	}
+	if c.DataDir == "" {
+		bad("data_dir", ErrRequired, "")
+	}
+	if c.Mode != ModeManaged && c.Mode != ModeECDS {
+		bad("mode", ErrInvalidValue, "%q (want %q or %q)", c.Mode, ModeManaged, ModeECDS)
+	}
+	if c.Limits.MaxModuleBytes <= 0 {
+		bad("limits.max_module_bytes", ErrOutOfRange, "must be positive")
+	}
+	if c.Limits.TrialTimeout <= 0 {
+		bad("limits.trial_timeout", ErrOutOfRange, "must be positive")
+	}
+	if c.Limits.TrialMemoryMiB <= 0 || c.Limits.TrialMemoryMiB > 4096 {
+		bad("limits.trial_memory_mib", ErrOutOfRange, "%d (1..4096)", c.Limits.TrialMemoryMiB)
+	}
+	if c.Limits.Debounce < 0 {
+		bad("limits.debounce", ErrOutOfRange, "must not be negative")
+	}
+
+	seen := map[string]bool{}
+	for i, f := range c.Filters {
+		field := fmt.Sprintf("filters[%d]", i)
+		if f.Name != "" {
+			field = fmt.Sprintf("filters[%d](%s)", i, f.Name)
+		}
+		switch {
+		case f.Name == "":
+			bad(field+".name", ErrRequired, "")
+		case !ValidFilterName(f.Name):
+			bad(field+".name", ErrFilterName, "%q", f.Name)
+		case seen[f.Name]:
+			bad(field+".name", ErrDuplicate, "%q", f.Name)
+		}
+		seen[f.Name] = true
+		errs = append(errs, f.validate(field)...)
+	}
+
+	if c.Mode != ModeECDS {
+		clusters := map[string]bool{}
+		for i, cl := range c.Managed.Clusters {
+			field := fmt.Sprintf("managed.clusters[%d]", i)
+			if cl.Name == "" {
+				bad(field+".name", ErrRequired, "")
+			} else if clusters[cl.Name] {
+				bad(field+".name", ErrDuplicate, "%q", cl.Name)
+			}
+			clusters[cl.Name] = true
+			if len(cl.Endpoints) == 0 {
+				bad(field+".endpoints", ErrRequired, "")
+			}
+			for j, ep := range cl.Endpoints {
+				if _, _, err := net.SplitHostPort(ep); err != nil {
+					bad(fmt.Sprintf("%s.endpoints[%d]", field, j), ErrAddress, "%q: %v", ep, err)
+				}
+			}
+		}
+		listeners := map[string]bool{}
+		for i, l := range c.Managed.Listeners {
+			field := fmt.Sprintf("managed.listeners[%d]", i)
+			if l.Name == "" {
+				bad(field+".name", ErrRequired, "")
+			} else if listeners[l.Name] {
+				bad(field+".name", ErrDuplicate, "%q", l.Name)
+			}
+			listeners[l.Name] = true
+			if _, _, err := net.SplitHostPort(l.Address); err != nil {
+				bad(field+".address", ErrAddress, "%q: %v", l.Address, err)
+			}
+			if len(l.Routes) == 0 {
+				bad(field+".routes", ErrRequired, "")
+			}
+			for j, r := range l.Routes {
+				rf := fmt.Sprintf("%s.routes[%d]", field, j)
+				if !strings.HasPrefix(r.Prefix, "/") {
+					bad(rf+".prefix", ErrInvalidValue, "%q must start with /", r.Prefix)
+				}
+				if !clusters[r.Cluster] {
+					bad(rf+".cluster", ErrUnknownRef, "%q", r.Cluster)
+				}
+			}
+		}
+		if len(c.Managed.Listeners) == 0 {
+			bad("managed.listeners", ErrRequired, "managed mode needs at least one listener")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// validate checks one filter entry; field is its path for messages.
+func (f Filter) validate(field string) []error {
+	var errs []error
+	bad := func(sub string, sentinel error, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s.%s: %w: %s", field, sub, sentinel, fmt.Sprintf(format, args...)))
+	}
+	switch f.FailurePolicy {
+	case "", FailClosed, FailOpen, FailReload:
+	default:
+		bad("failure_policy", ErrInvalidValue, "%q (want FAIL_CLOSED, FAIL_OPEN or FAIL_RELOAD)", f.FailurePolicy)
+	}
+	switch f.Code {
+	case "", CodeRemote, CodeInline:
+	default:
+		bad("code", ErrInvalidValue, "%q (want remote or inline)", f.Code)
+	}
+	if f.Source != "" && !strings.HasPrefix(f.Source, "oci://") {
+		bad("source", ErrInvalidValue, "%q (want empty for the watched directory, or oci://REGISTRY/REPO:TAG)", f.Source)
+	}
+	if len(f.Config) > 0 {
+		var obj map[string]any
+		if err := json.Unmarshal(f.Config, &obj); err != nil || obj == nil {
+			bad("config", ErrPluginConfig, "got %s", truncate(string(f.Config), 40))
+		}
+	}
+	r := f.Rollout
+	if r.Percent != nil && (*r.Percent < 0 || *r.Percent > 100) {
+		bad("rollout.percent", ErrOutOfRange, "%d (0..100)", *r.Percent)
+	}
+	switch r.By {
+	case "", ByNode, ByRequest:
+	default:
+		bad("rollout.by", ErrInvalidValue, "%q (want node or request)", r.By)
+	}
+	for i, s := range r.Steps {
+		if s <= 0 || s > 100 {
+			bad(fmt.Sprintf("rollout.steps[%d]", i), ErrOutOfRange, "%d (1..100)", s)
+		}
+		if i > 0 && s <= r.Steps[i-1] {
+			bad(fmt.Sprintf("rollout.steps[%d]", i), ErrInvalidValue, "%d: steps must increase", s)
+		}
+	}
+	if len(r.Steps) > 0 && r.Steps[len(r.Steps)-1] != 100 {
+		bad("rollout.steps", ErrInvalidValue, "the last step must be 100")
+	}
+	if r.Interval < 0 {
+		bad("rollout.interval", ErrOutOfRange, "must not be negative")
+	}
+	if r.MaxFailedNodes < 0 {
+		bad("rollout.max_failed_nodes", ErrOutOfRange, "must not be negative")
+	}
+	if f.PollInterval < 0 {
+		bad("poll_interval", ErrOutOfRange, "must not be negative")
+	}
+	return errs
+}
+
+// ParseFilterSettings reads a filter's NAME.yaml (the same fields as an entry
+// under filters:, without name) over base, the entry from the main config.
+// Unknown fields are errors; file names the file in messages.
+func ParseFilterSettings(file string, base Filter, b []byte) (Filter, error) {
+	f := base
+	if err := yaml.UnmarshalStrict(b, &f); err != nil {
+		return Filter{}, fmt.Errorf("config: %s: %w", file, errors.Join(ErrSyntax, err))
+	}
+	if f.Name != base.Name {
+		return Filter{}, fmt.Errorf("config: %s: name: %w: %q, but the file names filter %q", file, ErrInvalidValue, f.Name, base.Name)
+	}
+	if errs := f.validate(file); len(errs) > 0 {
+		return Filter{}, fmt.Errorf("config: %w", errors.Join(errs...))
+	}
+	return f, nil
+}
+
+// FilterOrder returns the chain order: configured filters first, then the
+// others in name order. present lists the filters that have a module.
+func (c *Config) FilterOrder(present []string) []string {
+	var order []string
+	listed := map[string]bool{}
+	for _, f := range c.Filters {
+		listed[f.Name] = true
+		if slices.Contains(present, f.Name) {
+			order = append(order, f.Name)
+		}
+	}
+	var rest []string
+	for _, name := range present {
+		if !listed[name] {
+			rest = append(rest, name)
+		}
+	}
+	slices.Sort(rest)
+	return append(order, rest...)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,150 @@
+// Package types holds the plain data that several pipeline stages share:
+// digests, where a module came from, versions and what each node is assigned.
+// It has no behaviour beyond small, pure helpers, so that any stage can import
+// it without pulling in another stage.
+package types
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"time"
+)
+
+// Digest is the lower-case hex sha256 of a module's bytes (64 characters, no
+// "sha256:" prefix). It is how Envoy checks remote code and how the store and
+// the module server address modules.
+type Digest string
+
+// ErrBadDigest is returned by ParseDigest for anything but 64 hex characters.
+var ErrBadDigest = errors.New("digest must be 64 lower-case hex characters")
+
+// DigestOf returns the sha256 digest of b.
+func DigestOf(b []byte) Digest {
+	sum := sha256.Sum256(b)
+	return Digest(hex.EncodeToString(sum[:]))
+}
+
+// ParseDigest accepts "HEX" or "sha256:HEX".
+func ParseDigest(s string) (Digest, error) {
+	if len(s) == 7+64 && s[:7] == "sha256:" {
+		s = s[7:]
+	}
+	if len(s) != 64 {
+		return "", ErrBadDigest
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return "", ErrBadDigest
+		}
+	}
+	return Digest(s), nil
+}
+
+// Short is the first 12 characters, for logs and tables.
+func (d Digest) Short() string {
+	if len(d) > 12 {
+		return string(d[:12])
+	}
+	return string(d)
+}
+
+// OriginKind says which kind of source produced a module.
+type OriginKind string
+
+const (
+	// OriginFile is a file in the watched directory.
+	OriginFile OriginKind = "file"
+	// OriginOCI is an artifact in an OCI registry.
+	OriginOCI OriginKind = "oci"
+)
+
+// Origin says where a module's bytes were read from.
+type Origin struct {
+	Kind OriginKind `json:"kind"`
+	// Ref is the file path or the oci:// reference (with the digest it resolved to).
+	Ref string `json:"ref"`
+}
+
+// Manifest describes a filter build; `wasmfleet build` writes it beside the
+// module as NAME.manifest.json and OCI artifacts carry it as annotations.
+type Manifest struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	// Capabilities lists the host features the filter needs, e.g.
+	// "http_call", "shared_data", "metrics", "tick".
+	Capabilities []string `json:"capabilities,omitempty"`
+}
+
+// Version is one admitted module of a filter, as the store records it.
+type Version struct {
+	Filter  string    `json:"filter"`
+	Digest  Digest    `json:"digest"`
+	Size    int64     `json:"size"`
+	Origin  Origin    `json:"origin"`
+	AddedAt time.Time `json:"added_at"`
+	// Manifest is present when the module came with one.
+	Manifest *Manifest `json:"manifest,omitempty"`
+}
+
+// EventKind says what happened at a source.
+type EventKind int
+
+const (
+	// ModuleChanged: a filter's module bytes appeared or changed.
+	ModuleChanged EventKind = iota + 1
+	// ModuleRemoved: a filter's module is gone from its source.
+	ModuleRemoved
+	// SettingsChanged: a filter's NAME.yaml beside the module appeared,
+	// changed or vanished (Settings is nil when it vanished).
+	SettingsChanged
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case ModuleChanged:
+		return "module-changed"
+	case ModuleRemoved:
+		return "module-removed"
+	case SettingsChanged:
+		return "settings-changed"
+	}
+	return "unknown"
+}
+
+// Event is what a source reports. For ModuleChanged, Module holds exactly the
+// bytes that were read after the write settled and Digest is their sha256:
+// downstream stages never read the file again.
+type Event struct {
+	Kind   EventKind
+	Filter string
+	Origin Origin
+	Module []byte
+	Digest Digest
+	// Manifest is the NAME.manifest.json beside a file, or the artifact's
+	// annotations, when present.
+	Manifest *Manifest
+	// Settings is the raw YAML of NAME.yaml for SettingsChanged.
+	Settings []byte
+	// Signature is a detached signature found beside the module
+	// (NAME.wasm.sig), when present.
+	Signature []byte
+}
+
+// BasisPoints is a share in 1/10000ths: 0 is none, 10000 is all. Node buckets
+// and request splits both use it, so a percent maps to the same resolution.
+type BasisPoints int
+
+// FilterVersions is what one node runs for one filter. Candidate is empty
+// unless requests are split between two versions on the node, in which case
+// CandidateShare of the requests go through Candidate.
+type FilterVersions struct {
+	Stable         Digest      `json:"stable"`
+	Candidate      Digest      `json:"candidate,omitempty"`
+	CandidateShare BasisPoints `json:"candidate_share,omitempty"`
+}
+
+// Assignment maps filter name to the versions one node runs. A filter absent
+// from the map is not sent to the node.
+type Assignment map[string]FilterVersions
