@@ -26,6 +26,7 @@ const (
 	DefaultListenerName   = "ingress"
 	DefaultListenerAddr   = "0.0.0.0:10000"
 	DefaultClusterName    = "upstream"
+	DefaultFilterSlots    = 8
 	DefaultUpstreamAddr   = "127.0.0.1:8080"
 	DefaultMaxModuleBytes = 64 << 20
 	DefaultTrialTimeout   = 5 * time.Second
@@ -156,8 +157,12 @@ type Rollout struct {
 
 // Managed describes the listeners, routes and clusters served in managed mode.
 type Managed struct {
-	Listeners []Listener `json:"listeners,omitempty"`
-	Clusters  []Cluster  `json:"clusters,omitempty"`
+	// FilterSlots is how many chain positions each listener's HTTP connection
+	// manager reserves (docs/xds-resources.md): chains up to this length can
+	// change and reorder without an LDS update, so without a drain.
+	FilterSlots int        `json:"filter_slots"`
+	Listeners   []Listener `json:"listeners,omitempty"`
+	Clusters    []Cluster  `json:"clusters,omitempty"`
 }
 
 // Listener is one Envoy listener with an HTTP connection manager.
@@ -225,6 +230,7 @@ func Default() Config {
 			Debounce:       Duration(DefaultDebounce),
 		},
 		Managed: Managed{
+			FilterSlots: DefaultFilterSlots,
 			Listeners: []Listener{{
 				Name:    DefaultListenerName,
 				Address: DefaultListenerAddr,

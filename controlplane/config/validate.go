@@ -143,6 +143,9 @@ func (c *Config) Validate() error {
 				}
 			}
 		}
+		if c.Managed.FilterSlots < 1 || c.Managed.FilterSlots > 64 {
+			bad("managed.filter_slots", ErrOutOfRange, "%d (1..64)", c.Managed.FilterSlots)
+		}
 		if len(c.Managed.Listeners) == 0 {
 			bad("managed.listeners", ErrRequired, "managed mode needs at least one listener")
 		}

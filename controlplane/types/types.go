@@ -148,3 +148,32 @@ type FilterVersions struct {
 // Assignment maps filter name to the versions one node runs. A filter absent
 // from the map is not sent to the node.
 type Assignment map[string]FilterVersions
+
+// BadMark records why a version was rolled back.
+type BadMark struct {
+	Digest Digest    `json:"digest"`
+	Node   string    `json:"node,omitempty"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+}
+
+// FilterState is the rollout state of one filter, persisted by the store so a
+// restarted control plane serves exactly what it served before.
+type FilterState struct {
+	Filter string `json:"filter"`
+	// Stable is what the fleet runs; empty before the first admitted version.
+	Stable Digest `json:"stable,omitempty"`
+	// Candidate is the version being rolled out, if any.
+	Candidate Digest `json:"candidate,omitempty"`
+	// Step is the index into the filter's rollout steps the candidate is at.
+	Step int `json:"step,omitempty"`
+	// StepSince is when the current step began (the planner never reads a
+	// clock; the controller compares this with its own).
+	StepSince time.Time `json:"step_since,omitzero"`
+	Paused    bool      `json:"paused,omitempty"`
+	// Retired is set when the filter's module was removed from its source.
+	Retired bool `json:"retired,omitempty"`
+	// Bad lists versions that were rolled back; they are not rolled out again
+	// unless an operator clears the mark.
+	Bad []BadMark `json:"bad,omitempty"`
+}
