@@ -1,0 +1,131 @@
+package envoy
+
+import (
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"sigs.k8s.io/yaml"
+
+	// Types that the bootstraps name in typed_config must be registered
+	// for protojson to resolve them.
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/config"
+)
+
+// load parses a bootstrap file strictly: unknown fields are errors, as they
+// are for Envoy itself.
+func load(t *testing.T, path string) *bootstrapv3.Bootstrap {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := yaml.YAMLToJSON(raw)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	var b bootstrapv3.Bootstrap
+	if err := (protojson.UnmarshalOptions{}).Unmarshal(js, &b); err != nil {
+		t.Fatalf("%s: not an Envoy bootstrap: %v", path, err)
+	}
+	if err := b.ValidateAll(); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return &b
+}
+
+func TestBootstraps(t *testing.T) {
+	tests := []struct {
+		name       string
+		file       string
+		wantLDS    bool
+		wantModCls bool // a static wasmfleet_modules cluster (ECDS-only mode)
+	}{
+		{name: "managed", file: "bootstrap.yaml", wantLDS: true},
+		{name: "ecds-only", file: "bootstrap-ecds.yaml", wantModCls: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := load(t, tt.file)
+			if b.GetNode().GetId() == "" || b.GetNode().GetCluster() == "" {
+				t.Error("node id and cluster must be set (rollouts hash the node id)")
+			}
+			if a := b.GetAdmin().GetAddress().GetSocketAddress().GetAddress(); a != "127.0.0.1" {
+				t.Errorf("admin bound to %q, want loopback", a)
+			}
+			ads := b.GetDynamicResources().GetAdsConfig()
+			if ads.GetApiType() != corev3.ApiConfigSource_GRPC || ads.GetGrpcServices()[0].GetEnvoyGrpc().GetClusterName() != "wasmfleet_xds" {
+				t.Errorf("ads_config does not use gRPC to wasmfleet_xds: %v", ads)
+			}
+			if got := b.GetDynamicResources().GetLdsConfig().GetAds() != nil; got != tt.wantLDS {
+				t.Errorf("LDS over ADS = %v, want %v", got, tt.wantLDS)
+			}
+			clusters := map[string]int{}
+			for _, c := range b.GetStaticResources().GetClusters() {
+				ep := c.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress()
+				clusters[c.GetName()] = int(ep.GetPortValue())
+			}
+			if want := port(t, config.DefaultXDSAddr); clusters["wasmfleet_xds"] != want {
+				t.Errorf("wasmfleet_xds port = %d, want the default xDS port %d", clusters["wasmfleet_xds"], want)
+			}
+			if _, ok := clusters["wasmfleet_modules"]; ok != tt.wantModCls {
+				t.Errorf("static wasmfleet_modules cluster present = %v, want %v", ok, tt.wantModCls)
+			} else if ok && clusters["wasmfleet_modules"] != port(t, config.DefaultModulesAddr) {
+				t.Errorf("wasmfleet_modules port = %d, want the default module port", clusters["wasmfleet_modules"])
+			}
+		})
+	}
+}
+
+// TestECDSSnippet checks that the HCM in the ECDS-only bootstrap references
+// wasmfleet's filters the way the README tells people to: by name, over ADS,
+// for the Wasm type, with the router last.
+func TestECDSSnippet(t *testing.T) {
+	b := load(t, "bootstrap-ecds.yaml")
+	var hcm hcmv3.HttpConnectionManager
+	if err := b.GetStaticResources().GetListeners()[0].GetFilterChains()[0].GetFilters()[0].GetTypedConfig().UnmarshalTo(&hcm); err != nil {
+		t.Fatal(err)
+	}
+	filters := hcm.GetHttpFilters()
+	if last := filters[len(filters)-1].GetName(); last != "envoy.filters.http.router" {
+		t.Errorf("last filter = %q, want the router", last)
+	}
+	var wasm int
+	for _, f := range filters[:len(filters)-1] {
+		if !strings.HasPrefix(f.GetName(), "wasmfleet.") {
+			continue
+		}
+		wasm++
+		cd := f.GetConfigDiscovery()
+		if cd.GetConfigSource().GetAds() == nil || len(cd.GetTypeUrls()) != 1 ||
+			cd.GetTypeUrls()[0] != "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm" {
+			t.Errorf("%s: config_discovery must be ADS for the Wasm type, got %v", f.GetName(), cd)
+		}
+	}
+	if wasm == 0 {
+		t.Error("no wasmfleet.* filter in the HCM")
+	}
+}
+
+func port(t *testing.T, addr string) int {
+	t.Helper()
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

@@ -1,0 +1,5 @@
+// Package envoy holds the Envoy bootstrap files that point a real Envoy at
+// wasmfleet (bootstrap.yaml for managed mode, bootstrap-ecds.yaml for people
+// who keep their own listeners), and the test that parses them strictly into
+// the Envoy bootstrap proto, so a typo here fails CI rather than an Envoy.
+package envoy
