@@ -60,6 +60,12 @@ managed:
 				"managed.listeners[0].routes[0].cluster"},
 		},
 		{
+			name:     "request split without our routes",
+			yaml:     "mode: ecds\nfilters: [{name: a, rollout: {by: request, percent: 10}}]\n",
+			wantErrs: []error{ErrInvalidValue},
+			wantIn:   []string{"filters[0](a).rollout.by"},
+		},
+		{
 			name:     "duplicate filter",
 			yaml:     "filters: [{name: a}, {name: a}]\n",
 			wantErrs: []error{ErrDuplicate},
@@ -139,5 +145,16 @@ func TestFilterOrder(t *testing.T) {
 	want := []string{"transform", "auth", "logging", "zeta"}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("FilterOrder = %v, want %v", got, want)
+	}
+}
+
+// TestExampleFile keeps the documented reference in docs/ parseable.
+func TestExampleFile(t *testing.T) {
+	cfg, err := Load(filepath.Join("..", "..", "docs", "wasmfleet.example.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Filters) != 3 || !cfg.Filters[0].Required || cfg.Managed.FilterSlots != DefaultFilterSlots {
+		t.Fatalf("example parsed into something unexpected: %+v", cfg)
 	}
 }

@@ -97,6 +97,9 @@ func (c *Config) Validate() error {
 		}
 		seen[f.Name] = true
 		errs = append(errs, f.validate(field)...)
+		if c.Mode == ModeECDS && f.Rollout.By == ByRequest {
+			bad(field+".rollout.by", ErrInvalidValue, "request splits need wasmfleet's routes, which mode: ecds does not serve; use by: node")
+		}
 	}
 
 	if c.Mode != ModeECDS {

@@ -99,6 +99,10 @@ const (
 	// SettingsChanged: a filter's NAME.yaml beside the module appeared,
 	// changed or vanished (Settings is nil when it vanished).
 	SettingsChanged
+	// SourceFailed: a source could not read something it should have (a
+	// file that is not a regular file, too large, a symlink loop, a bad
+	// manifest). Err says what and names the file; nothing else changed.
+	SourceFailed
 )
 
 func (k EventKind) String() string {
@@ -109,6 +113,8 @@ func (k EventKind) String() string {
 		return "module-removed"
 	case SettingsChanged:
 		return "settings-changed"
+	case SourceFailed:
+		return "source-failed"
 	}
 	return "unknown"
 }
@@ -130,6 +136,8 @@ type Event struct {
 	// Signature is a detached signature found beside the module
 	// (NAME.wasm.sig), when present.
 	Signature []byte
+	// Err is set for SourceFailed only.
+	Err error
 }
 
 // BasisPoints is a share in 1/10000ths: 0 is none, 10000 is all. Node buckets
@@ -171,6 +179,9 @@ type FilterState struct {
 	// clock; the controller compares this with its own).
 	StepSince time.Time `json:"step_since,omitzero"`
 	Paused    bool      `json:"paused,omitempty"`
+	// Settings is the raw NAME.yaml beside the module, if any, kept so a
+	// restart serves the same configuration before the directory is rescanned.
+	Settings []byte `json:"settings,omitempty"`
 	// Retired is set when the filter's module was removed from its source.
 	Retired bool `json:"retired,omitempty"`
 	// Bad lists versions that were rolled back; they are not rolled out again

@@ -1,0 +1,13 @@
+// Package fleet is the registry of who runs what: every connected Envoy node,
+// its identity, its open xDS streams, and per resource type what was sent,
+// acknowledged and rejected.
+//
+// The xDS server feeds it from go-control-plane's callbacks, and the control
+// plane tells it which assignment each ECDS version carried, so an ACK or a
+// NACK resolves to filters and module digests: "node n1: auth acked 3f2a…,
+// transform NACKed 9c1b…: <reason>". Rollouts subscribe to its events to
+// promote or roll back; the admin API reads its status.
+//
+// It never blocks the xDS server: callbacks take one short lock, and events
+// are queued per subscriber (see Registry.Subscribe).
+package fleet

@@ -1,0 +1,572 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"go.uber.org/zap"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/types"
+)
+
+// Defaults for Config.
+const (
+	// DefaultMaxQueued is how many undelivered events one subscriber may
+	// have before further events to it are dropped (and counted).
+	DefaultMaxQueued = 1 << 16
+	// sentHistory is how many recent responses per node and type are
+	// remembered to match an ACK or NACK to the version it answers.
+	sentHistory = 8
+	// assignedHistory is how many ECDS versions per node are remembered.
+	assignedHistory = 8
+)
+
+// Stream identifies one xDS stream. go-control-plane numbers state-of-the-world
+// and delta streams separately, so the kind is part of the identity.
+type Stream struct {
+	ID    int64
+	Delta bool
+}
+
+// Identity is what a node says about itself on its first request.
+type Identity struct {
+	ID      string
+	Cluster string
+	// Metadata is the node's metadata as plain values; treat as read-only.
+	Metadata map[string]any
+	// UserAgent is the build, e.g. "envoy/1.33.2".
+	UserAgent string
+}
+
+// Request is a discovery request as far as the registry cares.
+type Request struct {
+	TypeURL string
+	// Version is version_info (state of the world only): the version the
+	// node has accepted.
+	Version string
+	// Nonce is response_nonce: the response this request answers. Empty on
+	// the first request of a subscription.
+	Nonce string
+	// NACK is set when the request carries error_detail; Reason is its message.
+	NACK   bool
+	Reason string
+}
+
+// Registry records the fleet's state.
+//
+// All methods are safe for concurrent use. The feeding methods (StreamOpened,
+// StreamClosed, Requested, Sent, Assigned) are called from xDS callbacks and
+// never block beyond one short internal lock: events go to per-subscriber
+// queues, never straight into a channel.
+type Registry interface {
+	// StreamOpened records a new stream; its node is known from its first request.
+	StreamOpened(s Stream)
+	// StreamClosed forgets a stream. When a node's last stream closes the node
+	// is removed and NodeDisconnected is published.
+	StreamClosed(s Stream)
+	// Requested records a request on s from node id. The first request of a
+	// stream binds it to the node (NodeConnected if the node had no stream).
+	// With a nonce it is an ACK (no error) or a NACK of the response sent with
+	// that nonce; for ECDS the assignment recorded for that version resolves
+	// it to filters and digests (Acked / Nacked events).
+	Requested(s Stream, id Identity, r Request)
+	// Sent records a response: its version and nonce.
+	Sent(s Stream, typeURL, version, nonce string)
+	// Assigned records which assignment ECDS version ecdsVersion carries for
+	// node. Call it before the snapshot with that version can reach the node.
+	Assigned(node, ecdsVersion string, a types.Assignment)
+	// Nodes returns every connected node, sorted by ID.
+	Nodes() []NodeStatus
+	// Node returns one connected node.
+	Node(id string) (NodeStatus, bool)
+	// Subscribe returns events from now until ctx ends, then the channel is
+	// closed. Delivery never blocks the registry: each subscriber has its own
+	// queue of up to Config.MaxQueued events; beyond that, events to that
+	// subscriber are dropped and counted in DroppedEvents. State is always
+	// complete in Nodes, so a subscriber that fell behind can resynchronise
+	// from it.
+	Subscribe(ctx context.Context) <-chan Event
+	// DroppedEvents counts events dropped for slow subscribers.
+	DroppedEvents() uint64
+}
+
+// EventKind says what happened.
+type EventKind int
+
+const (
+	// NodeConnected: the first stream of a node sent its first request.
+	NodeConnected EventKind = iota + 1
+	// NodeDisconnected: the last stream of a node closed.
+	NodeDisconnected
+	// Acked: the node accepted an ECDS version running Filter at Digest.
+	Acked
+	// Nacked: the node rejected an ECDS version that would run Filter at
+	// Digest. Filter and Digest are empty when the rejected version changed
+	// no module (only configuration), so no module can be blamed.
+	Nacked
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case NodeConnected:
+		return "node-connected"
+	case NodeDisconnected:
+		return "node-disconnected"
+	case Acked:
+		return "acked"
+	case Nacked:
+		return "nacked"
+	}
+	return "unknown"
+}
+
+// Event is one change in the fleet.
+type Event struct {
+	Kind   EventKind
+	Node   string
+	Filter string
+	Digest types.Digest
+	// Version is the ECDS version acked or nacked.
+	Version string
+	Reason  string
+	At      time.Time
+}
+
+// NodeStatus is a copy of what the registry knows about a node.
+type NodeStatus struct {
+	ID        string
+	Cluster   string
+	Metadata  map[string]any
+	UserAgent string
+	Streams   int
+	FirstSeen time.Time
+	LastSeen  time.Time
+	// Types per resource type URL, sorted by type URL.
+	Types []TypeStatus
+	// Filters the node was sent over ECDS, sorted by name.
+	Filters []FilterStatus
+}
+
+// TypeStatus is the exchange state of one resource type with a node.
+type TypeStatus struct {
+	TypeURL      string
+	SentVersion  string
+	SentNonce    string
+	SentAt       time.Time
+	AckedVersion string
+	AckedAt      time.Time
+	// LastNack is the most recent rejection, if any (it stays after later ACKs).
+	LastNack *Nack
+}
+
+// Nack is a rejected version and Envoy's reason.
+type Nack struct {
+	Version string
+	Reason  string
+	At      time.Time
+}
+
+// FilterStatus is what a node runs of one filter.
+type FilterStatus struct {
+	Filter string
+	// Acked are the versions the node accepted last (zero before any ACK).
+	Acked types.FilterVersions
+	// Nacked lists the digests of the last rejected change to this filter,
+	// cleared when a later version is accepted.
+	Nacked []types.Digest
+	Reason string
+}
+
+// Summary is one line for status output, e.g.
+// "n1: auth acked 3f2a9c1b0d4e, transform NACKed 9c1b2d3e4f5a: <reason>".
+func (n NodeStatus) Summary() string {
+	var parts []string
+	for _, f := range n.Filters {
+		switch {
+		case len(f.Nacked) > 0:
+			short := make([]string, len(f.Nacked))
+			for i, d := range f.Nacked {
+				short[i] = d.Short()
+			}
+			parts = append(parts, fmt.Sprintf("%s NACKed %s: %s", f.Filter, strings.Join(short, "+"), f.Reason))
+		case f.Acked.Stable != "" && f.Acked.Candidate != "":
+			parts = append(parts, fmt.Sprintf("%s acked %s (+%s for %d/10000 of requests)",
+				f.Filter, f.Acked.Stable.Short(), f.Acked.Candidate.Short(), f.Acked.CandidateShare))
+		case f.Acked.Stable != "":
+			parts = append(parts, fmt.Sprintf("%s acked %s", f.Filter, f.Acked.Stable.Short()))
+		default:
+			parts = append(parts, fmt.Sprintf("%s pending", f.Filter))
+		}
+	}
+	if len(parts) == 0 {
+		return n.ID + ": no filters"
+	}
+	return n.ID + ": " + strings.Join(parts, ", ")
+}
+
+// Config configures a registry.
+type Config struct {
+	Log *zap.Logger
+	// Now stamps first/last seen and ACK/NACK times; nil means time.Now.
+	Now func() time.Time
+	// MaxQueued bounds each subscriber's queue; 0 means DefaultMaxQueued.
+	MaxQueued int
+}
+
+// New returns an empty registry.
+func New(cfg Config) Registry {
+	if cfg.Log == nil {
+		cfg.Log = zap.NewNop()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxQueued <= 0 {
+		cfg.MaxQueued = DefaultMaxQueued
+	}
+	return &registry{
+		log:       cfg.Log.Named("fleet"),
+		now:       cfg.Now,
+		maxQueued: cfg.MaxQueued,
+		streams:   map[Stream]string{},
+		nodes:     map[string]*node{},
+		assigned:  map[string][]assignedVersion{},
+		subs:      map[*subscriber]struct{}{},
+	}
+}
+
+type registry struct {
+	log       *zap.Logger
+	now       func() time.Time
+	maxQueued int
+
+	mu       sync.Mutex
+	streams  map[Stream]string // "" until the stream's first request
+	nodes    map[string]*node
+	assigned map[string][]assignedVersion // by node, newest last; kept across reconnects
+	subs     map[*subscriber]struct{}
+	dropped  uint64
+}
+
+var _ Registry = (*registry)(nil)
+
+type assignedVersion struct {
+	version string
+	a       types.Assignment
+}
+
+type node struct {
+	id        Identity
+	streams   map[Stream]struct{}
+	firstSeen time.Time
+	lastSeen  time.Time
+	types     map[string]*typeState
+	filters   map[string]*FilterStatus
+}
+
+type typeState struct {
+	TypeStatus
+	sent []sentResponse // newest last
+}
+
+type sentResponse struct {
+	stream  Stream
+	nonce   string
+	version string
+}
+
+func (r *registry) StreamOpened(s Stream) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.streams[s] = ""
+}
+
+func (r *registry) StreamClosed(s Stream) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	id, ok := r.streams[s]
+	delete(r.streams, s)
+	if !ok || id == "" {
+		return
+	}
+	n := r.nodes[id]
+	if n == nil {
+		return
+	}
+	delete(n.streams, s)
+	if len(n.streams) == 0 {
+		delete(r.nodes, id)
+		r.log.Info("node disconnected", zap.String("node", id))
+		r.publish(Event{Kind: NodeDisconnected, Node: id, At: r.now()})
+	}
+}
+
+func (r *registry) Requested(s Stream, id Identity, req Request) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := r.bind(s, id)
+	if n == nil {
+		return
+	}
+	now := r.now()
+	n.lastSeen = now
+	ts := n.typeState(req.TypeURL)
+	if req.Nonce == "" {
+		// A new subscription. After a reconnect the node reports the
+		// version it already runs; record it, but it is no news.
+		if !s.Delta && req.Version != "" && ts.AckedVersion == "" {
+			ts.AckedVersion, ts.AckedAt = req.Version, now
+			if req.TypeURL == resource.ExtensionConfigType {
+				r.resolveAck(n, req.Version, false)
+			}
+		}
+		return
+	}
+	sentVersion, known := ts.answered(s, req.Nonce)
+	if req.NACK {
+		ts.LastNack = &Nack{Version: sentVersion, Reason: req.Reason, At: now}
+		r.log.Warn("xds update rejected", zap.String("node", n.id.ID), zap.String("type", req.TypeURL),
+			zap.String("version", sentVersion), zap.String("reason", req.Reason))
+		if req.TypeURL == resource.ExtensionConfigType && known {
+			r.resolveNack(n, sentVersion, req.Reason, now)
+		}
+		return
+	}
+	v := req.Version
+	if s.Delta || v == "" {
+		v = sentVersion
+	}
+	if v == "" {
+		return
+	}
+	// A repeated ACK of the same version still clears a NACK recorded in
+	// between; resolveAck announces only digests that are new to the node.
+	ts.AckedVersion, ts.AckedAt = v, now
+	if req.TypeURL == resource.ExtensionConfigType {
+		r.resolveAck(n, v, true)
+	}
+}
+
+// bind returns the node a stream belongs to, binding it on its first request.
+func (r *registry) bind(s Stream, id Identity) *node {
+	bound, ok := r.streams[s]
+	if ok && bound != "" {
+		return r.nodes[bound]
+	}
+	if id.ID == "" {
+		return nil
+	}
+	r.streams[s] = id.ID
+	n := r.nodes[id.ID]
+	if n == nil {
+		now := r.now()
+		n = &node{id: id, streams: map[Stream]struct{}{}, firstSeen: now, lastSeen: now,
+			types: map[string]*typeState{}, filters: map[string]*FilterStatus{}}
+		r.nodes[id.ID] = n
+		r.log.Info("node connected", zap.String("node", id.ID), zap.String("cluster", id.Cluster),
+			zap.String("user_agent", id.UserAgent))
+		r.publish(Event{Kind: NodeConnected, Node: id.ID, At: now})
+	}
+	n.id = id
+	n.streams[s] = struct{}{}
+	return n
+}
+
+func (n *node) typeState(typeURL string) *typeState {
+	ts := n.types[typeURL]
+	if ts == nil {
+		ts = &typeState{TypeStatus: TypeStatus{TypeURL: typeURL}}
+		n.types[typeURL] = ts
+	}
+	return ts
+}
+
+// answered returns the version of the response sent on s with nonce and
+// forgets it and every older response.
+func (ts *typeState) answered(s Stream, nonce string) (string, bool) {
+	for i := len(ts.sent) - 1; i >= 0; i-- {
+		if ts.sent[i].stream == s && ts.sent[i].nonce == nonce {
+			v := ts.sent[i].version
+			ts.sent = slices.Delete(ts.sent, 0, i+1)
+			return v, true
+		}
+	}
+	return "", false
+}
+
+func (r *registry) Sent(s Stream, typeURL, version, nonce string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	id := r.streams[s]
+	n := r.nodes[id]
+	if n == nil {
+		return
+	}
+	ts := n.typeState(typeURL)
+	ts.SentVersion, ts.SentNonce, ts.SentAt = version, nonce, r.now()
+	if len(ts.sent) == sentHistory {
+		ts.sent = slices.Delete(ts.sent, 0, 1)
+	}
+	ts.sent = append(ts.sent, sentResponse{stream: s, nonce: nonce, version: version})
+	if typeURL != resource.ExtensionConfigType {
+		return
+	}
+	for name := range r.lookupAssigned(id, version) {
+		if _, ok := n.filters[name]; !ok {
+			n.filters[name] = &FilterStatus{Filter: name}
+		}
+	}
+}
+
+func (r *registry) Assigned(nodeID, ecdsVersion string, a types.Assignment) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	hist := r.assigned[nodeID]
+	for i, av := range hist {
+		if av.version == ecdsVersion {
+			hist = slices.Delete(hist, i, i+1)
+			break
+		}
+	}
+	if len(hist) == assignedHistory {
+		hist = slices.Delete(hist, 0, 1)
+	}
+	r.assigned[nodeID] = append(hist, assignedVersion{version: ecdsVersion, a: maps.Clone(a)})
+}
+
+func (r *registry) lookupAssigned(nodeID, version string) types.Assignment {
+	for _, av := range r.assigned[nodeID] {
+		if av.version == version {
+			return av.a
+		}
+	}
+	return nil
+}
+
+// resolveAck makes the assignment of ECDS version v the node's acked state
+// and, when publish is set, announces every digest the node newly runs.
+func (r *registry) resolveAck(n *node, v string, publish bool) {
+	a := r.lookupAssigned(n.id.ID, v)
+	if a == nil {
+		return
+	}
+	now := r.now()
+	for name := range n.filters {
+		if _, ok := a[name]; !ok {
+			delete(n.filters, name)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(a)) {
+		fv := a[name]
+		fs := n.filters[name]
+		if fs == nil {
+			fs = &FilterStatus{Filter: name}
+			n.filters[name] = fs
+		}
+		old := fs.Acked
+		fs.Acked, fs.Nacked, fs.Reason = fv, nil, ""
+		if !publish {
+			continue
+		}
+		for _, d := range newDigests(old, fv) {
+			r.publish(Event{Kind: Acked, Node: n.id.ID, Filter: name, Digest: d, Version: v, At: now})
+		}
+	}
+}
+
+// resolveNack blames the rejection of ECDS version v on the digests it would
+// have introduced; the node keeps running what it acked before.
+func (r *registry) resolveNack(n *node, v, reason string, now time.Time) {
+	a := r.lookupAssigned(n.id.ID, v)
+	if a == nil {
+		r.publish(Event{Kind: Nacked, Node: n.id.ID, Version: v, Reason: reason, At: now})
+		return
+	}
+	blamed := false
+	for _, name := range slices.Sorted(maps.Keys(a)) {
+		fs := n.filters[name]
+		if fs == nil {
+			fs = &FilterStatus{Filter: name}
+			n.filters[name] = fs
+		}
+		digests := newDigests(fs.Acked, a[name])
+		if len(digests) == 0 {
+			continue
+		}
+		blamed = true
+		fs.Nacked, fs.Reason = digests, reason
+		for _, d := range digests {
+			r.log.Warn("module rejected", zap.String("node", n.id.ID), zap.String("filter", name),
+				zap.String("digest", string(d)), zap.String("version", v), zap.String("reason", reason))
+			r.publish(Event{Kind: Nacked, Node: n.id.ID, Filter: name, Digest: d, Version: v, Reason: reason, At: now})
+		}
+	}
+	if !blamed {
+		r.publish(Event{Kind: Nacked, Node: n.id.ID, Version: v, Reason: reason, At: now})
+	}
+}
+
+// newDigests lists the digests in next that prev did not run.
+func newDigests(prev, next types.FilterVersions) []types.Digest {
+	var out []types.Digest
+	for _, d := range []types.Digest{next.Stable, next.Candidate} {
+		if d != "" && d != prev.Stable && d != prev.Candidate {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func (r *registry) Nodes() []NodeStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]NodeStatus, 0, len(r.nodes))
+	for _, id := range slices.Sorted(maps.Keys(r.nodes)) {
+		out = append(out, r.nodes[id].status())
+	}
+	return out
+}
+
+func (r *registry) Node(id string) (NodeStatus, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := r.nodes[id]
+	if n == nil {
+		return NodeStatus{}, false
+	}
+	return n.status(), true
+}
+
+// status copies the node's state; the caller holds the registry lock.
+func (n *node) status() NodeStatus {
+	st := NodeStatus{
+		ID: n.id.ID, Cluster: n.id.Cluster, Metadata: maps.Clone(n.id.Metadata), UserAgent: n.id.UserAgent,
+		Streams: len(n.streams), FirstSeen: n.firstSeen, LastSeen: n.lastSeen,
+	}
+	for _, t := range slices.Sorted(maps.Keys(n.types)) {
+		ts := n.types[t].TypeStatus
+		if ts.LastNack != nil {
+			nack := *ts.LastNack
+			ts.LastNack = &nack
+		}
+		st.Types = append(st.Types, ts)
+	}
+	for _, f := range slices.Sorted(maps.Keys(n.filters)) {
+		fs := *n.filters[f]
+		fs.Nacked = slices.Clone(fs.Nacked)
+		st.Filters = append(st.Filters, fs)
+	}
+	return st
+}
+
+func (r *registry) DroppedEvents() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.dropped
+}

@@ -1,0 +1,153 @@
+package snapshot
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	headermutation "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/header_mutation/v3"
+	wasmfilter "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
+	wasm "github.com/envoyproxy/go-control-plane/envoy/extensions/wasm/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/config"
+	wtypes "github.com/wasmfleet/wasmfleet/controlplane/types"
+)
+
+// fetchTimeout bounds one fetch of remote code. Modules built with the
+// standard Go toolchain are about 2 MB.
+const fetchTimeout = 30 * time.Second
+
+// Type URLs a slot accepts from ECDS: a Wasm filter, or the no-op that fills
+// an unused slot.
+var (
+	wasmTypeURL  = resource.APITypePrefix + "envoy.extensions.filters.http.wasm.v3.Wasm"
+	emptyTypeURL = resource.APITypePrefix + "envoy.extensions.filters.http.header_mutation.v3.HeaderMutation"
+)
+
+// link is one filter in a node's chain with the versions the node runs.
+type link struct {
+	filter   config.Filter
+	versions wtypes.FilterVersions
+}
+
+// split reports whether requests are divided between stable and candidate.
+func (l link) split() bool {
+	return l.versions.Candidate != "" && l.versions.CandidateShare > 0 && l.versions.CandidateShare < 10000
+}
+
+// chain lists the filters of in.Filters that the assignment gives a version,
+// in chain order. A candidate at 100% simply replaces the stable version.
+func chain(in Input, a wtypes.Assignment) []link {
+	var out []link
+	for _, f := range in.Filters {
+		v, ok := a[f.Name]
+		if !ok || v.Stable == "" {
+			continue
+		}
+		if v.Candidate != "" && v.CandidateShare >= 10000 {
+			v = wtypes.FilterVersions{Stable: v.Candidate}
+		}
+		if v.Candidate == "" || v.CandidateShare <= 0 {
+			v = wtypes.FilterVersions{Stable: v.Stable}
+		}
+		out = append(out, link{filter: f, versions: v})
+	}
+	return out
+}
+
+// ecdsOnly serves one TypedExtensionConfig per filter, named ECDSName. There
+// are no routes of ours to split requests with, so a node runs the stable
+// version of a split filter (the planner should not split in this mode).
+func ecdsOnly(in Input, a wtypes.Assignment) (map[resource.Type][]types.Resource, error) {
+	var out []types.Resource
+	for _, l := range chain(in, a) {
+		r, err := wasmConfig(in, ECDSName(l.filter.Name), l.filter, l.versions.Stable)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return map[resource.Type][]types.Resource{resource.ExtensionConfigType: out}, nil
+}
+
+// wasmConfig is the ECDS resource that runs module d of filter f.
+func wasmConfig(in Input, name string, f config.Filter, d wtypes.Digest) (*core.TypedExtensionConfig, error) {
+	code, err := codeSource(in, f, d)
+	if err != nil {
+		return nil, err
+	}
+	plugin := &wasm.PluginConfig{
+		Name:          f.Name,
+		RootId:        f.RootID,
+		FailurePolicy: failurePolicy(f.FailurePolicy),
+		Vm: &wasm.PluginConfig_VmConfig{VmConfig: &wasm.VmConfig{
+			VmId:    f.Name,
+			Runtime: WasmRuntime,
+			Code:    code,
+		}},
+	}
+	if len(f.Config) > 0 {
+		plugin.Configuration = mustAny(wrapperspb.String(string(f.Config)))
+	}
+	return &core.TypedExtensionConfig{
+		Name:        name,
+		TypedConfig: mustAny(&wasmfilter.Wasm{Config: plugin}),
+	}, nil
+}
+
+// emptyConfig fills a slot nothing runs in: every slot needs some config
+// before Envoy warms the listener, and a disabled no-op costs nothing.
+func emptyConfig(name string) *core.TypedExtensionConfig {
+	return &core.TypedExtensionConfig{Name: name, TypedConfig: mustAny(&headermutation.HeaderMutation{})}
+}
+
+func codeSource(in Input, f config.Filter, d wtypes.Digest) (*core.AsyncDataSource, error) {
+	if f.Code == config.CodeInline {
+		if in.Inline == nil {
+			return nil, fmt.Errorf("snapshot: %s: %s: %w: no source of inline bytes", f.Name, d.Short(), ErrInline)
+		}
+		b, err := in.Inline(d)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot: %s: %s: %w: %w", f.Name, d.Short(), ErrInline, err)
+		}
+		return &core.AsyncDataSource{Specifier: &core.AsyncDataSource_Local{Local: &core.DataSource{
+			Specifier: &core.DataSource_InlineBytes{InlineBytes: b},
+		}}}, nil
+	}
+	return &core.AsyncDataSource{Specifier: &core.AsyncDataSource_Remote{Remote: &core.RemoteDataSource{
+		HttpUri: &core.HttpUri{
+			Uri:              strings.TrimSuffix(in.ModuleURL, "/") + ModulePathPrefix + string(d),
+			HttpUpstreamType: &core.HttpUri_Cluster{Cluster: ModulesCluster},
+			Timeout:          durationpb.New(fetchTimeout),
+		},
+		Sha256: string(d),
+	}}}, nil
+}
+
+func failurePolicy(p config.FailurePolicy) wasm.FailurePolicy {
+	switch p {
+	case config.FailOpen:
+		return wasm.FailurePolicy_FAIL_OPEN
+	case config.FailReload:
+		return wasm.FailurePolicy_FAIL_RELOAD
+	default:
+		return wasm.FailurePolicy_FAIL_CLOSED
+	}
+}
+
+// mustAny packs a message we built ourselves; anypb.New fails only for a
+// message without a registered type, which would be a programming error.
+func mustAny(m proto.Message) *anypb.Any {
+	a, err := anypb.New(m)
+	if err != nil {
+		panic(fmt.Sprintf("snapshot: pack %T: %v", m, err))
+	}
+	return a
+}

@@ -1,0 +1,296 @@
+package snapshot
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	router "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tls "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/config"
+	wtypes "github.com/wasmfleet/wasmfleet/controlplane/types"
+)
+
+// connectTimeout is the upstream connect timeout of every cluster we serve.
+const connectTimeout = 5 * time.Second
+
+// managed builds LDS, RDS, CDS and ECDS as docs/xds-resources.md lays out.
+// LDS and CDS depend only on the configuration and the slot count, never on
+// the assignment, so rollouts never drain a listener.
+func managed(in Input, a wtypes.Assignment) (map[resource.Type][]types.Resource, error) {
+	links := chain(in, a)
+	slots := slotCount(in.Managed, len(links))
+
+	var ecds []types.Resource
+	for p := range slots {
+		stable, canary := types.Resource(emptyConfig(SlotName(p, false))), types.Resource(emptyConfig(SlotName(p, true)))
+		if p < len(links) {
+			l := links[p]
+			r, err := wasmConfig(in, SlotName(p, false), l.filter, l.versions.Stable)
+			if err != nil {
+				return nil, err
+			}
+			stable = r
+			if l.split() {
+				if canary, err = wasmConfig(in, SlotName(p, true), l.filter, l.versions.Candidate); err != nil {
+					return nil, err
+				}
+			}
+		}
+		ecds = append(ecds, stable, canary)
+	}
+
+	var listeners, routes []types.Resource
+	for _, l := range in.Managed.Listeners {
+		lis, err := httpListener(l, slots)
+		if err != nil {
+			return nil, err
+		}
+		listeners = append(listeners, lis)
+		routes = append(routes, routeConfig(l, links))
+	}
+
+	var clusters []types.Resource
+	for _, c := range in.Managed.Clusters {
+		cl, err := staticCluster(c.Name, c.Endpoints, nil)
+		if err != nil {
+			return nil, err
+		}
+		clusters = append(clusters, cl)
+	}
+	mods, err := modulesCluster(in.ModuleURL)
+	if err != nil {
+		return nil, err
+	}
+	clusters = append(clusters, mods)
+
+	return map[resource.Type][]types.Resource{
+		resource.ListenerType:        listeners,
+		resource.RouteType:           routes,
+		resource.ClusterType:         clusters,
+		resource.ExtensionConfigType: ecds,
+	}, nil
+}
+
+// slotCount is managed.filter_slots, or the chain length when the chain is
+// longer: then LDS changes (and drains) once, which raising filter_slots
+// ahead of time avoids.
+func slotCount(m config.Managed, chainLen int) int {
+	s := m.FilterSlots
+	if s <= 0 {
+		s = config.DefaultFilterSlots
+	}
+	return max(s, chainLen)
+}
+
+// adsSource points a discovery reference back at the ADS stream.
+func adsSource() *core.ConfigSource {
+	return &core.ConfigSource{
+		ResourceApiVersion:    core.ApiVersion_V3,
+		ConfigSourceSpecifier: &core.ConfigSource_Ads{Ads: &core.AggregatedConfigSource{}},
+	}
+}
+
+// httpListener is one listener whose HTTP connection manager has every slot,
+// each disabled by default and configured by ECDS, then the router.
+func httpListener(l config.Listener, slots int) (*listener.Listener, error) {
+	addr, err := socketAddress(l.Address)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: listener %s: %w", l.Name, err)
+	}
+	var filters []*hcm.HttpFilter
+	for p := range slots {
+		for _, canary := range []bool{false, true} {
+			filters = append(filters, &hcm.HttpFilter{
+				Name:     SlotName(p, canary),
+				Disabled: true,
+				ConfigType: &hcm.HttpFilter_ConfigDiscovery{ConfigDiscovery: &core.ExtensionConfigSource{
+					ConfigSource: adsSource(),
+					TypeUrls:     []string{wasmTypeURL, emptyTypeURL},
+				}},
+			})
+		}
+	}
+	filters = append(filters, &hcm.HttpFilter{
+		Name:       RouterFilter,
+		ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: mustAny(&router.Router{})},
+	})
+	manager := &hcm.HttpConnectionManager{
+		StatPrefix: l.Name,
+		RouteSpecifier: &hcm.HttpConnectionManager_Rds{Rds: &hcm.Rds{
+			ConfigSource:    adsSource(),
+			RouteConfigName: RouteConfigName(l.Name),
+		}},
+		HttpFilters: filters,
+	}
+	return &listener.Listener{
+		Name:    l.Name,
+		Address: &core.Address{Address: &core.Address_SocketAddress{SocketAddress: addr}},
+		FilterChains: []*listener.FilterChain{{
+			Filters: []*listener.Filter{{
+				Name:       "envoy.filters.network.http_connection_manager",
+				ConfigType: &listener.Filter_TypedConfig{TypedConfig: mustAny(manager)},
+			}},
+		}},
+	}, nil
+}
+
+// routeConfig enables the slots of the filters in use on every route.
+//
+// Request splits: Envoy draws one random value per request and tests every
+// route's runtime_fraction against that same value (value mod 10000 <
+// share). So for the split shares t1 < t2 < ... the routes are, per prefix:
+// fraction t1 enabling the canary slot of every filter whose share >= t1,
+// fraction t2 enabling the canary of every filter whose share >= t2, ...,
+// then a route without a fraction enabling stable slots only. Each filter
+// then gets exactly its share of requests, with one route per distinct share
+// rather than a cross product whose independent fractions Envoy's shared
+// random value would not honour.
+func routeConfig(l config.Listener, links []link) *route.RouteConfiguration {
+	var shares []int
+	keyOf := map[int]string{}
+	for _, ln := range links {
+		if !ln.split() {
+			continue
+		}
+		s := int(ln.versions.CandidateShare)
+		if _, ok := keyOf[s]; !ok {
+			keyOf[s] = RuntimeKey(ln.filter.Name)
+			shares = append(shares, s)
+		}
+	}
+	slices.Sort(shares)
+
+	var routes []*route.Route
+	for i, r := range l.Routes {
+		for _, s := range shares {
+			routes = append(routes, &route.Route{
+				Name: fmt.Sprintf("%s.%d.canary.%d", l.Name, i, s),
+				Match: &route.RouteMatch{
+					PathSpecifier: &route.RouteMatch_Prefix{Prefix: r.Prefix},
+					RuntimeFraction: &core.RuntimeFractionalPercent{
+						DefaultValue: &typev3.FractionalPercent{Numerator: uint32(s), Denominator: typev3.FractionalPercent_TEN_THOUSAND},
+						RuntimeKey:   keyOf[s],
+					},
+				},
+				Action:               clusterAction(r.Cluster),
+				TypedPerFilterConfig: enabled(links, s),
+			})
+		}
+		routes = append(routes, &route.Route{
+			Name:                 fmt.Sprintf("%s.%d", l.Name, i),
+			Match:                &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: r.Prefix}},
+			Action:               clusterAction(r.Cluster),
+			TypedPerFilterConfig: enabled(links, 0),
+		})
+	}
+	return &route.RouteConfiguration{
+		Name: RouteConfigName(l.Name),
+		VirtualHosts: []*route.VirtualHost{{
+			Name:    l.Name,
+			Domains: []string{"*"},
+			Routes:  routes,
+		}},
+	}
+}
+
+// enabled turns on, per chain position, the canary slot when the filter is
+// split with a share of at least threshold (0: never), else the stable slot.
+// Envoy treats a FilterConfig without config as an error; one whose config is
+// an empty Any enables the filter with its listener-level configuration.
+func enabled(links []link, threshold int) map[string]*anypb.Any {
+	if len(links) == 0 {
+		return nil
+	}
+	on := mustAny(&route.FilterConfig{Config: &anypb.Any{}})
+	out := make(map[string]*anypb.Any, len(links))
+	for p, l := range links {
+		canary := threshold > 0 && l.split() && int(l.versions.CandidateShare) >= threshold
+		out[SlotName(p, canary)] = on
+	}
+	return out
+}
+
+func clusterAction(name string) *route.Route_Route {
+	return &route.Route_Route{Route: &route.RouteAction{
+		ClusterSpecifier: &route.RouteAction_Cluster{Cluster: name},
+	}}
+}
+
+// staticCluster is a round-robin cluster of host:port endpoints: STATIC when
+// every host is an IP address, STRICT_DNS otherwise.
+func staticCluster(name string, endpoints []string, transport *core.TransportSocket) (*cluster.Cluster, error) {
+	kind := cluster.Cluster_STATIC
+	var lbs []*endpoint.LbEndpoint
+	for _, ep := range endpoints {
+		addr, err := socketAddress(ep)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot: cluster %s: %w", name, err)
+		}
+		if net.ParseIP(addr.Address) == nil {
+			kind = cluster.Cluster_STRICT_DNS
+		}
+		lbs = append(lbs, &endpoint.LbEndpoint{HostIdentifier: &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{
+			Address: &core.Address{Address: &core.Address_SocketAddress{SocketAddress: addr}},
+		}}})
+	}
+	return &cluster.Cluster{
+		Name:                 name,
+		ConnectTimeout:       durationpb.New(connectTimeout),
+		ClusterDiscoveryType: &cluster.Cluster_Type{Type: kind},
+		LbPolicy:             cluster.Cluster_ROUND_ROBIN,
+		LoadAssignment: &endpoint.ClusterLoadAssignment{
+			ClusterName: name,
+			Endpoints:   []*endpoint.LocalityLbEndpoints{{LbEndpoints: lbs}},
+		},
+		TransportSocket: transport,
+	}, nil
+}
+
+// modulesCluster reaches the module server named by the module base URL,
+// over TLS (with SNI) for https.
+func modulesCluster(base string) (*cluster.Cluster, error) {
+	u, err := url.Parse(base)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("snapshot: %q: %w", base, ErrModuleURL)
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	var transport *core.TransportSocket
+	if u.Scheme == "https" {
+		transport = &core.TransportSocket{
+			Name:       "envoy.transport_sockets.tls",
+			ConfigType: &core.TransportSocket_TypedConfig{TypedConfig: mustAny(&tls.UpstreamTlsContext{Sni: u.Hostname()})},
+		}
+	}
+	return staticCluster(ModulesCluster, []string{net.JoinHostPort(u.Hostname(), port)}, transport)
+}
+
+func socketAddress(hostport string) (*core.SocketAddress, error) {
+	host, portStr, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return nil, fmt.Errorf("address %q: %w", hostport, err)
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil {
+		return nil, fmt.Errorf("address %q: port: %w", hostport, err)
+	}
+	return &core.SocketAddress{Address: host, PortSpecifier: &core.SocketAddress_PortValue{PortValue: uint32(port)}}, nil
+}

@@ -1,0 +1,205 @@
+package snapshot
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/config"
+	wtypes "github.com/wasmfleet/wasmfleet/controlplane/types"
+)
+
+// Names Envoy sees. Other stages (the data-plane stand-in, the README's HCM
+// snippet for ECDS-only mode) refer to resources by these.
+const (
+	// ModulesCluster is the cluster remote code is fetched through.
+	ModulesCluster = "wasmfleet_modules"
+	// WasmRuntime is the Wasm engine named in every VmConfig; v8 is the one
+	// official Envoy builds include.
+	WasmRuntime = "envoy.wasm.runtime.v8"
+	// RouterFilter is the terminal HTTP filter after the slots.
+	RouterFilter = "envoy.filters.http.router"
+	// ModulePathPrefix is where the module server serves bytes by digest.
+	ModulePathPrefix = "/modules/sha256/"
+)
+
+// SlotName is the HTTP filter (and ECDS resource) name of chain position p,
+// or of its canary twin that holds a request-split candidate.
+func SlotName(p int, canary bool) string {
+	if canary {
+		return fmt.Sprintf("wasmfleet.slot.%d.canary", p)
+	}
+	return fmt.Sprintf("wasmfleet.slot.%d", p)
+}
+
+// RouteConfigName is the RDS resource a managed listener's HCM refers to.
+func RouteConfigName(listener string) string { return "wasmfleet.routes." + listener }
+
+// ECDSName is a filter's resource name in ECDS-only mode.
+func ECDSName(filter string) string { return "wasmfleet." + filter }
+
+// RuntimeKey is the runtime key that can override a split's share.
+func RuntimeKey(filter string) string { return "wasmfleet." + filter + ".candidate" }
+
+// ErrInline is wrapped when a filter configured with inline code has no
+// bytes available for its digest.
+var ErrInline = errors.New("inline code unavailable")
+
+// ErrModuleURL is wrapped when Input.ModuleURL cannot be turned into the
+// wasmfleet_modules cluster.
+var ErrModuleURL = errors.New("invalid module base URL")
+
+// Input is everything but the assignment that decides a node's resources.
+type Input struct {
+	Mode    config.Mode
+	Managed config.Managed
+	// ModuleURL is the base URL Envoy fetches ModuleURL + ModulePathPrefix + hex from.
+	ModuleURL string
+	// Filters in chain order, defaults applied (config.Filter.WithDefaults).
+	// Filters absent from the assignment are skipped.
+	Filters []config.Filter
+	// Inline returns module bytes for filters with code: inline. The bytes
+	// of a digest must never change (they are content-addressed), because
+	// memoisation does not call Inline again for an input it has seen.
+	Inline func(wtypes.Digest) ([]byte, error) `json:"-"`
+}
+
+// Builder builds per-node snapshots.
+type Builder interface {
+	// Build returns the snapshot for a node with this assignment. Snapshots
+	// for equal (input, assignment) are identical and memoised, because
+	// 10,000 nodes typically share a handful of assignments: the returned
+	// snapshot may be shared with other nodes and must not be modified. Its
+	// delta version map is already built, so concurrent readers never write
+	// to it. Safe for concurrent use.
+	Build(in Input, a wtypes.Assignment) (*cache.Snapshot, error)
+}
+
+// memoLimit bounds each generation of the memo. Two generations are kept, so
+// between memoLimit and 2*memoLimit recent distinct inputs stay cached.
+const memoLimit = 256
+
+// NewBuilder returns a memoising Builder.
+func NewBuilder() Builder {
+	return &builder{cur: map[string]*cache.Snapshot{}}
+}
+
+// builder memoises by a hash of (input, assignment). Old entries age out in
+// generations: when the current map is full it becomes the previous one and
+// a hit there is promoted, which approximates LRU without per-hit bookkeeping.
+type builder struct {
+	mu   sync.Mutex
+	cur  map[string]*cache.Snapshot
+	prev map[string]*cache.Snapshot
+}
+
+var _ Builder = (*builder)(nil)
+
+func (b *builder) Build(in Input, a wtypes.Assignment) (*cache.Snapshot, error) {
+	key, err := memoKey(in, a)
+	if err != nil {
+		return nil, err
+	}
+	if s := b.lookup(key); s != nil {
+		return s, nil
+	}
+	s, err := build(in, a)
+	if err != nil {
+		return nil, err
+	}
+	b.store(key, s)
+	return s, nil
+}
+
+func (b *builder) lookup(key string) *cache.Snapshot {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if s, ok := b.cur[key]; ok {
+		return s
+	}
+	if s, ok := b.prev[key]; ok {
+		b.storeLocked(key, s)
+		return s
+	}
+	return nil
+}
+
+func (b *builder) store(key string, s *cache.Snapshot) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.storeLocked(key, s)
+}
+
+func (b *builder) storeLocked(key string, s *cache.Snapshot) {
+	if len(b.cur) >= memoLimit {
+		b.prev, b.cur = b.cur, make(map[string]*cache.Snapshot, memoLimit)
+	}
+	b.cur[key] = s
+}
+
+// memoKey hashes the input and assignment. encoding/json writes map keys in
+// order, so equal values give equal keys.
+func memoKey(in Input, a wtypes.Assignment) (string, error) {
+	raw, err := json.Marshal(struct {
+		In Input
+		A  wtypes.Assignment
+	}{in, a})
+	if err != nil {
+		return "", fmt.Errorf("snapshot: memo key: %w", err)
+	}
+	sum := sha256.Sum256(raw)
+	return string(sum[:]), nil
+}
+
+// build makes the resources for the mode and wraps them in a snapshot whose
+// per-type versions are content hashes.
+func build(in Input, a wtypes.Assignment) (*cache.Snapshot, error) {
+	var res map[resource.Type][]types.Resource
+	var err error
+	switch in.Mode {
+	case config.ModeECDS:
+		res, err = ecdsOnly(in, a)
+	default:
+		res, err = managed(in, a)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s := &cache.Snapshot{}
+	for typ, items := range res {
+		v, err := version(items)
+		if err != nil {
+			return nil, err
+		}
+		s.Resources[cache.GetResponseType(typ)] = cache.NewResources(v, items)
+	}
+	if err := s.ConstructVersionMap(); err != nil {
+		return nil, fmt.Errorf("snapshot: version map: %w", err)
+	}
+	return s, nil
+}
+
+// version hashes the deterministic encoding of every resource of one type, in
+// the order given (which is fixed by the builder).
+func version(items []types.Resource) (string, error) {
+	h := sha256.New()
+	opts := proto.MarshalOptions{Deterministic: true}
+	for _, r := range items {
+		b, err := opts.Marshal(r)
+		if err != nil {
+			return "", fmt.Errorf("snapshot: marshal %s: %w", cache.GetResourceName(r), err)
+		}
+		// Length-prefix each resource so boundaries cannot shift.
+		fmt.Fprintf(h, "%d:", len(b))
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}
