@@ -32,6 +32,9 @@ type Metrics struct {
 	Rollbacks *prometheus.CounterVec
 	// ModuleFetches counts module server responses by HTTP status code.
 	ModuleFetches *prometheus.CounterVec
+	// ConfigReloads counts config file edits by result ("applied",
+	// "refused": the file did not parse or validate).
+	ConfigReloads *prometheus.CounterVec
 }
 
 // New creates the collectors and registers them on reg.
@@ -70,8 +73,11 @@ func New(reg prometheus.Registerer) *Metrics {
 		ModuleFetches: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wasmfleet_module_fetches_total", Help: "Module server responses by HTTP status code.",
 		}, []string{"code"}),
+		ConfigReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wasmfleet_config_reloads_total", Help: "Config file edits seen, by result.",
+		}, []string{"result"}),
 	}
 	reg.MustRegister(m.Admissions, m.AdmissionSeconds, m.SnapshotPushes, m.SnapshotBuildSeconds,
-		m.Acks, m.Nacks, m.AckSeconds, m.ConnectedNodes, m.Rollbacks, m.ModuleFetches)
+		m.Acks, m.Nacks, m.AckSeconds, m.ConnectedNodes, m.Rollbacks, m.ModuleFetches, m.ConfigReloads)
 	return m
 }

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/admission"
+	"github.com/wasmfleet/wasmfleet/controlplane/config"
+	"github.com/wasmfleet/wasmfleet/controlplane/types"
+	"github.com/wasmfleet/wasmfleet/controlplane/wasmhost"
+)
+
+func validateCmd() *cobra.Command {
+	var configPath, filter string
+	cmd := &cobra.Command{
+		Use:   "validate FILE.wasm...",
+		Short: "Run the admission checks offline and print what passes and fails",
+		Long: `Runs every check the control plane runs before a module reaches any Envoy:
+size, wasm structure, proxy-wasm ABI exports, host imports (and which Envoy
+they need), and a trial run (instantiate, proxy_on_vm_start, proxy_on_configure
+with the filter's configuration from --config and NAME.yaml beside the file).
+Exits 1 if any module is rejected.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg := config.Default()
+			if configPath != "" {
+				var err error
+				if cfg, err = config.Load(configPath); err != nil {
+					return err
+				}
+			}
+			rt, err := wasmhost.NewRuntime(cmd.Context(), wasmhost.Config{Interpreter: true, MemoryLimitMiB: cfg.Limits.TrialMemoryMiB})
+			if err != nil {
+				return err
+			}
+			defer rt.Close(cmd.Context())
+			adm := admission.New(admission.Config{
+				MaxModuleBytes: cfg.Limits.MaxModuleBytes, TrialTimeout: time.Duration(cfg.Limits.TrialTimeout),
+				TrialMemoryMiB: cfg.Limits.TrialMemoryMiB, Runtime: rt, Log: zap.NewNop(),
+			})
+			failed := false
+			for _, path := range args {
+				name := filter
+				if name == "" {
+					name = strings.TrimSuffix(filepath.Base(path), ".wasm")
+				}
+				if err := validateOne(cmd, adm, cfg, path, name); err != nil {
+					fmt.Fprintf(cmd.OutOrStdout(), "rejected: %v\n\n", err)
+					failed = true
+					continue
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "admitted\n\n")
+			}
+			if failed {
+				return errSilent
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&configPath, "config", "c", "", "config file with the filter's settings")
+	cmd.Flags().StringVar(&filter, "filter", "", "filter name (default: the file name without .wasm)")
+	return cmd
+}
+
+func validateOne(cmd *cobra.Command, adm admission.Admitter, cfg config.Config, path, name string) error {
+	out := cmd.OutOrStdout()
+	settings, _ := cfg.FilterByName(name)
+	yamlPath := strings.TrimSuffix(path, ".wasm") + ".yaml"
+	if raw, err := os.ReadFile(yamlPath); err == nil {
+		if settings, err = config.ParseFilterSettings(yamlPath, settings, raw); err != nil {
+			return err
+		}
+		settings = settings.WithDefaults()
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	module, err := readLimited(path, cfg.Limits.MaxModuleBytes)
+	if err != nil {
+		return err
+	}
+	d := types.DigestOf(module)
+	fmt.Fprintf(out, "%s  filter %s  sha256:%s  %d bytes\n", path, name, d, len(module))
+	var sig []byte
+	if b, err := os.ReadFile(path + ".sig"); err == nil {
+		sig = b
+	}
+	rep, err := adm.Admit(cmd.Context(), admission.Request{
+		File: path, Filter: name, Module: module, Digest: d, Settings: settings, Signature: sig,
+	})
+	printReport(out, rep)
+	return err
+}
+
+func printReport(w io.Writer, rep admission.Report) {
+	for _, c := range rep.Checks {
+		mark := "ok  "
+		if !c.OK {
+			mark = "FAIL"
+		}
+		fmt.Fprintf(w, "  %s %-12s %s\n", mark, c.Name, c.Detail)
+	}
+	if rep.MinHost != "" {
+		fmt.Fprintf(w, "  needs %s\n", rep.MinHost)
+	}
+}
+
+// readLimited reads a file but refuses one larger than limit without reading
+// it, so a 200 MB file costs a stat, not 200 MB.
+func readLimited(path string, limit int64) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	if fi.Size() > limit {
+		return nil, fmt.Errorf("%s: %d bytes is over the limit of %d (limits.max_module_bytes): %w", path, fi.Size(), limit, admission.ErrTooLarge)
+	}
+	return os.ReadFile(path)
+}

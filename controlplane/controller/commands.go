@@ -1,0 +1,169 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.uber.org/zap"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/config"
+	"github.com/wasmfleet/wasmfleet/controlplane/rollout"
+	"github.com/wasmfleet/wasmfleet/controlplane/types"
+)
+
+// Action is an operator's rollout command.
+type Action string
+
+const (
+	Promote  Action = "promote"
+	Pause    Action = "pause"
+	Resume   Action = "resume"
+	Rollback Action = "rollback"
+	// ClearBad allows a version that was rolled back to be rolled out again.
+	ClearBad Action = "clear-bad"
+)
+
+// ErrUnknownFilter is returned for commands naming a filter wasmfleet has
+// never seen.
+var ErrUnknownFilter = errors.New("unknown filter")
+
+// ErrUnknownAction is returned for an action that is not one of the above.
+var ErrUnknownAction = errors.New("unknown action")
+
+// Command is an operator's request, handled in order with every other event.
+type Command struct {
+	Action Action
+	Filter string
+	// Digest names the version for ClearBad.
+	Digest types.Digest
+	// Reason is recorded in the history for Rollback.
+	Reason string
+}
+
+type command struct {
+	cmd Command
+	// plan, when set, asks for a dry run of this configuration instead.
+	plan *config.Config
+	// reload, when set, replaces the running configuration.
+	reload *config.Config
+	reply  chan result
+}
+
+type result struct {
+	changes []rollout.Change
+	err     error
+}
+
+// Do runs a rollout command in the loop and returns its error, if any.
+func (c *Controller) Do(ctx context.Context, cmd Command) error {
+	r, err := c.call(ctx, command{cmd: cmd})
+	if err != nil {
+		return err
+	}
+	return r.err
+}
+
+// DryRun returns which nodes would change version if cfg replaced the
+// running configuration now. Nothing changes.
+func (c *Controller) DryRun(ctx context.Context, cfg config.Config) ([]rollout.Change, error) {
+	r, err := c.call(ctx, command{plan: &cfg})
+	if err != nil {
+		return nil, err
+	}
+	return r.changes, r.err
+}
+
+// Reconfigure applies a new configuration (a config file edit) in order with
+// every other event. Per-filter settings that the running modules refuse are
+// kept as they were; the error lists them.
+func (c *Controller) Reconfigure(ctx context.Context, cfg config.Config) error {
+	r, err := c.call(ctx, command{reload: &cfg})
+	if err != nil {
+		return err
+	}
+	return r.err
+}
+
+func (c *Controller) call(ctx context.Context, cmd command) (result, error) {
+	cmd.reply = make(chan result, 1)
+	select {
+	case c.cmds <- cmd:
+	case <-ctx.Done():
+		return result{}, ctx.Err()
+	}
+	select {
+	case r := <-cmd.reply:
+		return r, nil
+	case <-ctx.Done():
+		return result{}, ctx.Err()
+	}
+}
+
+func (c *Controller) handleCommand(ctx context.Context, cmd command) result {
+	if cmd.plan != nil {
+		return c.dryRun(*cmd.plan)
+	}
+	if cmd.reload != nil {
+		return result{err: c.reconfigure(ctx, *cmd.reload)}
+	}
+	rec, ok := c.filters[cmd.cmd.Filter]
+	if !ok {
+		return result{err: fmt.Errorf("rollout: %q: %w", cmd.cmd.Filter, ErrUnknownFilter)}
+	}
+	now := c.now()
+	var next types.FilterState
+	var err error
+	switch cmd.cmd.Action {
+	case Promote:
+		next, err = rollout.Promote(rec.settings, rec.state, now)
+	case Pause:
+		next, err = rollout.Pause(rec.settings, rec.state, now)
+	case Resume:
+		next, err = rollout.Resume(rec.settings, rec.state, now)
+	case Rollback:
+		reason := cmd.cmd.Reason
+		if reason == "" {
+			reason = "rolled back by an operator"
+		}
+		next, err = rollout.Rollback(rec.settings, rec.state, now, reason)
+		if err == nil {
+			c.cfg.Metrics.Rollbacks.WithLabelValues(cmd.cmd.Filter, "operator").Inc()
+		}
+	case ClearBad:
+		next, err = rollout.ClearBad(rec.state, cmd.cmd.Digest)
+	default:
+		err = fmt.Errorf("rollout: %q: %w", cmd.cmd.Action, ErrUnknownAction)
+	}
+	if err != nil {
+		return result{err: fmt.Errorf("rollout %s %s: %w", cmd.cmd.Action, cmd.cmd.Filter, err)}
+	}
+	rec.state = next
+	log := c.log.With(zap.String("filter", cmd.cmd.Filter))
+	log.Info("operator command applied", zap.String("action", string(cmd.cmd.Action)))
+	c.saveAndReconcile(ctx, rec, log)
+	c.confirm(ctx, cmd.cmd.Filter)
+	c.scheduleSteps()
+	return result{}
+}
+
+// dryRun plans the connected fleet under cfg and diffs it with the plan now.
+func (c *Controller) dryRun(cfg config.Config) result {
+	nodes := make([]string, 0, len(c.nodes))
+	for n := range c.nodes {
+		nodes = append(nodes, n)
+	}
+	inputs, _ := c.chain()
+	before := rollout.Plan(inputs, nodes)
+	after := make([]rollout.FilterInput, 0, len(inputs))
+	for _, in := range inputs {
+		spec, _ := cfg.FilterByName(in.Spec.Name)
+		if raw := in.State.Settings; len(raw) > 0 {
+			if s, err := config.ParseFilterSettings(c.settingsFile(spec.Name), spec, raw); err == nil {
+				spec = s.WithDefaults()
+			}
+		}
+		after = append(after, rollout.FilterInput{Spec: spec, State: in.State})
+	}
+	return result{changes: rollout.Diff(before, rollout.Plan(after, nodes))}
+}

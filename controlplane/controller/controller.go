@@ -1,0 +1,534 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"go.uber.org/zap"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/admission"
+	"github.com/wasmfleet/wasmfleet/controlplane/config"
+	"github.com/wasmfleet/wasmfleet/controlplane/fleet"
+	"github.com/wasmfleet/wasmfleet/controlplane/metrics"
+	"github.com/wasmfleet/wasmfleet/controlplane/rollout"
+	"github.com/wasmfleet/wasmfleet/controlplane/snapshot"
+	"github.com/wasmfleet/wasmfleet/controlplane/store"
+	"github.com/wasmfleet/wasmfleet/controlplane/types"
+)
+
+// Config wires the controller to the stages around it.
+type Config struct {
+	Config   config.Config
+	Store    store.Store
+	Admitter admission.Admitter
+	Builder  snapshot.Builder
+	Cache    cache.SnapshotCache
+	Fleet    fleet.Registry
+	// Events come from the sources (watched directory, registries).
+	Events  <-chan types.Event
+	Metrics *metrics.Metrics
+	Log     *zap.Logger
+	// Now is the clock; nil means time.Now. Only the controller reads it:
+	// the planner gets times passed in.
+	Now func() time.Time
+}
+
+// Controller is the reconcile loop. One goroutine (Start) owns all mutable
+// state; other goroutines talk to it through Status and Do.
+type Controller struct {
+	cfg     Config
+	log     *zap.Logger
+	now     func() time.Time
+	filters map[string]*filterRec
+	nodes   map[string]bool
+	// sent remembers the snapshot versions last set per node, so a node
+	// whose resources did not change is not pushed again.
+	sent  map[string]string
+	cmds  chan command
+	timer *time.Timer
+
+	mu     sync.RWMutex
+	status []FilterStatus
+}
+
+// filterRec is the controller's view of one filter.
+type filterRec struct {
+	settings  config.Filter
+	state     types.FilterState
+	lastError string
+	errorAt   time.Time
+	// failed counts, per candidate digest, the nodes that failed to load it.
+	failed map[types.Digest]map[string]bool
+}
+
+// New loads the persisted state of every filter from the store, so the first
+// snapshot after a restart equals the last one before it.
+func New(cfg Config) (*Controller, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	c := &Controller{
+		cfg:     cfg,
+		log:     cfg.Log.Named("controller"),
+		now:     cfg.Now,
+		filters: map[string]*filterRec{},
+		nodes:   map[string]bool{},
+		sent:    map[string]string{},
+		cmds:    make(chan command),
+	}
+	names, err := cfg.Store.Filters()
+	if err != nil {
+		return nil, fmt.Errorf("controller: %w", err)
+	}
+	for _, name := range names {
+		st, ok, err := cfg.Store.State(name)
+		if err != nil {
+			return nil, fmt.Errorf("controller: %s: %w", name, err)
+		}
+		if !ok {
+			continue
+		}
+		rec := c.filter(name)
+		rec.state = st
+		if len(st.Settings) > 0 {
+			s, err := c.parseSettings(name, st.Settings)
+			if err != nil {
+				c.log.Error("persisted settings no longer valid; using the config file's", zap.String("filter", name), zap.Error(err))
+			} else {
+				rec.settings = s
+			}
+		}
+	}
+	c.publish()
+	return c, nil
+}
+
+// Start runs the loop until ctx ends.
+func (c *Controller) Start(ctx context.Context) error {
+	fleetEvents := c.cfg.Fleet.Subscribe(ctx)
+	// Nodes that connected before the subscription existed published their
+	// events to nobody: take them from the registry's state.
+	for _, n := range c.cfg.Fleet.Nodes() {
+		c.nodes[n.ID] = true
+	}
+	c.cfg.Metrics.ConnectedNodes.Set(float64(len(c.nodes)))
+	c.reconcile(ctx)
+	c.timer = time.NewTimer(time.Hour)
+	c.timer.Stop()
+	c.scheduleSteps()
+	for {
+		select {
+		case <-ctx.Done():
+			c.timer.Stop()
+			return nil
+		case ev := <-c.cfg.Events:
+			c.handleSource(ctx, ev)
+		case ev, ok := <-fleetEvents:
+			if !ok {
+				fleetEvents = nil
+				continue
+			}
+			c.handleFleet(ctx, ev)
+		case <-c.timer.C:
+			c.advanceSteps(ctx)
+		case cmd := <-c.cmds:
+			cmd.reply <- c.handleCommand(ctx, cmd)
+		}
+		c.publish()
+	}
+}
+
+func (c *Controller) filter(name string) *filterRec {
+	rec, ok := c.filters[name]
+	if !ok {
+		settings, _ := c.cfg.Config.FilterByName(name)
+		rec = &filterRec{settings: settings, state: types.FilterState{Filter: name}, failed: map[types.Digest]map[string]bool{}}
+		c.filters[name] = rec
+	}
+	return rec
+}
+
+func (c *Controller) parseSettings(name string, raw []byte) (config.Filter, error) {
+	base, _ := c.cfg.Config.FilterByName(name)
+	if len(raw) == 0 {
+		return base, nil
+	}
+	f, err := config.ParseFilterSettings(c.settingsFile(name), base, raw)
+	if err != nil {
+		return config.Filter{}, err
+	}
+	return f.WithDefaults(), nil
+}
+
+func (c *Controller) settingsFile(name string) string {
+	return c.cfg.Config.WatchDir + "/" + name + ".yaml"
+}
+
+func (c *Controller) fail(rec *filterRec, err error) {
+	rec.lastError = err.Error()
+	rec.errorAt = c.now()
+}
+
+func (c *Controller) handleSource(ctx context.Context, ev types.Event) {
+	log := c.log.With(zap.String("filter", ev.Filter), zap.String("source", ev.Origin.Ref))
+	switch ev.Kind {
+	case types.ModuleChanged:
+		c.moduleChanged(ctx, ev, log)
+	case types.ModuleRemoved:
+		rec := c.filter(ev.Filter)
+		if rec.settings.Required {
+			err := fmt.Errorf("%s: module removed, but the filter is required: keeping %s", ev.Origin.Ref, rec.state.Stable.Short())
+			log.Error("required filter's module removed; keeping its last good version", zap.String("version", rec.state.Stable.Short()))
+			c.fail(rec, err)
+			return
+		}
+		rec.state = rollout.Removed(rec.state)
+		c.saveAndReconcile(ctx, rec, log)
+		log.Info("filter retired: its module was removed")
+	case types.SettingsChanged:
+		c.settingsChanged(ctx, ev, log)
+	case types.SourceFailed:
+		log.Error("source could not read a file", zap.Error(ev.Err))
+		if ev.Filter != "" {
+			c.fail(c.filter(ev.Filter), ev.Err)
+		}
+	}
+}
+
+func (c *Controller) moduleChanged(ctx context.Context, ev types.Event, log *zap.Logger) {
+	rec := c.filter(ev.Filter)
+	st := &rec.state
+	if ev.Digest == st.Stable || ev.Digest == st.Candidate {
+		if st.Retired {
+			st.Retired = false
+			c.saveAndReconcile(ctx, rec, log)
+		}
+		return
+	}
+	if slices.ContainsFunc(st.Bad, func(b types.BadMark) bool { return b.Digest == ev.Digest }) {
+		err := fmt.Errorf("%s: version %s was rolled back earlier and is marked bad; clear it with `wasmfleet rollout clear-bad %s %s` to roll it out again",
+			ev.Origin.Ref, ev.Digest.Short(), ev.Filter, ev.Digest)
+		log.Warn("module ignored: version marked bad", zap.String("digest", ev.Digest.Short()))
+		c.fail(rec, err)
+		return
+	}
+	if _, err := c.admit(ctx, ev.Origin.Ref, ev.Module, ev.Digest, ev.Signature, rec.settings); err != nil {
+		log.Error("module rejected", zap.String("digest", ev.Digest.Short()), zap.Error(err))
+		c.fail(rec, err)
+		return
+	}
+	if _, err := c.cfg.Store.PutModule(ev.Module); err != nil {
+		log.Error("cannot store module", zap.Error(err))
+		c.fail(rec, err)
+		return
+	}
+	v := types.Version{Filter: ev.Filter, Digest: ev.Digest, Size: int64(len(ev.Module)), Origin: ev.Origin, AddedAt: c.now(), Manifest: ev.Manifest}
+	if err := c.cfg.Store.AddVersion(v); err != nil {
+		log.Error("cannot record version", zap.Error(err))
+		c.fail(rec, err)
+		return
+	}
+	next, decision := rollout.Admitted(rec.settings, rec.state, ev.Digest, c.now())
+	rec.state = next
+	rec.lastError = ""
+	log.Info("module admitted", zap.String("digest", ev.Digest.Short()), zap.Stringer("decision", decision))
+	c.saveAndReconcile(ctx, rec, log)
+	c.scheduleSteps()
+}
+
+// admit runs admission and records the outcome in metrics.
+func (c *Controller) admit(ctx context.Context, file string, module []byte, d types.Digest, sig []byte, settings config.Filter) (admission.Report, error) {
+	start := c.now()
+	rep, err := c.cfg.Admitter.Admit(ctx, admission.Request{
+		File: file, Filter: settings.Name, Module: module, Digest: d, Settings: settings, Signature: sig,
+	})
+	c.cfg.Metrics.AdmissionSeconds.WithLabelValues(settings.Name).Observe(time.Since(start).Seconds())
+	result := "admitted"
+	if err != nil {
+		result = "rejected"
+	}
+	c.cfg.Metrics.Admissions.WithLabelValues(settings.Name, result).Inc()
+	return rep, err
+}
+
+// settingsChanged applies a new NAME.yaml.
+func (c *Controller) settingsChanged(ctx context.Context, ev types.Event, log *zap.Logger) {
+	rec := c.filter(ev.Filter)
+	next, err := c.parseSettings(ev.Filter, ev.Settings)
+	if err == nil {
+		err = c.applySettings(ctx, rec, next, c.settingsFile(ev.Filter))
+	}
+	if err != nil {
+		log.Error("filter settings refused", zap.Error(err))
+		c.fail(rec, err)
+		return
+	}
+	rec.state.Settings = ev.Settings
+	rec.lastError = ""
+	log.Info("filter settings applied")
+	c.saveAndReconcile(ctx, rec, log)
+	c.scheduleSteps()
+}
+
+// applySettings makes next the filter's settings, but only if every version
+// the fleet may run (stable and candidate) still passes admission with it: a
+// plugin configuration that makes the running module fail proxy_on_configure
+// would otherwise be NACKed fleet-wide. file names the source of the settings
+// in errors. It does not reconcile.
+func (c *Controller) applySettings(ctx context.Context, rec *filterRec, next config.Filter, file string) error {
+	if sameTrialInputs(rec.settings, next) {
+		rec.settings = next
+		return nil
+	}
+	for _, d := range []types.Digest{rec.state.Stable, rec.state.Candidate} {
+		if d == "" {
+			continue
+		}
+		module, ok, err := c.cfg.Store.Module(d)
+		if err != nil || !ok {
+			return errors.Join(fmt.Errorf("%s: module %s is missing from the store", file, d.Short()), err)
+		}
+		if _, err := c.admit(ctx, file, module, d, nil, next); err != nil {
+			return fmt.Errorf("%s: version %s does not accept these settings: %w", file, d.Short(), err)
+		}
+	}
+	rec.settings = next
+	return nil
+}
+
+// sameTrialInputs reports whether admission would see the same thing: only
+// the plugin configuration, root id and signature policy feed it.
+func sameTrialInputs(a, b config.Filter) bool {
+	return string(a.Config) == string(b.Config) && a.RootID == b.RootID && a.RequireSignature == b.RequireSignature
+}
+
+// reconfigure applies a new config file. Fields that need new sockets or
+// directories (listen.*, watch_dir, data_dir, mode, limits) keep their
+// running values until a restart, and say so; everything else applies now.
+func (c *Controller) reconfigure(ctx context.Context, next config.Config) error {
+	cur := c.cfg.Config
+	var restart []string
+	if next.Listen != cur.Listen {
+		restart = append(restart, "listen")
+	}
+	if next.WatchDir != cur.WatchDir {
+		restart = append(restart, "watch_dir")
+	}
+	if next.DataDir != cur.DataDir {
+		restart = append(restart, "data_dir")
+	}
+	if next.Mode != cur.Mode {
+		restart = append(restart, "mode")
+	}
+	if next.Limits != cur.Limits {
+		restart = append(restart, "limits")
+	}
+	if next.ModuleBaseURL == "" {
+		next.ModuleBaseURL = cur.ModuleBaseURL
+	}
+	next.Listen, next.WatchDir, next.DataDir, next.Mode, next.Limits = cur.Listen, cur.WatchDir, cur.DataDir, cur.Mode, cur.Limits
+	c.cfg.Config = next
+	var errs []error
+	for name, rec := range c.filters {
+		settings, err := c.parseSettings(name, rec.state.Settings)
+		if err == nil {
+			err = c.applySettings(ctx, rec, settings, "config")
+		}
+		if err != nil {
+			c.fail(rec, err)
+			errs = append(errs, fmt.Errorf("filter %s keeps its previous settings: %w", name, err))
+		}
+	}
+	if len(restart) > 0 {
+		c.log.Warn("config reloaded; some fields apply only after a restart", zap.Strings("fields", restart))
+	}
+	c.log.Info("config reloaded")
+	c.reconcile(ctx)
+	for name := range c.filters {
+		c.confirm(ctx, name)
+	}
+	c.scheduleSteps()
+	return errors.Join(errs...)
+}
+
+func (c *Controller) handleFleet(ctx context.Context, ev fleet.Event) {
+	switch ev.Kind {
+	case fleet.NodeConnected:
+		c.nodes[ev.Node] = true
+		c.cfg.Metrics.ConnectedNodes.Set(float64(len(c.nodes)))
+		c.reconcile(ctx, ev.Node)
+	case fleet.NodeDisconnected:
+		delete(c.nodes, ev.Node)
+		delete(c.sent, ev.Node)
+		c.cfg.Cache.ClearSnapshot(ev.Node)
+		c.cfg.Metrics.ConnectedNodes.Set(float64(len(c.nodes)))
+		// The node that left may have been the last one yet to ACK.
+		for name := range c.filters {
+			c.confirm(ctx, name)
+		}
+	case fleet.Acked:
+		c.cfg.Metrics.Acks.WithLabelValues("ecds").Inc()
+		c.confirm(ctx, ev.Filter)
+	case fleet.Nacked:
+		c.cfg.Metrics.Nacks.WithLabelValues("ecds").Inc()
+		c.nacked(ctx, ev)
+	}
+}
+
+// confirm promotes a filter's candidate once it runs at 100% and every
+// connected node has ACKed it: only then is there no node left that could
+// still reject it, so the previous stable version can be let go.
+func (c *Controller) confirm(ctx context.Context, filter string) {
+	rec, ok := c.filters[filter]
+	if !ok || rec.state.Candidate == "" || len(c.nodes) == 0 {
+		return
+	}
+	d := rec.state.Candidate
+	for node := range c.nodes {
+		if !c.nodeRuns(node, filter, d) {
+			return
+		}
+	}
+	next, promoted := rollout.Confirmed(rec.settings, rec.state, d)
+	if !promoted {
+		return
+	}
+	rec.state = next
+	log := c.log.With(zap.String("filter", filter))
+	log.Info("candidate promoted to stable: every node accepted it", zap.String("version", d.Short()), zap.Int("nodes", len(c.nodes)))
+	c.saveAndReconcile(ctx, rec, log)
+}
+
+// nodeRuns reports whether node has ACKed an ECDS version running d for filter.
+func (c *Controller) nodeRuns(node, filter string, d types.Digest) bool {
+	st, ok := c.cfg.Fleet.Node(node)
+	if !ok {
+		return false
+	}
+	for _, f := range st.Filters {
+		if f.Filter == filter {
+			return f.Acked.Stable == d || f.Acked.Candidate == d
+		}
+	}
+	return false
+}
+
+// nacked rolls a candidate back when nodes fail to load it.
+func (c *Controller) nacked(ctx context.Context, ev fleet.Event) {
+	rec, ok := c.filters[ev.Filter]
+	if !ok || ev.Digest == "" || ev.Digest != rec.state.Candidate {
+		return
+	}
+	nodes := rec.failed[ev.Digest]
+	if nodes == nil {
+		nodes = map[string]bool{}
+		rec.failed[ev.Digest] = nodes
+	}
+	nodes[ev.Node] = true
+	mark := types.BadMark{Digest: ev.Digest, Node: ev.Node, Reason: ev.Reason, At: c.now()}
+	next, rolledBack := rollout.Failed(rec.settings, rec.state, mark, len(nodes))
+	if !rolledBack {
+		return
+	}
+	rec.state = next
+	delete(rec.failed, ev.Digest)
+	c.cfg.Metrics.Rollbacks.WithLabelValues(ev.Filter, "nack").Inc()
+	log := c.log.With(zap.String("filter", ev.Filter), zap.String("node", ev.Node), zap.String("digest", ev.Digest.Short()))
+	log.Error("candidate rolled back: a node failed to load it", zap.String("reason", ev.Reason))
+	c.fail(rec, fmt.Errorf("version %s rolled back: node %s: %s", ev.Digest.Short(), ev.Node, ev.Reason))
+	c.saveAndReconcile(ctx, rec, log)
+}
+
+func (c *Controller) saveAndReconcile(ctx context.Context, rec *filterRec, log *zap.Logger) {
+	if err := c.cfg.Store.SetState(rec.state); err != nil {
+		log.Error("cannot persist filter state", zap.Error(err))
+		c.fail(rec, err)
+	}
+	c.reconcile(ctx)
+}
+
+// chain returns the planner inputs and snapshot settings in chain order.
+func (c *Controller) chain() ([]rollout.FilterInput, []config.Filter) {
+	var present []string
+	for name, rec := range c.filters {
+		if rec.state.Stable != "" || rec.state.Candidate != "" {
+			present = append(present, name)
+		}
+	}
+	var inputs []rollout.FilterInput
+	var settings []config.Filter
+	for _, name := range c.cfg.Config.FilterOrder(present) {
+		rec := c.filters[name]
+		inputs = append(inputs, rollout.FilterInput{Spec: rec.settings, State: rec.state})
+		settings = append(settings, rec.settings)
+	}
+	return inputs, settings
+}
+
+func (c *Controller) snapshotInput(settings []config.Filter) snapshot.Input {
+	return snapshot.Input{
+		Mode:      c.cfg.Config.Mode,
+		Managed:   c.cfg.Config.Managed,
+		ModuleURL: c.cfg.Config.ModuleURL(),
+		Filters:   settings,
+		Inline:    c.inline,
+	}
+}
+
+func (c *Controller) inline(d types.Digest) ([]byte, error) {
+	b, ok, err := c.cfg.Store.Module(d)
+	if err == nil && !ok {
+		err = fmt.Errorf("module %s is not in the store", d)
+	}
+	return b, err
+}
+
+// reconcile plans the fleet (or just the named nodes) and sets a snapshot for
+// every node whose resources changed.
+func (c *Controller) reconcile(ctx context.Context, only ...string) {
+	start := c.now()
+	nodes := only
+	if len(nodes) == 0 {
+		nodes = make([]string, 0, len(c.nodes))
+		for n := range c.nodes {
+			nodes = append(nodes, n)
+		}
+	}
+	inputs, settings := c.chain()
+	plan := rollout.Plan(inputs, nodes)
+	in := c.snapshotInput(settings)
+	for _, node := range nodes {
+		a := plan[node]
+		snap, err := c.cfg.Builder.Build(in, a)
+		if err != nil {
+			c.log.Error("cannot build snapshot", zap.String("node", node), zap.Error(err))
+			continue
+		}
+		key := snapshotKey(snap)
+		if c.sent[node] == key {
+			continue
+		}
+		if err := c.cfg.Cache.SetSnapshot(ctx, node, snap); err != nil {
+			c.log.Error("cannot set snapshot", zap.String("node", node), zap.Error(err))
+			continue
+		}
+		c.sent[node] = key
+		c.cfg.Fleet.Assigned(node, snap.GetVersion(resourcev3.ExtensionConfigType), a)
+		c.cfg.Metrics.SnapshotPushes.Inc()
+	}
+	c.cfg.Metrics.SnapshotBuildSeconds.Observe(time.Since(start).Seconds())
+}
+
+func snapshotKey(s *cache.Snapshot) string {
+	var key string
+	for _, t := range []string{resourcev3.ListenerType, resourcev3.RouteType, resourcev3.ClusterType, resourcev3.ExtensionConfigType} {
+		key += s.GetVersion(t) + "/"
+	}
+	return key
+}

@@ -1,0 +1,217 @@
+package controller
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap/zaptest"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/admission"
+	"github.com/wasmfleet/wasmfleet/controlplane/config"
+	"github.com/wasmfleet/wasmfleet/controlplane/fleet"
+	"github.com/wasmfleet/wasmfleet/controlplane/metrics"
+	"github.com/wasmfleet/wasmfleet/controlplane/snapshot"
+	"github.com/wasmfleet/wasmfleet/controlplane/store"
+	"github.com/wasmfleet/wasmfleet/controlplane/types"
+	"github.com/wasmfleet/wasmfleet/internal/wasmtest"
+)
+
+// harness runs a controller over real stages. The xDS peer is simulated by
+// feeding the fleet registry what the xDS server's callbacks would: that is
+// the boundary under the controller, and it lets a test say exactly which
+// node ACKs or NACKs which version.
+type harness struct {
+	t      *testing.T
+	ctrl   *Controller
+	cache  cache.SnapshotCache
+	fleet  fleet.Registry
+	events chan types.Event
+	nonce  atomic.Int64
+	stream map[string]fleet.Stream
+}
+
+func newHarness(t *testing.T, cfg config.Config) *harness {
+	t.Helper()
+	log := zaptest.NewLogger(t)
+	st, err := store.Open(t.TempDir(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	h := &harness{
+		t:      t,
+		cache:  cache.NewSnapshotCache(true, cache.IDHash{}, nil),
+		fleet:  fleet.New(fleet.Config{Log: log}),
+		events: make(chan types.Event),
+		stream: map[string]fleet.Stream{},
+	}
+	h.ctrl, err = New(Config{
+		Config: cfg, Store: st, Admitter: admission.New(admission.Config{Log: log}), Builder: snapshot.NewBuilder(),
+		Cache: h.cache, Fleet: h.fleet, Events: h.events, Metrics: metrics.New(prometheus.NewRegistry()), Log: log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.ctrl.Start(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return h
+}
+
+func (h *harness) connect(node string) {
+	s := fleet.Stream{ID: int64(len(h.stream) + 1)}
+	h.stream[node] = s
+	h.fleet.StreamOpened(s)
+	h.fleet.Requested(s, fleet.Identity{ID: node}, fleet.Request{TypeURL: resourcev3.ExtensionConfigType})
+}
+
+// drop sends a module event as the directory source would.
+func (h *harness) drop(filter string, module []byte) types.Digest {
+	d := types.DigestOf(module)
+	h.events <- types.Event{Kind: types.ModuleChanged, Filter: filter, Module: module, Digest: d,
+		Origin: types.Origin{Kind: types.OriginFile, Ref: "filters.d/" + filter + ".wasm"}}
+	return d
+}
+
+// respond makes node answer the ECDS version it was last given, once that
+// version runs digest d for filter; nack is the error detail, empty for an ACK.
+func (h *harness) respond(node, filter string, d types.Digest, nack string) {
+	h.t.Helper()
+	var version string
+	h.wait(fmt.Sprintf("%s to be sent %s %s", node, filter, d.Short()), func() bool {
+		snap, err := h.cache.GetSnapshot(node)
+		if err != nil {
+			return false
+		}
+		version = snap.GetVersion(resourcev3.ExtensionConfigType)
+		return h.planned(node, d)
+	})
+	nonce := fmt.Sprint(h.nonce.Add(1))
+	s := h.stream[node]
+	h.fleet.Sent(s, resourcev3.ExtensionConfigType, version, nonce)
+	h.fleet.Requested(s, fleet.Identity{ID: node}, fleet.Request{
+		TypeURL: resourcev3.ExtensionConfigType, Version: version, Nonce: nonce, NACK: nack != "", Reason: nack,
+	})
+}
+
+func (h *harness) status(filter string) FilterStatus {
+	for _, f := range h.ctrl.Status() {
+		if f.Name == filter {
+			return f
+		}
+	}
+	return FilterStatus{}
+}
+
+func (h *harness) wait(what string, cond func() bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// planned reports whether node's last snapshot runs digest d (remote code
+// names it by sha256 in the ECDS resources).
+func (h *harness) planned(node string, d types.Digest) bool {
+	snap, err := h.cache.GetSnapshot(node)
+	if err != nil {
+		return false
+	}
+	for _, r := range snap.GetResources(resourcev3.ExtensionConfigType) {
+		js, err := protojson.Marshal(r)
+		if err == nil && strings.Contains(string(js), string(d)) {
+			return true
+		}
+	}
+	return false
+}
+
+// variant returns module with a custom section appended: a new digest, the
+// same behaviour.
+func variant(module []byte, n uint32) []byte {
+	name := "wasmfleet.test"
+	payload := binary.AppendUvarint(nil, uint64(len(name)))
+	payload = append(payload, name...)
+	payload = binary.BigEndian.AppendUint32(payload, n)
+	out := append([]byte{}, module...)
+	out = append(out, 0)
+	out = binary.AppendUvarint(out, uint64(len(payload)))
+	return append(out, payload...)
+}
+
+func TestDefaultRolloutConfirmsThenRollsBackOnNACK(t *testing.T) {
+	h := newHarness(t, config.Default())
+	h.connect("n1")
+	h.connect("n2")
+	hello := wasmtest.Module(t, "internal/wasmtest/testdata/hello")
+
+	// A first version reaches every node as the candidate and becomes stable
+	// only when both have ACKed it.
+	v1 := h.drop("hello", hello)
+	h.respond("n1", "hello", v1, "")
+	if st := h.status("hello"); st.Candidate != v1 || st.Stable != "" {
+		t.Fatalf("after one of two ACKs: %+v, want v1 still the candidate", st)
+	}
+	h.respond("n2", "hello", v1, "")
+	h.wait("v1 to be promoted", func() bool { st := h.status("hello"); return st.Stable == v1 && st.Candidate == "" })
+
+	// A second version is NACKed by one node: it is rolled back, marked bad
+	// with the node and reason, and every node returns to v1.
+	v2 := h.drop("hello", variant(hello, 2))
+	h.respond("n1", "hello", v2, "")
+	h.respond("n2", "hello", v2, "wasm: proxy_on_vm_start failed")
+	h.wait("v2 to be rolled back", func() bool { st := h.status("hello"); return st.Candidate == "" && len(st.Bad) == 1 })
+	st := h.status("hello")
+	if st.Stable != v1 || st.Bad[0].Digest != v2 || st.Bad[0].Node != "n2" || !strings.Contains(st.Bad[0].Reason, "proxy_on_vm_start") {
+		t.Fatalf("after the NACK: %+v", st)
+	}
+	for _, n := range []string{"n1", "n2"} {
+		h.wait(n+" back on v1", func() bool { return h.planned(n, v1) && !h.planned(n, v2) })
+	}
+
+	// The bad version is refused when it shows up again.
+	h.drop("hello", variant(hello, 2))
+	h.wait("the bad version to be refused", func() bool { return strings.Contains(h.status("hello").LastError, "marked bad") })
+	if h.status("hello").Candidate != "" {
+		t.Fatal("a version marked bad became the candidate again")
+	}
+}
+
+func TestRejectedModuleChangesNothing(t *testing.T) {
+	h := newHarness(t, config.Default())
+	h.connect("n1")
+	hello := wasmtest.Module(t, "internal/wasmtest/testdata/hello")
+	v1 := h.drop("hello", hello)
+	h.respond("n1", "hello", v1, "")
+	h.wait("v1 stable", func() bool { return h.status("hello").Stable == v1 })
+	before, err := h.cache.GetSnapshot("n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	h.drop("hello", hello[:len(hello)/2])
+	h.wait("the truncated module to be refused", func() bool {
+		return strings.Contains(h.status("hello").LastError, "filters.d/hello.wasm")
+	})
+	after, err := h.cache.GetSnapshot("n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before != after || h.status("hello").Candidate != "" {
+		t.Fatal("a rejected module changed what the node is sent")
+	}
+}

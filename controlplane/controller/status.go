@@ -1,0 +1,81 @@
+package controller
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/config"
+	"github.com/wasmfleet/wasmfleet/controlplane/rollout"
+	"github.com/wasmfleet/wasmfleet/controlplane/types"
+)
+
+// FilterStatus is what `wasmfleet status` shows for one filter.
+type FilterStatus struct {
+	Name      string           `json:"name"`
+	Position  int              `json:"position"` // in the chain; -1 when not served
+	Stable    types.Digest     `json:"stable,omitempty"`
+	Candidate types.Digest     `json:"candidate,omitempty"`
+	By        config.RolloutBy `json:"by"`
+	Percent   int              `json:"percent"` // of the fleet or of requests on the candidate
+	Steps     []int            `json:"steps,omitempty"`
+	Step      int              `json:"step"`
+	StepSince time.Time        `json:"step_since,omitzero"`
+	Paused    bool             `json:"paused,omitempty"`
+	Retired   bool             `json:"retired,omitempty"`
+	Required  bool             `json:"required,omitempty"`
+	Source    string           `json:"source,omitempty"`
+	LastError string           `json:"last_error,omitempty"`
+	ErrorAt   time.Time        `json:"error_at,omitzero"`
+	Bad       []types.BadMark  `json:"bad,omitempty"`
+}
+
+// Status returns the filters as of the last event handled. Safe for
+// concurrent use.
+func (c *Controller) Status() []FilterStatus {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return slices.Clone(c.status)
+}
+
+// publish rebuilds the status view; called by the loop after every event.
+func (c *Controller) publish() {
+	_, chain := c.chain()
+	pos := map[string]int{}
+	for i, f := range chain {
+		pos[f.Name] = i
+	}
+	out := make([]FilterStatus, 0, len(c.filters))
+	for name, rec := range c.filters {
+		p, ok := pos[name]
+		if !ok {
+			p = -1
+		}
+		st, spec := rec.state, rec.settings
+		percent := 0
+		if st.Candidate != "" {
+			percent = rollout.CurrentPercent(spec, st)
+		}
+		out = append(out, FilterStatus{
+			Name: name, Position: p, Stable: st.Stable, Candidate: st.Candidate,
+			By: spec.Rollout.By, Percent: percent, Steps: spec.Rollout.Steps, Step: st.Step, StepSince: st.StepSince,
+			Paused: st.Paused, Retired: st.Retired, Required: spec.Required, Source: spec.Source,
+			LastError: rec.lastError, ErrorAt: rec.errorAt, Bad: st.Bad,
+		})
+	}
+	slices.SortFunc(out, func(a, b FilterStatus) int {
+		if a.Position != b.Position && a.Position >= 0 && b.Position >= 0 {
+			return a.Position - b.Position
+		}
+		if (a.Position < 0) != (b.Position < 0) {
+			if a.Position < 0 {
+				return 1
+			}
+			return -1
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	c.mu.Lock()
+	c.status = out
+	c.mu.Unlock()
+}

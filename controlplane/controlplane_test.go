@@ -1,0 +1,156 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/config"
+	"github.com/wasmfleet/wasmfleet/internal/wasmtest"
+)
+
+// testConfig binds everything to loopback port 0 under a temp dir.
+func testConfig(t *testing.T) config.Config {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := config.Default()
+	cfg.Listen = config.Listen{XDS: "127.0.0.1:0", Modules: "127.0.0.1:0", Admin: "127.0.0.1:0"}
+	cfg.WatchDir = filepath.Join(dir, "filters.d")
+	cfg.DataDir = filepath.Join(dir, "data")
+	cfg.Limits.Debounce = config.Duration(20 * time.Millisecond)
+	return cfg
+}
+
+func TestPortInUse(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	tests := []struct {
+		name  string
+		field string
+		set   func(*config.Config)
+	}{
+		{name: "xds", field: "listen.xds", set: func(c *config.Config) { c.Listen.XDS = taken.Addr().String() }},
+		{name: "modules", field: "listen.modules", set: func(c *config.Config) { c.Listen.Modules = taken.Addr().String() }},
+		{name: "admin", field: "listen.admin", set: func(c *config.Config) { c.Listen.Admin = taken.Addr().String() }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig(t)
+			tt.set(&cfg)
+			_, err := New(Options{Config: cfg, Log: zaptest.NewLogger(t)})
+			if !errors.Is(err, ErrListen) || !strings.Contains(err.Error(), tt.field) || !strings.Contains(err.Error(), taken.Addr().String()) {
+				t.Fatalf("New = %v, want %v naming %s and the address", err, ErrListen, tt.field)
+			}
+			// Nothing may be left bound: the same config with the port freed works.
+			cfg = testConfig(t)
+			cp, err := New(Options{Config: cfg, Log: zaptest.NewLogger(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cp.close()
+		})
+	}
+}
+
+// TestConfigReload edits the config file of a running control plane: a valid
+// edit reorders the chain, a broken one is refused and changes nothing.
+func TestConfigReload(t *testing.T) {
+	cfg := testConfig(t)
+	path := filepath.Join(t.TempDir(), "wasmfleet.yaml")
+	write := func(body string) {
+		t.Helper()
+		// Write then rename, as editors do.
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	header := "watch_dir: " + cfg.WatchDir + "\ndata_dir: " + cfg.DataDir +
+		"\nlisten: {xds: 127.0.0.1:0, modules: 127.0.0.1:0, admin: 127.0.0.1:0}\nlimits: {debounce: 20ms}\n"
+	write(header + "filters: [{name: a}, {name: b}]\n")
+	loaded, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := New(Options{Config: loaded, ConfigPath: path, Log: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cp.Start(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Start: %v", err)
+		}
+	}()
+
+	module := wasmtest.Module(t, "internal/wasmtest/testdata/hello")
+	for _, name := range []string{"a", "b"} {
+		if err := os.WriteFile(filepath.Join(cfg.WatchDir, name+".wasm"), module, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitOrder := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		var got string
+		for time.Now().Before(deadline) {
+			var names []string
+			for _, f := range cp.ctrl.Status() {
+				if f.Position >= 0 {
+					names = append(names, f.Name)
+				}
+			}
+			if got = strings.Join(names, ","); got == want {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatalf("chain order = %q, want %q", got, want)
+	}
+	waitOrder("a,b")
+
+	write(header + "filters: [{name: b}, {name: a}]\n")
+	waitOrder("b,a")
+
+	// A typo and an invalid value are refused one after the other; the
+	// running order stays. A later valid edit proves the watcher survived.
+	for i, bad := range []string{
+		"filterz: [{name: a}, {name: b}]\n",
+		"filters: [{name: a}, {name: b, failure_policy: SOMETIMES}]\n",
+	} {
+		write(header + bad)
+		waitCount(t, cp.metrics.ConfigReloads.WithLabelValues("refused"), float64(i+1))
+		waitOrder("b,a")
+	}
+	write(header + "filters: [{name: a}, {name: b}]\n")
+	waitOrder("a,b")
+}
+
+func waitCount(t *testing.T, c prometheus.Counter, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for testutil.ToFloat64(c) < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("counter = %v, want %v", testutil.ToFloat64(c), want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

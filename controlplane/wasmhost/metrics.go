@@ -1,0 +1,142 @@
+package wasmhost
+
+import (
+	"cmp"
+	"slices"
+	"sync"
+)
+
+// MetricType is the ABI's metric type.
+type MetricType uint32
+
+// Metric types.
+const (
+	MetricCounter   MetricType = 0
+	MetricGauge     MetricType = 1
+	MetricHistogram MetricType = 2
+)
+
+func (t MetricType) String() string {
+	switch t {
+	case MetricCounter:
+		return "counter"
+	case MetricGauge:
+		return "gauge"
+	case MetricHistogram:
+		return "histogram"
+	}
+	return "unknown"
+}
+
+// Metrics holds the metrics guests define with proxy_define_metric. Like an
+// Envoy stats scope, defining a name that exists returns the same metric, so
+// the plugins of one node that share a Metrics add up. It is safe for
+// concurrent use.
+type Metrics struct {
+	mu sync.Mutex
+	m  map[metricKey]*metric
+}
+
+type metricKey struct {
+	name string
+	typ  MetricType
+}
+
+type metric struct {
+	value              int64 // counter total or gauge value
+	count, sum, lo, hi uint64
+}
+
+// MetricSample is one metric's state at Snapshot time.
+type MetricSample struct {
+	Name string
+	Type MetricType
+	// Value is a counter's total or a gauge's value.
+	Value int64
+	// Count, Sum, Min and Max summarise a histogram's recorded values.
+	Count, Sum, Min, Max uint64
+}
+
+// NewMetrics returns an empty set.
+func NewMetrics() *Metrics {
+	return &Metrics{m: map[metricKey]*metric{}}
+}
+
+// Snapshot returns every metric, sorted by name then type.
+func (m *Metrics) Snapshot() []MetricSample {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]MetricSample, 0, len(m.m))
+	for k, v := range m.m {
+		out = append(out, MetricSample{Name: k.name, Type: k.typ, Value: v.value, Count: v.count, Sum: v.sum, Min: v.lo, Max: v.hi})
+	}
+	slices.SortFunc(out, func(a, b MetricSample) int {
+		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.Type, b.Type))
+	})
+	return out
+}
+
+// Get returns the sample of the metric name of type typ.
+func (m *Metrics) Get(name string, typ MetricType) (MetricSample, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v, ok := m.m[metricKey{name, typ}]
+	if !ok {
+		return MetricSample{}, false
+	}
+	return MetricSample{Name: name, Type: typ, Value: v.value, Count: v.count, Sum: v.sum, Min: v.lo, Max: v.hi}, true
+}
+
+func (m *Metrics) define(name string, typ MetricType) *metric {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := metricKey{name, typ}
+	v, ok := m.m[k]
+	if !ok {
+		v = &metric{}
+		m.m[k] = v
+	}
+	return v
+}
+
+// increment follows Envoy: counters take positive offsets only, gauges
+// either sign, histograms none.
+func (m *Metrics) increment(v *metric, typ MetricType, offset int64) status {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case typ == MetricCounter && offset > 0, typ == MetricGauge:
+		v.value += offset
+		return statusOK
+	}
+	return statusBadArgument
+}
+
+// record adds to a counter, sets a gauge, and samples a histogram.
+func (m *Metrics) record(v *metric, typ MetricType, value uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch typ {
+	case MetricCounter:
+		v.value += int64(value)
+	case MetricGauge:
+		v.value = int64(value)
+	case MetricHistogram:
+		if v.count == 0 || value < v.lo {
+			v.lo = value
+		}
+		v.hi = max(v.hi, value)
+		v.count++
+		v.sum += value
+	}
+}
+
+// get reads a counter or gauge; a histogram has no single value (BadArgument).
+func (m *Metrics) get(v *metric, typ MetricType) (uint64, status) {
+	if typ == MetricHistogram {
+		return 0, statusBadArgument
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return uint64(v.value), statusOK
+}

@@ -1,0 +1,280 @@
+package wasmhost
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/tetratelabs/wazero/api"
+)
+
+// StreamInfo is what the host knows about a stream beyond its headers; it
+// feeds the source.*, destination.* and request.* properties.
+type StreamInfo struct {
+	// Source and Destination are "ip:port" (source.address, ...).
+	Source, Destination string
+	// Protocol is request.protocol, e.g. "HTTP/1.1".
+	Protocol string
+	// Start is request.time; zero = the plugin's clock at NewHTTPStream.
+	Start time.Time
+	// Properties adds per-stream properties, keyed like
+	// PluginConfig.Properties ("xds.route_name", "connection.mtls", ...).
+	Properties map[string][]byte
+}
+
+// LocalResponse is a response the filter asked the host to send in place of
+// the upstream's (proxy_send_local_response).
+type LocalResponse struct {
+	Status  int
+	Headers *Headers
+	Body    []byte
+	// Details is Envoy's response code details (may be empty).
+	Details string
+	// GRPCStatus is the gRPC status to send, or -1 for none.
+	GRPCStatus int32
+}
+
+// HTTPStream is one request and its response through one plugin: an HTTP
+// context in the guest. Call its methods in the order of the exchange
+// (request headers, body, trailers, response headers, body, trailers),
+// skipping what the exchange does not have, then Done. It is meant for one
+// goroutine; its calls, like all calls into its Plugin, take the plugin's
+// lock.
+//
+// Each method returns the Action the filter chose, after the callouts and
+// notifications it caused were delivered: a stream the filter paused and
+// then resumed with proxy_continue_stream returns ActionContinue; a filter
+// that sent a local response returns ActionPause with LocalResponse set
+// (Envoy stops iteration after a local reply). On error the stream's VM
+// has failed (ErrVMFailed for later calls): apply the filter's failure
+// policy.
+type HTTPStream struct {
+	p    *Plugin
+	id   uint32
+	ctx  context.Context // bounds every guest call of the stream; the methods have no ctx of their own
+	info StreamInfo
+
+	// The maps the caller passed in; the guest reads and edits them.
+	requestHeaders, requestTrailers   *Headers
+	responseHeaders, responseTrailers *Headers
+	requestBody, responseBody         body
+
+	waiting [2]bool           // by streamType: paused, not resumed yet
+	local   *LocalResponse    // proxy_send_local_response
+	reset   bool              // proxy_close_stream
+	props   map[string][]byte // proxy_set_property
+	done    bool
+}
+
+// body is the buffer of one direction. Envoy hands the filter the current
+// chunk, or, after the filter asked to buffer (StopIterationAndBuffer or
+// ...Watermark), everything buffered so far plus the chunk.
+type body struct {
+	buf       []byte
+	buffering bool
+	total     int // bytes received, for request.size / response.size
+}
+
+// NewHTTPStream creates an HTTP context in the guest
+// (proxy_on_context_create). ctx bounds every guest callback of the stream.
+func (p *Plugin) NewHTTPStream(ctx context.Context) (*HTTPStream, error) {
+	return p.NewHTTPStreamInfo(ctx, StreamInfo{})
+}
+
+// NewHTTPStreamInfo is NewHTTPStream with what the host knows of the
+// connection and request.
+func (p *Plugin) NewHTTPStreamInfo(ctx context.Context, info StreamInfo) (*HTTPStream, error) {
+	if err := p.enter(ctx); err != nil {
+		return nil, err
+	}
+	defer p.mu.Unlock()
+	if info.Start.IsZero() {
+		info.Start = p.cfg.Clock()
+	}
+	s := &HTTPStream{p: p, id: p.nextID, ctx: ctx, info: info}
+	p.nextID++
+	p.streams[s.id] = s
+	if _, _, err := p.invoke(ctx, s.id, p.fn.contextCreate, uint64(s.id), uint64(p.rootID)); err != nil {
+		delete(p.streams, s.id)
+		return nil, fmt.Errorf("wasmhost: %s: new stream: %w", p.name(), err)
+	}
+	return s, nil
+}
+
+// RequestHeaders runs proxy_on_request_headers. The filter may change h in
+// place; the stream keeps h for the rest of the exchange (the request.*
+// properties read it).
+func (s *HTTPStream) RequestHeaders(h *Headers, endOfStream bool) (Action, error) {
+	return s.runHeaders(streamRequest, &s.requestHeaders, h, endOfStream)
+}
+
+// RequestBody runs proxy_on_request_body with chunk appended to what the
+// filter buffered; Body(RequestBody) is then what goes on (after
+// ActionContinue) or what stays buffered (after ActionPause).
+func (s *HTTPStream) RequestBody(chunk []byte, endOfStream bool) (Action, error) {
+	return s.runBody(streamRequest, &s.requestBody, chunk, endOfStream)
+}
+
+// RequestTrailers runs proxy_on_request_trailers; the filter may change h.
+func (s *HTTPStream) RequestTrailers(h *Headers) (Action, error) {
+	return s.runTrailers(streamRequest, &s.requestTrailers, h)
+}
+
+// ResponseHeaders runs proxy_on_response_headers; the filter may change h.
+func (s *HTTPStream) ResponseHeaders(h *Headers, endOfStream bool) (Action, error) {
+	return s.runHeaders(streamResponse, &s.responseHeaders, h, endOfStream)
+}
+
+// ResponseBody runs proxy_on_response_body, like RequestBody.
+func (s *HTTPStream) ResponseBody(chunk []byte, endOfStream bool) (Action, error) {
+	return s.runBody(streamResponse, &s.responseBody, chunk, endOfStream)
+}
+
+// ResponseTrailers runs proxy_on_response_trailers; the filter may change h.
+func (s *HTTPStream) ResponseTrailers(h *Headers) (Action, error) {
+	return s.runTrailers(streamResponse, &s.responseTrailers, h)
+}
+
+func (s *HTTPStream) runHeaders(dir streamType, slot **Headers, h *Headers, endOfStream bool) (Action, error) {
+	if h == nil {
+		h = &Headers{}
+	}
+	f := s.p.fn.requestHeaders
+	if dir == streamResponse {
+		f = s.p.fn.responseHeaders
+	}
+	return s.run(dir, f, headersAction, func() []uint64 {
+		*slot = h
+		return []uint64{uint64(h.Len()), boolArg(endOfStream)}
+	})
+}
+
+func (s *HTTPStream) runTrailers(dir streamType, slot **Headers, h *Headers) (Action, error) {
+	if h == nil {
+		h = &Headers{}
+	}
+	f := s.p.fn.requestTrailers
+	if dir == streamResponse {
+		f = s.p.fn.responseTrailers
+	}
+	return s.run(dir, f, trailersAction, func() []uint64 {
+		*slot = h
+		return []uint64{uint64(h.Len())}
+	})
+}
+
+func (s *HTTPStream) runBody(dir streamType, b *body, chunk []byte, endOfStream bool) (Action, error) {
+	f := s.p.fn.requestBody
+	if dir == streamResponse {
+		f = s.p.fn.responseBody
+	}
+	a, err := s.run(dir, f, bodyAction, func() []uint64 {
+		if !b.buffering {
+			b.buf = b.buf[:0:0] // what was continued went on; start afresh
+		}
+		b.buf = append(b.buf, chunk...)
+		b.total += len(chunk)
+		return []uint64{uint64(len(b.buf)), boolArg(endOfStream)}
+	})
+	if err == nil {
+		b.buffering = a == ActionPause || a == actionStopIterationAndWatermark
+	}
+	return a, err
+}
+
+// run is one stream callback: prepare updates the stream's state under the
+// plugin's lock and returns the callback's arguments after the context id.
+func (s *HTTPStream) run(dir streamType, f api.Function, clamp func(uint64) Action, prepare func() []uint64) (Action, error) {
+	p := s.p
+	if err := p.enter(s.ctx); err != nil {
+		return ActionPause, err
+	}
+	defer p.mu.Unlock()
+	if s.done {
+		return ActionPause, fmt.Errorf("wasmhost: %s: stream %d: %w", p.name(), s.id, ErrClosed)
+	}
+	args := append([]uint64{uint64(s.id)}, prepare()...)
+	hadLocal := s.local != nil
+	a := ActionContinue
+	if f != nil {
+		res, err := p.call(s.ctx, s.id, f, args...)
+		if err != nil {
+			return ActionPause, fmt.Errorf("wasmhost: %s: stream %d: %w", p.name(), s.id, err)
+		}
+		a = clamp(res)
+	}
+	s.waiting[dir] = a != ActionContinue
+	if err := p.afterCall(s.ctx); err != nil {
+		return ActionPause, fmt.Errorf("wasmhost: %s: stream %d: %w", p.name(), s.id, err)
+	}
+	switch {
+	case s.local != nil && !hadLocal:
+		return ActionPause, nil
+	case !s.waiting[dir]:
+		return ActionContinue, nil
+	}
+	return a, nil
+}
+
+func boolArg(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Envoy clamps what a guest returns to the statuses it knows.
+func headersAction(r uint64) Action  { return Action(min(r, uint64(actionStopAllIterationWatermark))) }
+func bodyAction(r uint64) Action     { return Action(min(r, uint64(actionStopIterationNoBuffer))) }
+func trailersAction(r uint64) Action { return Action(min(r, uint64(ActionPause))) }
+
+// Body returns a copy of the current body of that direction: after
+// ActionContinue what goes on (possibly rewritten by the filter), after
+// ActionPause what the host keeps buffered.
+func (s *HTTPStream) Body(t BufferType) []byte {
+	s.p.mu.Lock()
+	defer s.p.mu.Unlock()
+	switch t {
+	case RequestBody:
+		return append([]byte(nil), s.requestBody.buf...)
+	case ResponseBody:
+		return append([]byte(nil), s.responseBody.buf...)
+	}
+	return nil
+}
+
+// LocalResponse is non-nil once the filter called proxy_send_local_response.
+func (s *HTTPStream) LocalResponse() *LocalResponse {
+	s.p.mu.Lock()
+	defer s.p.mu.Unlock()
+	return s.local
+}
+
+// WasReset reports whether the filter called proxy_close_stream: the host
+// should reset the stream.
+func (s *HTTPStream) WasReset() bool {
+	s.p.mu.Lock()
+	defer s.p.mu.Unlock()
+	return s.reset
+}
+
+// Done ends the stream as Envoy does: proxy_on_done, proxy_on_log, then
+// proxy_on_delete. Calling it again does nothing.
+func (s *HTTPStream) Done() error {
+	p := s.p
+	if err := p.enter(s.ctx); err != nil {
+		return err
+	}
+	defer p.mu.Unlock()
+	if s.done {
+		return nil
+	}
+	s.done = true
+	defer delete(p.streams, s.id)
+	for _, f := range []api.Function{p.fn.done, p.fn.log, p.fn.delete} {
+		if _, _, err := p.invoke(s.ctx, s.id, f, uint64(s.id)); err != nil {
+			return fmt.Errorf("wasmhost: %s: stream %d: done: %w", p.name(), s.id, err)
+		}
+	}
+	return nil
+}

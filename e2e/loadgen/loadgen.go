@@ -1,0 +1,255 @@
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerpb "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+
+	"github.com/wasmfleet/wasmfleet/e2e/dataplane"
+	"github.com/wasmfleet/wasmfleet/e2e/internal/ads"
+)
+
+// Defaults.
+const (
+	DefaultNodePrefix   = "loadgen-"
+	DefaultCluster      = "loadgen"
+	DefaultNodesPerConn = 100
+)
+
+// Config says how many nodes to run and against what.
+type Config struct {
+	// XDSAddr is the control plane's ADS endpoint, host:port.
+	XDSAddr string
+	// N is the number of nodes. Their ids are NodePrefix followed by a
+	// zero-padded index: loadgen-00000 ... (see NodeIDs).
+	N          int
+	NodePrefix string
+	Cluster    string
+	// Extensions are ECDS names every node subscribes to besides those its
+	// listeners name: the names to watch in ECDS-only mode (no LDS).
+	Extensions []string
+	// NodesPerConn is how many nodes share one gRPC connection.
+	NodesPerConn int
+	// ReconnectBase and ReconnectMax bound each node's reconnect backoff.
+	ReconnectBase, ReconnectMax time.Duration
+	Log                         *zap.Logger
+}
+
+// Errors of Validate.
+var (
+	ErrNoXDSAddr = errors.New("loadgen: xds address is required")
+	ErrNoNodes   = errors.New("loadgen: n must be positive")
+)
+
+// Validate lists every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.XDSAddr == "" {
+		errs = append(errs, ErrNoXDSAddr)
+	}
+	if c.N <= 0 {
+		errs = append(errs, ErrNoNodes)
+	}
+	return errors.Join(errs...)
+}
+
+// Fleet is N running nodes. Start runs them; the other methods may be called
+// from any goroutine.
+type Fleet struct {
+	cfg   Config
+	ids   []string
+	nodes []*node
+
+	mu      sync.Mutex
+	counts  map[string]int // ECDS version -> nodes that have it
+	changed chan struct{}  // closed and replaced whenever a count grows
+}
+
+// New checks cfg and prepares the fleet; Start runs it.
+func New(cfg Config) (*Fleet, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.NodePrefix == "" {
+		cfg.NodePrefix = DefaultNodePrefix
+	}
+	if cfg.Cluster == "" {
+		cfg.Cluster = DefaultCluster
+	}
+	if cfg.NodesPerConn <= 0 {
+		cfg.NodesPerConn = DefaultNodesPerConn
+	}
+	if cfg.Log == nil {
+		cfg.Log = zap.NewNop()
+	}
+	f := &Fleet{cfg: cfg, counts: map[string]int{}, changed: make(chan struct{})}
+	for i := range cfg.N {
+		id := fmt.Sprintf("%s%05d", cfg.NodePrefix, i)
+		f.ids = append(f.ids, id)
+		f.nodes = append(f.nodes, &node{id: id, fleet: f, arrived: map[string]time.Time{}})
+	}
+	return f, nil
+}
+
+// NodeIDs returns the node ids, in index order.
+func (f *Fleet) NodeIDs() []string { return append([]string(nil), f.ids...) }
+
+// Start connects every node and runs them until ctx ends.
+func (f *Fleet) Start(ctx context.Context) error {
+	var conns []*grpc.ClientConn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	var wg sync.WaitGroup
+	errs := make([]error, len(f.nodes))
+	for i, n := range f.nodes {
+		if i%f.cfg.NodesPerConn == 0 {
+			cc, err := ads.Dial(f.cfg.XDSAddr)
+			if err != nil {
+				return fmt.Errorf("loadgen: %w", err)
+			}
+			conns = append(conns, cc)
+		}
+		c, err := ads.New(ads.Config{
+			Node:        &core.Node{Id: n.id, Cluster: f.cfg.Cluster, UserAgentName: "envoy"},
+			Conn:        conns[len(conns)-1],
+			Wildcard:    []string{dataplane.ClusterType, dataplane.ListenerType},
+			Named:       []string{dataplane.RouteType, dataplane.ExtensionType},
+			Handler:     n,
+			BackoffBase: f.cfg.ReconnectBase,
+			BackoffMax:  f.cfg.ReconnectMax,
+			Rand:        rand.New(rand.NewPCG(uint64(i), 7)),
+			Log:         f.cfg.Log.With(zap.String("node", n.id)),
+		})
+		if err != nil {
+			return fmt.Errorf("loadgen: %w", err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = c.Start(ctx)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// WaitAcked blocks until every node has accepted ECDS version, or ctx ends,
+// and returns when the version arrived at each node. On ctx's end the error
+// says how many nodes were still missing.
+func (f *Fleet) WaitAcked(ctx context.Context, version string) (map[string]time.Time, error) {
+	for {
+		f.mu.Lock()
+		changed, have := f.changed, f.counts[version]
+		f.mu.Unlock()
+		if have == len(f.nodes) {
+			out, _ := f.arrivals(version)
+			return out, nil
+		}
+		select {
+		case <-ctx.Done():
+			out, missing := f.arrivals(version)
+			return out, fmt.Errorf("loadgen: %d of %d nodes lack ECDS version %s: %w", missing, len(f.nodes), version, ctx.Err())
+		case <-changed:
+		}
+	}
+}
+
+func (f *Fleet) arrivals(version string) (map[string]time.Time, int) {
+	out := make(map[string]time.Time, len(f.nodes))
+	missing := 0
+	for _, n := range f.nodes {
+		if at, ok := n.arrival(version); ok {
+			out[n.id] = at
+		} else {
+			missing++
+		}
+	}
+	return out, missing
+}
+
+func (f *Fleet) record(version string) {
+	f.mu.Lock()
+	f.counts[version]++
+	close(f.changed)
+	f.changed = make(chan struct{})
+	f.mu.Unlock()
+}
+
+// node is one simulated Envoy: it accepts everything and remembers which
+// routes and filter configs its listeners name.
+type node struct {
+	id    string
+	fleet *Fleet
+
+	// Touched by the client's goroutine only.
+	routes, exts []string
+
+	mu      sync.Mutex
+	arrived map[string]time.Time // ECDS version -> first accepted
+}
+
+func (n *node) arrival(version string) (time.Time, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	at, ok := n.arrived[version]
+	return at, ok
+}
+
+// Handle accepts every response; listeners update the names to subscribe.
+func (n *node) Handle(resp *discovery.DiscoveryResponse) error {
+	switch resp.GetTypeUrl() {
+	case dataplane.ListenerType:
+		var routes, exts []string
+		for _, a := range resp.GetResources() {
+			l := &listenerpb.Listener{}
+			if err := a.UnmarshalTo(l); err != nil {
+				return fmt.Errorf("listener: %w", err)
+			}
+			hcms, err := ads.HCMs(l)
+			if err != nil {
+				return err
+			}
+			for _, m := range hcms {
+				r, e := ads.Refs(m)
+				routes, exts = append(routes, r...), append(exts, e...)
+			}
+		}
+		n.routes, n.exts = routes, exts
+	case dataplane.ExtensionType:
+		now := time.Now()
+		v := resp.GetVersionInfo()
+		n.mu.Lock()
+		_, seen := n.arrived[v]
+		if !seen {
+			n.arrived[v] = now
+		}
+		n.mu.Unlock()
+		if !seen {
+			n.fleet.record(v)
+		}
+	}
+	return nil
+}
+
+// Names is what the listeners name, plus the configured ECDS names.
+func (n *node) Names(typeURL string) []string {
+	switch typeURL {
+	case dataplane.RouteType:
+		return n.routes
+	case dataplane.ExtensionType:
+		return append(append([]string(nil), n.fleet.cfg.Extensions...), n.exts...)
+	}
+	return nil
+}

@@ -1,0 +1,127 @@
+package standin
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// action is what a filter callback asks of the chain.
+type action int
+
+const (
+	actContinue action = iota
+	// actStop is proxy-wasm's Pause (Envoy's StopIteration): the filter holds
+	// the stream, normally because it sent a local reply or waits for the body.
+	actStop
+)
+
+// localReply is a response a filter generated instead of the upstream's.
+type localReply struct {
+	status  int
+	headers [][2]string
+	body    []byte
+}
+
+// filterStream is one filter instance on one request. The proxy calls it
+// from the request's goroutine only; callbacks take the headers or body in
+// place and may change them.
+type filterStream interface {
+	requestHeaders(h *headerMap, endOfStream bool) (action, error)
+	requestBody(b *[]byte, endOfStream bool) (action, error)
+	responseHeaders(h *headerMap, endOfStream bool) (action, error)
+	responseBody(b *[]byte, endOfStream bool) (action, error)
+	// local returns the reply the filter sent, if any.
+	local() *localReply
+	// done ends the stream (proxy_on_done/proxy_on_delete).
+	done()
+}
+
+// vm is a loaded filter configuration: a module running in one or more VMs
+// with its plugin configured. It is safe for concurrent use: newStream may be
+// called from many requests at once.
+type vm interface {
+	newStream() (filterStream, error)
+	// close releases the VMs once no stream uses them any more.
+	close()
+}
+
+// failClosed is the filter Envoy puts in place of a Wasm filter that has no
+// VM under FAIL_CLOSED: every request through it gets a 503.
+type failClosed struct{}
+
+var _ filterStream = failClosed{}
+
+func (failClosed) requestHeaders(*headerMap, bool) (action, error)  { return actStop, nil }
+func (failClosed) requestBody(*[]byte, bool) (action, error)        { return actStop, nil }
+func (failClosed) responseHeaders(*headerMap, bool) (action, error) { return actContinue, nil }
+func (failClosed) responseBody(*[]byte, bool) (action, error)       { return actContinue, nil }
+func (failClosed) done()                                            {}
+func (failClosed) local() *localReply {
+	return &localReply{status: http.StatusServiceUnavailable, body: []byte("wasm_fail_closed\n")}
+}
+
+// headerMap is an ordered header list with lower-case names, pseudo-headers
+// (:method, :path, :authority, :scheme, :status) first, as proxy-wasm sees it.
+type headerMap [][2]string
+
+func (h headerMap) get(name string) (string, bool) {
+	for _, kv := range h {
+		if kv[0] == name {
+			return kv[1], true
+		}
+	}
+	return "", false
+}
+
+func (h *headerMap) set(name, value string) {
+	for i, kv := range *h {
+		if kv[0] == name {
+			(*h)[i][1] = value
+			return
+		}
+	}
+	*h = append(*h, [2]string{name, value})
+}
+
+// hopByHop headers belong to one connection and are not forwarded.
+var hopByHop = map[string]bool{
+	"connection": true, "keep-alive": true, "proxy-connection": true, "te": true,
+	"trailer": true, "transfer-encoding": true, "upgrade": true,
+}
+
+func requestHeaderMap(r *http.Request) headerMap {
+	host := r.Host
+	h := headerMap{{":method", r.Method}, {":path", r.URL.RequestURI()}, {":authority", host}, {":scheme", "http"}}
+	h = appendHeaders(h, r.Header)
+	return h
+}
+
+func responseHeaderMap(status int, hdr http.Header) headerMap {
+	return appendHeaders(headerMap{{":status", strconv.Itoa(status)}}, hdr)
+}
+
+func appendHeaders(h headerMap, hdr http.Header) headerMap {
+	for name, vs := range hdr {
+		name = strings.ToLower(name)
+		if hopByHop[name] {
+			continue
+		}
+		for _, v := range vs {
+			h = append(h, [2]string{name, v})
+		}
+	}
+	return h
+}
+
+// httpHeader copies the regular (non-pseudo, not hop-by-hop) headers.
+func (h headerMap) httpHeader() http.Header {
+	out := http.Header{}
+	for _, kv := range h {
+		if strings.HasPrefix(kv[0], ":") || hopByHop[kv[0]] || kv[0] == "content-length" {
+			continue
+		}
+		out.Add(kv[0], kv[1])
+	}
+	return out
+}

@@ -1,0 +1,212 @@
+package standin
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// maxBodyBytes bounds the buffered request and response bodies, like
+// Envoy's per-connection buffer limit does for buffering filters.
+const maxBodyBytes = 16 << 20
+
+// chain is what one request runs through, copied from the node's state when
+// the request starts so that updates during the request do not affect it.
+type chain struct {
+	configs []*slotConfig // refs held; release with done
+	cluster *clusterState
+	timeout time.Duration // 0 means none
+	noRoute bool
+}
+
+func (c *chain) done() {
+	for _, sc := range c.configs {
+		sc.refs.Done()
+	}
+}
+
+// handler serves the HTTP traffic of the LDS listener name.
+func (n *node) handler(name string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ch, ok := n.chainFor(name, r)
+		if !ok {
+			writeLocal(w, &localReply{status: http.StatusServiceUnavailable, body: []byte("no listener\n")})
+			return
+		}
+		defer n.inflight.Done()
+		defer ch.done()
+		if ch.noRoute {
+			writeLocal(w, &localReply{status: http.StatusNotFound})
+			return
+		}
+		n.serve(w, r, ch)
+	})
+}
+
+// chainFor resolves the listener's route for r and takes a reference on the
+// config of every filter enabled for it. When it returns ok the request is
+// counted in inflight; the caller marks it done.
+func (n *node) chainFor(name string, r *http.Request) (*chain, bool) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	ls := n.listeners[name]
+	if n.stopped || ls == nil || ls.active == nil {
+		return nil, false
+	}
+	n.inflight.Add(1)
+	m := ls.active.hcm
+	rc := m.GetRouteConfig()
+	if rds := m.GetRds(); rds != nil {
+		rc = n.routes[rds.GetRouteConfigName()]
+	}
+	vh, rt := matchRoute(rc, r.Host, r.URL.RequestURI(), n.draw)
+	if rt == nil {
+		return &chain{noRoute: true}, true
+	}
+	ch := &chain{cluster: n.clusters[rt.GetRoute().GetCluster()], timeout: DefaultRouteTimeout}
+	if t := rt.GetRoute().GetTimeout(); t != nil {
+		ch.timeout = t.AsDuration()
+	}
+	fs := m.GetHttpFilters()
+	for _, f := range fs[:len(fs)-1] { // the router is last (checkHCM)
+		if !filterEnabled(f.GetName(), f.GetDisabled(), rc, vh, rt) {
+			continue
+		}
+		s := n.slots[f.GetName()]
+		if s == nil || s.cur == nil {
+			continue
+		}
+		s.cur.refs.Add(1)
+		ch.configs = append(ch.configs, s.cur)
+	}
+	return ch, true
+}
+
+// serve runs the request through the filters, the upstream, and the
+// response back through the filters in reverse order.
+func (n *node) serve(w http.ResponseWriter, r *http.Request, ch *chain) {
+	var streams []filterStream
+	defer func() {
+		for _, s := range streams {
+			s.done()
+		}
+	}()
+	for _, sc := range ch.configs {
+		s, err := sc.newStream()
+		if err != nil {
+			n.fail(w, err)
+			return
+		}
+		if s != nil {
+			streams = append(streams, s)
+		}
+	}
+	reqH := requestHeaderMap(r)
+	reqBody, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes))
+	if err != nil {
+		writeLocal(w, &localReply{status: http.StatusBadRequest})
+		return
+	}
+	if lr, err := decode.run(streams, &reqH, &reqBody); lr != nil || err != nil {
+		n.reply(w, lr, err)
+		return
+	}
+	status, respH, respBody, err := n.forward(r.Context(), ch, reqH, reqBody)
+	if err != nil {
+		n.log.Debug("upstream failed", zap.Error(err))
+		writeLocal(w, &localReply{status: status, body: []byte("upstream connect error or disconnect/reset before headers\n")})
+		return
+	}
+	rev := make([]filterStream, len(streams))
+	for i, s := range streams {
+		rev[len(streams)-1-i] = s
+	}
+	if lr, err := encode.run(rev, &respH, &respBody); lr != nil || err != nil {
+		n.reply(w, lr, err)
+		return
+	}
+	code, err := strconv.Atoi(firstOr(respH, ":status", "502"))
+	if err != nil || code < 100 {
+		code = http.StatusBadGateway
+	}
+	writeLocal(w, &localReply{status: code, headers: respH, body: respBody})
+}
+
+func firstOr(h headerMap, name, def string) string {
+	if v, ok := h.get(name); ok {
+		return v
+	}
+	return def
+}
+
+// forward sends the (filtered) request to an endpoint of the route's cluster.
+func (n *node) forward(ctx context.Context, ch *chain, h headerMap, body []byte) (int, headerMap, []byte, error) {
+	if ch.cluster == nil {
+		return http.StatusServiceUnavailable, nil, nil, errors.New("no healthy upstream: unknown cluster")
+	}
+	ep, ok := ch.cluster.pick()
+	if !ok {
+		return http.StatusServiceUnavailable, nil, nil, errors.New("no healthy upstream")
+	}
+	if ch.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, ch.timeout)
+		defer cancel()
+	}
+	method, _ := h.get(":method")
+	path, _ := h.get(":path")
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+ep+path, bytes.NewReader(body))
+	if err != nil {
+		return http.StatusBadRequest, nil, nil, err
+	}
+	req.Header = h.httpHeader()
+	req.Host, _ = h.get(":authority")
+	resp, err := n.upstream.RoundTrip(req)
+	if err != nil {
+		if ctx.Err() == context.DeadlineExceeded {
+			return http.StatusGatewayTimeout, nil, nil, err
+		}
+		return http.StatusServiceUnavailable, nil, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes))
+	if err != nil {
+		return http.StatusServiceUnavailable, nil, nil, err
+	}
+	return resp.StatusCode, responseHeaderMap(resp.StatusCode, resp.Header), b, nil
+}
+
+// reply writes a filter's local reply, or the error a filter failed with.
+func (n *node) reply(w http.ResponseWriter, lr *localReply, err error) {
+	if err != nil {
+		n.fail(w, err)
+		return
+	}
+	writeLocal(w, lr)
+}
+
+// fail answers a request whose filter failed (a trap in the VM, a stream
+// that paused for good): Envoy resets or 503s such a stream.
+func (n *node) fail(w http.ResponseWriter, err error) {
+	n.log.Warn("filter failed", zap.Error(err))
+	writeLocal(w, &localReply{status: http.StatusServiceUnavailable, body: []byte(err.Error() + "\n")})
+}
+
+func writeLocal(w http.ResponseWriter, lr *localReply) {
+	hdr := w.Header()
+	for _, kv := range lr.headers {
+		if len(kv[0]) > 0 && kv[0][0] == ':' || hopByHop[kv[0]] || kv[0] == "content-length" {
+			continue
+		}
+		hdr.Add(kv[0], kv[1])
+	}
+	hdr.Set("Content-Length", strconv.Itoa(len(lr.body)))
+	w.WriteHeader(lr.status)
+	_, _ = w.Write(lr.body)
+}

@@ -1,0 +1,162 @@
+package filterbuild
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/types"
+	"github.com/wasmfleet/wasmfleet/internal/wasmbuild"
+)
+
+// FiltersDir is where BuildAll looks for filters, relative to the repository root.
+const FiltersDir = "filters"
+
+// Result is one built filter.
+type Result struct {
+	Manifest types.Manifest
+	// Module and ManifestPath are the files written: outDir/NAME.wasm and
+	// outDir/NAME.manifest.json.
+	Module       string
+	ManifestPath string
+	Size         int64
+	Digest       types.Digest
+}
+
+// ErrNameMismatch: the manifest's name is not the filter directory's name
+// (the name is how files, metrics and xDS resources find the filter).
+var ErrNameMismatch = errors.New("manifest name differs from the directory name")
+
+// Build compiles the filter in filterDir (relative to repoRoot, or
+// absolute) to outDir/NAME.wasm and writes its validated manifest to
+// outDir/NAME.manifest.json. Both files are written to a temporary name,
+// synced and renamed, manifest last, so a watcher sees each appear whole.
+// On error nothing is left in outDir.
+func Build(ctx context.Context, repoRoot, filterDir, outDir string) (Result, error) {
+	dir := filterDir
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(repoRoot, dir)
+	}
+	m, err := ReadManifest(filepath.Join(dir, ManifestFile))
+	if err != nil {
+		return Result{}, err
+	}
+	if base := filepath.Base(dir); m.Name != base {
+		return Result{}, fmt.Errorf("filterbuild: %s: %w: %q vs %q", dir, ErrNameMismatch, m.Name, base)
+	}
+	rel, err := filepath.Rel(repoRoot, dir)
+	if err != nil {
+		return Result{}, fmt.Errorf("filterbuild: %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return Result{}, fmt.Errorf("filterbuild: %w", err)
+	}
+	tmp, err := os.CreateTemp(outDir, "."+m.Name+".wasm.*")
+	if err != nil {
+		return Result{}, fmt.Errorf("filterbuild: %w", err)
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name()) // no-op once renamed
+	if err := wasmbuild.Build(ctx, repoRoot, "./"+filepath.ToSlash(rel), tmp.Name()); err != nil {
+		return Result{}, fmt.Errorf("filterbuild: %s: %w", m.Name, err)
+	}
+	wasm, err := os.ReadFile(tmp.Name())
+	if err != nil {
+		return Result{}, fmt.Errorf("filterbuild: %w", err)
+	}
+	manifest, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return Result{}, fmt.Errorf("filterbuild: %s: %w", m.Name, err)
+	}
+	res := Result{
+		Manifest:     m,
+		Module:       filepath.Join(outDir, m.Name+".wasm"),
+		ManifestPath: filepath.Join(outDir, m.Name+".manifest.json"),
+		Size:         int64(len(wasm)),
+		Digest:       types.DigestOf(wasm),
+	}
+	if err := commit(tmp.Name(), res.Module); err != nil {
+		return Result{}, fmt.Errorf("filterbuild: %s: %w", m.Name, err)
+	}
+	if err := writeFileAtomic(res.ManifestPath, append(manifest, '\n')); err != nil {
+		os.Remove(res.Module)
+		return Result{}, fmt.Errorf("filterbuild: %s: %w", m.Name, err)
+	}
+	return res, nil
+}
+
+// BuildAll builds every directory under repoRoot/filters that has a
+// manifest.json, in name order. It builds all it can and returns the
+// results with every failure joined.
+func BuildAll(ctx context.Context, repoRoot, outDir string) ([]Result, error) {
+	entries, err := os.ReadDir(filepath.Join(repoRoot, FiltersDir))
+	if err != nil {
+		return nil, fmt.Errorf("filterbuild: %w", err)
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+	var (
+		results []Result
+		errs    []error
+	)
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		dir := filepath.Join(FiltersDir, e.Name())
+		if _, err := os.Stat(filepath.Join(repoRoot, dir, ManifestFile)); errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, fmt.Errorf("filterbuild: %w", err))
+			break
+		}
+		res, err := Build(ctx, repoRoot, dir, outDir)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		results = append(results, res)
+	}
+	return results, errors.Join(errs...)
+}
+
+// commit makes the finished temporary file tmp readable, syncs it to disk
+// and renames it to path.
+func commit(tmp, path string) error {
+	if err := os.Chmod(tmp, 0o644); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(tmp, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// writeFileAtomic writes data to a temporary file beside path and commits it.
+func writeFileAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // no-op once renamed
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return commit(f.Name(), path)
+}

@@ -1,0 +1,4 @@
+// Command broken does not compile, for filterbuild's tests.
+package main
+
+func main() { undefined() }
