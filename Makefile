@@ -3,7 +3,7 @@
 GO      ?= go
 FILTERS ?= bin/filters
 
-.PHONY: check fmt vet tidy test bench filters serve
+.PHONY: check fmt vet tidy test bench bench-scale filters serve
 
 ## check: formatting, vet, go.mod tidiness, and every test under the race detector
 check: fmt vet tidy test
@@ -24,6 +24,14 @@ test:
 ## bench: every benchmark, once, with memory stats
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x ./...
+
+## bench-scale: file write -> snapshot latency, and fleet convergence at 1,000 and
+## 10,000 simulated nodes (the fleet runs in a child process so the control
+## plane's CPU and heap are measured alone); several minutes
+bench-scale:
+	$(GO) test -run '^$$' -bench 'FileToSnapshot' -benchtime 20x ./e2e/scale/
+	$(GO) test -run '^$$' -bench 'FleetConvergence/nodes=1000$$' -benchtime 5x ./e2e/scale/
+	$(GO) test -run '^$$' -bench 'FleetConvergence/nodes=10000$$' -benchtime 3x ./e2e/scale/
 
 ## filters: build every filter under filters/ to $(FILTERS)/NAME.wasm + NAME.manifest.json
 filters:

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -23,11 +24,14 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/metrics"
 	"github.com/wasmfleet/wasmfleet/controlplane/modserver"
 	"github.com/wasmfleet/wasmfleet/controlplane/server"
+	"github.com/wasmfleet/wasmfleet/controlplane/signature"
 	"github.com/wasmfleet/wasmfleet/controlplane/snapshot"
 	"github.com/wasmfleet/wasmfleet/controlplane/source"
+	"github.com/wasmfleet/wasmfleet/controlplane/source/oci"
 	"github.com/wasmfleet/wasmfleet/controlplane/store"
 	"github.com/wasmfleet/wasmfleet/controlplane/types"
 	"github.com/wasmfleet/wasmfleet/controlplane/wasmhost"
+	"github.com/wasmfleet/wasmfleet/internal/ociartifact"
 )
 
 // ErrListen is returned when one of the three addresses cannot be bound.
@@ -63,6 +67,8 @@ type ControlPlane struct {
 	adminSrv *http.Server
 	reload   *configWatcher
 	metrics  *metrics.Metrics
+	// registries are the oci:// sources, one per filter that names one.
+	registries []runner
 }
 
 // Addrs are the addresses the control plane is bound to (useful with port 0).
@@ -113,18 +119,24 @@ func New(opts Options) (_ *ControlPlane, err error) {
 	}); err != nil {
 		return nil, fmt.Errorf("controlplane: wasm runtime: %w", err)
 	}
+	verifier, err := signature.ForTrust(cfg.Trust)
+	if err != nil {
+		return nil, fmt.Errorf("controlplane: %w", err)
+	}
 	admitter := admission.New(admission.Config{
 		MaxModuleBytes: cfg.Limits.MaxModuleBytes,
 		TrialTimeout:   time.Duration(cfg.Limits.TrialTimeout),
 		TrialMemoryMiB: cfg.Limits.TrialMemoryMiB,
 		Runtime:        cp.runtime,
 		Log:            log,
+		Verifier:       verifier,
 	})
 	events := make(chan types.Event, 64)
 	cp.dir = source.NewDir(source.DirConfig{
 		Dir: cfg.WatchDir, Debounce: time.Duration(cfg.Limits.Debounce), MaxModuleBytes: cfg.Limits.MaxModuleBytes,
 		Log: log.Named("source"),
 	}, events)
+	cp.registries = registrySources(cfg, events, log)
 	snapCache := cache.NewSnapshotCache(cfg.Mode == config.ModeManaged, cache.IDHash{}, server.Logger(log))
 	registry := fleet.New(fleet.Config{Log: log})
 	cp.xds = server.New(server.Config{Listener: cp.xdsLn, Cache: snapCache, Fleet: registry, Log: log})
@@ -172,6 +184,7 @@ func (cp *ControlPlane) Start(ctx context.Context) error {
 		{"modules", httpRunner(cp.modHTTP, cp.modLn)},
 		{"admin", httpRunner(cp.adminSrv, cp.adminLn)},
 	}
+	runners = append(runners, cp.registries...)
 	if cp.reload != nil {
 		runners = append(runners, runner{"config", cp.reload.Start})
 	}
@@ -192,6 +205,29 @@ func (cp *ControlPlane) Start(ctx context.Context) error {
 	}
 	wg.Wait()
 	return firstErr
+}
+
+// registrySources makes a polling source for every filter whose source is
+// an oci:// reference (config validation has parsed each one already).
+func registrySources(cfg config.Config, events chan<- types.Event, log *zap.Logger) []runner {
+	var out []runner
+	for _, f := range cfg.Filters {
+		if f.Source == "" {
+			continue
+		}
+		f = f.WithDefaults()
+		ref, err := ociartifact.ParseRef(f.Source)
+		if err != nil {
+			continue
+		}
+		src := oci.New(oci.Config{
+			Filter: f.Name, Ref: f.Source, PollInterval: time.Duration(f.PollInterval),
+			MaxBytes: cfg.Limits.MaxModuleBytes, Insecure: slices.Contains(cfg.InsecureRegistries, ref.Registry),
+			Log: log.Named("source.oci").With(zap.String("filter", f.Name)),
+		}, events)
+		out = append(out, runner{"source." + f.Name, src.Start})
+	}
+	return out
 }
 
 // runner is a long-running part: run blocks until ctx ends.

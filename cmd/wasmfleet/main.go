@@ -1,6 +1,6 @@
 // Command wasmfleet is the whole product in one binary: the control plane
-// (serve), offline checks (validate), filter builds (build), and clients of
-// the admin API (status, rollout).
+// (serve), offline checks (validate), filter builds (build), registry pushes
+// (push), and clients of the admin API (status, rollout).
 package main
 
 import (
@@ -26,7 +26,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), validateCmd(), buildCmd(), statusCmd(), rolloutCmd())
+	root.AddCommand(serveCmd(), validateCmd(), buildCmd(), pushCmd(), statusCmd(), rolloutCmd())
 	if err := root.ExecuteContext(ctx); err != nil {
 		if !errors.Is(err, errSilent) {
 			fmt.Fprintln(os.Stderr, "wasmfleet:", err)

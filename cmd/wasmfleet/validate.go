@@ -14,6 +14,7 @@ import (
 
 	"github.com/wasmfleet/wasmfleet/controlplane/admission"
 	"github.com/wasmfleet/wasmfleet/controlplane/config"
+	"github.com/wasmfleet/wasmfleet/controlplane/signature"
 	"github.com/wasmfleet/wasmfleet/controlplane/types"
 	"github.com/wasmfleet/wasmfleet/controlplane/wasmhost"
 )
@@ -25,7 +26,7 @@ func validateCmd() *cobra.Command {
 		Short: "Run the admission checks offline and print what passes and fails",
 		Long: `Runs every check the control plane runs before a module reaches any Envoy:
 size, wasm structure, proxy-wasm ABI exports, host imports (and which Envoy
-they need), and a trial run (instantiate, proxy_on_vm_start, proxy_on_configure
+they need), the signature (FILE.wasm.sig, with the config's trust.keys), and a trial run (instantiate, proxy_on_vm_start, proxy_on_configure
 with the filter's configuration from --config and NAME.yaml beside the file).
 Exits 1 if any module is rejected.`,
 		Args: cobra.MinimumNArgs(1),
@@ -42,9 +43,13 @@ Exits 1 if any module is rejected.`,
 				return err
 			}
 			defer rt.Close(cmd.Context())
+			verifier, err := signature.ForTrust(cfg.Trust)
+			if err != nil {
+				return err
+			}
 			adm := admission.New(admission.Config{
 				MaxModuleBytes: cfg.Limits.MaxModuleBytes, TrialTimeout: time.Duration(cfg.Limits.TrialTimeout),
-				TrialMemoryMiB: cfg.Limits.TrialMemoryMiB, Runtime: rt, Log: zap.NewNop(),
+				TrialMemoryMiB: cfg.Limits.TrialMemoryMiB, Runtime: rt, Log: zap.NewNop(), Verifier: verifier,
 			})
 			failed := false
 			for _, path := range args {

@@ -96,9 +96,12 @@ type Config struct {
 	Managed Managed `json:"managed"`
 	// Trust holds the keys modules may be signed with.
 	Trust Trust `json:"trust,omitempty"`
-	// AdminToken, when set, is required as a bearer token on mutating admin
-	// calls. Required when the admin API is bound beyond loopback.
+	// AdminToken, when set, is required as a bearer token on every admin
+	// API call. Required when the admin API is bound beyond loopback.
 	AdminToken string `json:"admin_token,omitempty"`
+	// InsecureRegistries (host:port) may be reached over plain HTTP; every
+	// other registry needs HTTPS, loopback included.
+	InsecureRegistries []string `json:"insecure_registries,omitempty"`
 }
 
 // Listen holds the addresses wasmfleet binds.
@@ -190,6 +193,9 @@ type Cluster struct {
 type Trust struct {
 	// Keys are paths to PEM public keys (cosign's format).
 	Keys []string `json:"keys,omitempty"`
+	// RequireSignature refuses unsigned modules for every filter; a
+	// filter's own require_signature does it for that filter only.
+	RequireSignature bool `json:"require_signature,omitempty"`
 }
 
 // Duration is a time.Duration written as "150ms", "5s", "2m" in files.

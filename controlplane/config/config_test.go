@@ -66,6 +66,22 @@ managed:
 			wantIn:   []string{"filters[0](a).rollout.by"},
 		},
 		{
+			name:     "signature required without a trusted key",
+			yaml:     "filters: [{name: a, require_signature: true}]\n",
+			wantErrs: []error{ErrRequired},
+			wantIn:   []string{"trust.keys"},
+		},
+		{
+			name:     "registry reference without a tag",
+			yaml:     "filters: [{name: a, source: \"oci://registry.example.com/filters/a\"}]\n",
+			wantErrs: []error{ErrInvalidValue},
+			wantIn:   []string{"filters[0](a).source"},
+		},
+		{
+			name: "registry source",
+			yaml: "insecure_registries: [\"127.0.0.1:5000\"]\nfilters: [{name: a, source: \"oci://127.0.0.1:5000/filters/a:1\"}]\n",
+		},
+		{
 			name:     "duplicate filter",
 			yaml:     "filters: [{name: a}, {name: a}]\n",
 			wantErrs: []error{ErrDuplicate},

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/wasmfleet/wasmfleet/internal/ociartifact"
 )
 
 // Sentinel errors; Validate wraps each problem in one of them with the field
@@ -81,8 +83,10 @@ func (c *Config) Validate() error {
 		bad("limits.debounce", ErrOutOfRange, "must not be negative")
 	}
 
+	needKeys := c.Trust.RequireSignature
 	seen := map[string]bool{}
 	for i, f := range c.Filters {
+		needKeys = needKeys || f.RequireSignature
 		field := fmt.Sprintf("filters[%d]", i)
 		if f.Name != "" {
 			field = fmt.Sprintf("filters[%d](%s)", i, f.Name)
@@ -102,6 +106,14 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	if needKeys && len(c.Trust.Keys) == 0 {
+		bad("trust.keys", ErrRequired, "a signature is required but no key is trusted")
+	}
+	for i, r := range c.InsecureRegistries {
+		if _, _, err := net.SplitHostPort(r); err != nil && !strings.Contains(r, ".") && r != "localhost" {
+			bad(fmt.Sprintf("insecure_registries[%d]", i), ErrInvalidValue, "%q (want host or host:port)", r)
+		}
+	}
 	if c.Mode != ModeECDS {
 		clusters := map[string]bool{}
 		for i, cl := range c.Managed.Clusters {
@@ -172,8 +184,10 @@ func (f Filter) validate(field string) []error {
 	default:
 		bad("code", ErrInvalidValue, "%q (want remote or inline)", f.Code)
 	}
-	if f.Source != "" && !strings.HasPrefix(f.Source, "oci://") {
-		bad("source", ErrInvalidValue, "%q (want empty for the watched directory, or oci://REGISTRY/REPO:TAG)", f.Source)
+	if f.Source != "" {
+		if _, err := ociartifact.ParseRef(f.Source); err != nil {
+			bad("source", ErrInvalidValue, "%v (want empty for the watched directory, or oci://REGISTRY/REPO:TAG or @sha256:HEX)", err)
+		}
 	}
 	if len(f.Config) > 0 {
 		var obj map[string]any

@@ -65,6 +65,20 @@ type filterRec struct {
 	errorAt   time.Time
 	// failed counts, per candidate digest, the nodes that failed to load it.
 	failed map[types.Digest]map[string]bool
+	// acked holds the connected nodes known to run ackedOf, the candidate
+	// they were counted for, so confirming a rollout costs O(1) per ACK
+	// rather than a walk over the fleet.
+	acked   map[string]bool
+	ackedOf types.Digest
+}
+
+// ackedCandidate returns the set of nodes that ACKed the current candidate,
+// emptied whenever the candidate changes.
+func (r *filterRec) ackedCandidate() map[string]bool {
+	if r.ackedOf != r.state.Candidate || r.acked == nil {
+		r.acked, r.ackedOf = map[string]bool{}, r.state.Candidate
+	}
+	return r.acked
 }
 
 // New loads the persisted state of every filter from the store, so the first
@@ -115,9 +129,8 @@ func (c *Controller) Start(ctx context.Context) error {
 	// Nodes that connected before the subscription existed published their
 	// events to nobody: take them from the registry's state.
 	for _, n := range c.cfg.Fleet.Nodes() {
-		c.nodes[n.ID] = true
+		c.markConnected(n.ID)
 	}
-	c.cfg.Metrics.ConnectedNodes.Set(float64(len(c.nodes)))
 	c.reconcile(ctx)
 	c.timer = time.NewTimer(time.Hour)
 	c.timer.Stop()
@@ -360,8 +373,7 @@ func (c *Controller) reconfigure(ctx context.Context, next config.Config) error 
 func (c *Controller) handleFleet(ctx context.Context, ev fleet.Event) {
 	switch ev.Kind {
 	case fleet.NodeConnected:
-		c.nodes[ev.Node] = true
-		c.cfg.Metrics.ConnectedNodes.Set(float64(len(c.nodes)))
+		c.markConnected(ev.Node)
 		c.reconcile(ctx, ev.Node)
 	case fleet.NodeDisconnected:
 		delete(c.nodes, ev.Node)
@@ -369,12 +381,16 @@ func (c *Controller) handleFleet(ctx context.Context, ev fleet.Event) {
 		c.cfg.Cache.ClearSnapshot(ev.Node)
 		c.cfg.Metrics.ConnectedNodes.Set(float64(len(c.nodes)))
 		// The node that left may have been the last one yet to ACK.
-		for name := range c.filters {
+		for name, rec := range c.filters {
+			delete(rec.ackedCandidate(), ev.Node)
 			c.confirm(ctx, name)
 		}
 	case fleet.Acked:
 		c.cfg.Metrics.Acks.WithLabelValues("ecds").Inc()
-		c.confirm(ctx, ev.Filter)
+		if rec, ok := c.filters[ev.Filter]; ok && ev.Digest != "" && ev.Digest == rec.state.Candidate && c.nodes[ev.Node] {
+			rec.ackedCandidate()[ev.Node] = true
+			c.confirm(ctx, ev.Filter)
+		}
 	case fleet.Nacked:
 		c.cfg.Metrics.Nacks.WithLabelValues("ecds").Inc()
 		c.nacked(ctx, ev)
@@ -386,15 +402,10 @@ func (c *Controller) handleFleet(ctx context.Context, ev fleet.Event) {
 // still reject it, so the previous stable version can be let go.
 func (c *Controller) confirm(ctx context.Context, filter string) {
 	rec, ok := c.filters[filter]
-	if !ok || rec.state.Candidate == "" || len(c.nodes) == 0 {
+	if !ok || rec.state.Candidate == "" || len(c.nodes) == 0 || len(rec.ackedCandidate()) < len(c.nodes) {
 		return
 	}
 	d := rec.state.Candidate
-	for node := range c.nodes {
-		if !c.nodeRuns(node, filter, d) {
-			return
-		}
-	}
 	next, promoted := rollout.Confirmed(rec.settings, rec.state, d)
 	if !promoted {
 		return
@@ -403,6 +414,19 @@ func (c *Controller) confirm(ctx context.Context, filter string) {
 	log := c.log.With(zap.String("filter", filter))
 	log.Info("candidate promoted to stable: every node accepted it", zap.String("version", d.Short()), zap.Int("nodes", len(c.nodes)))
 	c.saveAndReconcile(ctx, rec, log)
+}
+
+// markConnected records a node with an open stream. A node that reconnects
+// reports the versions it already runs, which the registry records without
+// an Acked event: those count toward confirming a candidate here.
+func (c *Controller) markConnected(node string) {
+	c.nodes[node] = true
+	c.cfg.Metrics.ConnectedNodes.Set(float64(len(c.nodes)))
+	for name, rec := range c.filters {
+		if d := rec.state.Candidate; d != "" && c.nodeRuns(node, name, d) {
+			rec.ackedCandidate()[node] = true
+		}
+	}
 }
 
 // nodeRuns reports whether node has ACKed an ECDS version running d for filter.
@@ -514,12 +538,15 @@ func (c *Controller) reconcile(ctx context.Context, only ...string) {
 		if c.sent[node] == key {
 			continue
 		}
+		// Record the assignment before the snapshot can reach the node:
+		// SetSnapshot answers open watches at once, and an ACK that arrives
+		// before Assigned could not be resolved to its modules.
+		c.cfg.Fleet.Assigned(node, snap.GetVersion(resourcev3.ExtensionConfigType), a)
 		if err := c.cfg.Cache.SetSnapshot(ctx, node, snap); err != nil {
 			c.log.Error("cannot set snapshot", zap.String("node", node), zap.Error(err))
 			continue
 		}
 		c.sent[node] = key
-		c.cfg.Fleet.Assigned(node, snap.GetVersion(resourcev3.ExtensionConfigType), a)
 		c.cfg.Metrics.SnapshotPushes.Inc()
 	}
 	c.cfg.Metrics.SnapshotBuildSeconds.Observe(time.Since(start).Seconds())

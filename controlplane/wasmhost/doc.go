@@ -78,4 +78,19 @@
 //     4 MiB of the limit most likely had a memory.grow refused.
 //   - Any trap, guest exit or deadline fails the VM for good (ErrVMFailed
 //     afterwards), as Envoy fails a VM; a fresh Plugin is the way back.
+//   - A deadline on a guest callback is ours, not Envoy's: Envoy has no
+//     per-callback timeout for Wasm (a guest that never returns stalls its
+//     worker). Admission needs one, to stop a trial run that loops; wazero
+//     pays for it on every call into the guest, so a runtime created with
+//     Config.Uninterruptible does without, as Envoy does, for traffic.
+//
+// # Cost of a call
+//
+// Per request the host calls into the guest five times or more (context
+// create, headers, done, log, delete), and every host call that returns
+// data re-enters the guest once more to allocate. So the path is kept free
+// of per-call allocation: guest functions are looked up once per Plugin,
+// arguments go through a reused stack, a stream's context carries its
+// Plugin already, results are written straight into the memory the guest
+// allocated, and log lines nobody reads are not copied.
 package wasmhost

@@ -129,11 +129,23 @@ var errBadPairs = errors.New("malformed header pairs")
 // then per pair the uint32 name and value lengths, then the names and values
 // each followed by a NUL byte.
 func encodePairs(pairs [][2]string) []byte {
+	out := make([]byte, pairsSize(pairs))
+	putPairs(out, pairs)
+	return out
+}
+
+// pairsSize is the length of pairs serialized.
+func pairsSize(pairs [][2]string) int {
 	size := 4
 	for _, p := range pairs {
 		size += 8 + len(p[0]) + len(p[1]) + 2
 	}
-	out := make([]byte, size)
+	return size
+}
+
+// putPairs serializes pairs into out, which is pairsSize(pairs) long: the
+// host writes a header map straight into the guest's memory this way.
+func putPairs(out []byte, pairs [][2]string) {
 	binary.LittleEndian.PutUint32(out, uint32(len(pairs)))
 	lens := out[4:]
 	data := out[4+8*len(pairs):]
@@ -141,11 +153,12 @@ func encodePairs(pairs [][2]string) []byte {
 		binary.LittleEndian.PutUint32(lens[8*i:], uint32(len(p[0])))
 		binary.LittleEndian.PutUint32(lens[8*i+4:], uint32(len(p[1])))
 		n := copy(data, p[0])
+		data[n] = 0
 		data = data[n+1:]
 		n = copy(data, p[1])
+		data[n] = 0
 		data = data[n+1:]
 	}
-	return out
 }
 
 // decodePairs parses what encodePairs writes. The guest controls these

@@ -73,6 +73,30 @@ func TestPairs(t *testing.T) {
 	}
 }
 
+// TestPutPairs: the host serializes a map straight into memory the guest
+// allocated, which is not zeroed, so every byte (the NULs too) must be
+// written.
+func TestPutPairs(t *testing.T) {
+	tests := []struct {
+		name  string
+		pairs [][2]string
+		want  []byte
+	}{
+		{name: "no pairs", pairs: nil, want: []byte{0, 0, 0, 0}},
+		{name: "two pairs", pairs: [][2]string{{"a", "bc"}, {"", "d"}},
+			want: []byte{2, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 'a', 0, 'b', 'c', 0, 0, 'd', 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dirty := bytes.Repeat([]byte{0xff}, pairsSize(tt.pairs))
+			putPairs(dirty, tt.pairs)
+			if !bytes.Equal(dirty, tt.want) {
+				t.Errorf("got %v\nwant %v", dirty, tt.want)
+			}
+		})
+	}
+}
+
 // FuzzDecodePairs feeds guest-controlled bytes to the pairs parser: it
 // must never panic, and whatever it accepts must re-encode to a parse of
 // the same pairs.

@@ -58,9 +58,12 @@ func newRuntime(tb testing.TB, cfg Config) *Runtime {
 
 var (
 	sharedMu sync.Mutex
-	shared   = map[bool]*Runtime{} // by Config.Interpreter
+	shared   = map[engineKey]*Runtime{}
 	modules  = map[[2]any]*Module{}
 )
+
+// engineKey is what of a Config decides the code a runtime runs.
+type engineKey struct{ interpreter, uninterruptible bool }
 
 // engineModule compiles pkg once per test binary in a shared runtime of
 // the engine cfg selects.
@@ -69,20 +72,21 @@ func engineModule(tb testing.TB, cfg Config, pkg string) *Module {
 	wasm := wasmtest.Module(tb, pkg)
 	sharedMu.Lock()
 	defer sharedMu.Unlock()
-	key := [2]any{cfg.Interpreter, pkg}
+	ek := engineKey{cfg.Interpreter, cfg.Uninterruptible}
+	key := [2]any{ek, pkg}
 	if m, ok := modules[key]; ok {
 		return m
 	}
-	r := shared[cfg.Interpreter]
+	r := shared[ek]
 	if r == nil {
 		if !cfg.Interpreter {
 			cfg.CompilationCache = testCache
 		}
 		var err error
-		if r, err = NewRuntime(context.Background(), Config{Interpreter: cfg.Interpreter, CompilationCache: cfg.CompilationCache}); err != nil {
+		if r, err = NewRuntime(context.Background(), Config{Interpreter: cfg.Interpreter, Uninterruptible: cfg.Uninterruptible, CompilationCache: cfg.CompilationCache}); err != nil {
 			tb.Fatal(err)
 		}
-		shared[cfg.Interpreter] = r
+		shared[ek] = r
 	}
 	m, err := r.Compile(context.Background(), wasm)
 	if err != nil {

@@ -149,25 +149,48 @@ func writeU64(mod api.Module, ptr uint64, v uint64) status {
 // copyOut hands data to the guest: memory from its proxy_on_memory_allocate,
 // address and size written at ptrPtr and sizePtr. Empty data is address 0,
 // size 0, as in proxy-wasm-cpp-host.
-func (p *Plugin) copyOut(ctx context.Context, mod api.Module, data []byte, ptrPtr, sizePtr uint64) status {
-	var addr uint32
-	if len(data) > 0 {
-		malloc := p.fn.malloc
-		if malloc == nil { // still in _initialize
-			if malloc = mod.ExportedFunction("proxy_on_memory_allocate"); malloc == nil {
-				return statusInternalFailure
-			}
-		}
-		res, err := malloc.Call(ctx, uint64(len(data)))
-		if err != nil || len(res) == 0 || res[0] == 0 {
-			return statusInvalidMemoryAccess
-		}
-		addr = uint32(res[0])
-		if !mod.Memory().Write(addr, data) {
-			return statusInvalidMemoryAccess
+func copyOut[T string | []byte](ctx context.Context, p *Plugin, mod api.Module, data T, ptrPtr, sizePtr uint64) status {
+	dst, addr, st := p.guestAlloc(ctx, mod, len(data))
+	if st != statusOK {
+		return st
+	}
+	copy(dst, data)
+	return p.handOver(mod, addr, len(data), ptrPtr, sizePtr)
+}
+
+// guestAlloc gets size bytes from the guest's proxy_on_memory_allocate and
+// returns them as a view of guest memory for the host to fill in place (no
+// copy of its own). The view is valid until the guest runs again. Size 0
+// allocates nothing: address 0.
+func (p *Plugin) guestAlloc(ctx context.Context, mod api.Module, size int) ([]byte, uint32, status) {
+	if size == 0 {
+		return nil, 0, statusOK
+	}
+	malloc := p.fn.malloc
+	if malloc == nil { // still in _initialize
+		if malloc = mod.ExportedFunction("proxy_on_memory_allocate"); malloc == nil {
+			return nil, 0, statusInternalFailure
 		}
 	}
-	if writeU32(mod, ptrPtr, addr) != statusOK || writeU32(mod, sizePtr, uint32(len(data))) != statusOK {
+	// Not a fresh slice per call: re-entering the guest is the one cost
+	// here the ABI imposes, so nothing else should add to it.
+	stack := p.mallocStack[:]
+	stack[0] = uint64(size)
+	if err := malloc.CallWithStack(ctx, stack); err != nil || uint32(stack[0]) == 0 {
+		return nil, 0, statusInvalidMemoryAccess
+	}
+	addr := uint32(stack[0])
+	dst, ok := mod.Memory().Read(addr, uint32(size))
+	if !ok {
+		return nil, 0, statusInvalidMemoryAccess
+	}
+	return dst, addr, statusOK
+}
+
+// handOver writes where the guest's data went (address and size) to the
+// guest's out-parameters.
+func (p *Plugin) handOver(mod api.Module, addr uint32, size int, ptrPtr, sizePtr uint64) status {
+	if writeU32(mod, ptrPtr, addr) != statusOK || writeU32(mod, sizePtr, uint32(size)) != statusOK {
 		return statusInvalidMemoryAccess
 	}
 	return statusOK
@@ -180,11 +203,13 @@ func hostLog(_ context.Context, p *Plugin, mod api.Module, a []uint64) status {
 	if level > LogCritical {
 		return statusBadArgument
 	}
-	msg, ok := readString(mod, a[1], a[2])
+	msg, ok := mod.Memory().Read(uint32(a[1]), uint32(a[2]))
 	if !ok {
 		return statusInvalidMemoryAccess
 	}
-	p.log(level, msg)
+	if p.logs(level) { // most lines go nowhere: copy only those that do
+		p.log(level, string(msg))
+	}
 	return statusOK
 }
 
@@ -196,7 +221,7 @@ func hostGetStatus(ctx context.Context, p *Plugin, mod api.Module, a []uint64) s
 	if st := writeU32(mod, a[0], p.statusCode); st != statusOK {
 		return st
 	}
-	return p.copyOut(ctx, mod, []byte(p.statusMsg), a[1], a[2])
+	return copyOut(ctx, p, mod, p.statusMsg, a[1], a[2])
 }
 
 func hostGetCurrentTime(_ context.Context, p *Plugin, mod api.Module, a []uint64) status {
@@ -237,7 +262,7 @@ func hostGetConfiguration(ctx context.Context, p *Plugin, mod api.Module, a []ui
 	if p.configuring {
 		cfg = p.cfg.Configuration
 	}
-	return p.copyOut(ctx, mod, cfg, a[0], a[1])
+	return copyOut(ctx, p, mod, cfg, a[0], a[1])
 }
 
 // Properties.
@@ -251,7 +276,7 @@ func hostGetProperty(ctx context.Context, p *Plugin, mod api.Module, a []uint64)
 	if !ok {
 		return statusNotFound
 	}
-	return p.copyOut(ctx, mod, v, a[2], a[3])
+	return copyOut(ctx, p, mod, v, a[2], a[3])
 }
 
 func hostSetProperty(_ context.Context, p *Plugin, mod api.Module, a []uint64) status {
@@ -368,7 +393,7 @@ func hostGetHeaderMapValue(ctx context.Context, p *Plugin, mod api.Module, a []u
 	if !ok {
 		return statusNotFound
 	}
-	return p.copyOut(ctx, mod, []byte(v), a[3], a[4])
+	return copyOut(ctx, p, mod, v, a[3], a[4])
 }
 
 func hostAddHeaderMapValue(_ context.Context, p *Plugin, mod api.Module, a []uint64) status {
@@ -411,11 +436,18 @@ func hostGetHeaderMapPairs(ctx context.Context, p *Plugin, mod api.Module, a []u
 		return statusBadArgument
 	}
 	h, _ := p.headerMap(mapType(a[0]))
-	var data []byte
+	size := 0
 	if h.Len() > 0 {
-		data = encodePairs(h.kv)
+		size = pairsSize(h.kv)
 	}
-	return p.copyOut(ctx, mod, data, a[1], a[2])
+	dst, addr, st := p.guestAlloc(ctx, mod, size)
+	if st != statusOK {
+		return st
+	}
+	if size > 0 {
+		putPairs(dst, h.kv) // in place: guest memory is not zeroed, so every byte is written
+	}
+	return p.handOver(mod, addr, size, a[1], a[2])
 }
 
 func hostSetHeaderMapPairs(_ context.Context, p *Plugin, mod api.Module, a []uint64) status {
@@ -505,7 +537,7 @@ func hostGetBufferBytes(ctx context.Context, p *Plugin, mod api.Module, a []uint
 	if length == 0 {
 		return statusOK // nothing written, as in proxy-wasm-cpp-host
 	}
-	return p.copyOut(ctx, mod, data[start:start+length], a[3], a[4])
+	return copyOut(ctx, p, mod, data[start:start+length], a[3], a[4])
 }
 
 // hostSetBufferBytes follows Envoy's Buffer::copyFrom: start 0 and length 0
@@ -555,7 +587,7 @@ func hostGetSharedData(ctx context.Context, p *Plugin, mod api.Module, a []uint6
 	if !ok {
 		return statusNotFound
 	}
-	if st := p.copyOut(ctx, mod, v, a[2], a[3]); st != statusOK {
+	if st := copyOut(ctx, p, mod, v, a[2], a[3]); st != statusOK {
 		return st
 	}
 	return writeU32(mod, a[4], cas)
@@ -606,7 +638,7 @@ func hostDequeueSharedQueue(ctx context.Context, p *Plugin, mod api.Module, a []
 	if st != statusOK {
 		return st
 	}
-	return p.copyOut(ctx, mod, v, a[1], a[2])
+	return copyOut(ctx, p, mod, v, a[1], a[2])
 }
 
 // Metrics. Ids carry the type in their low two bits, as Envoy's do, so a

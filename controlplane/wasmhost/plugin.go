@@ -22,6 +22,9 @@ var (
 	// ErrInstantiate: the module could not be instantiated (a missing or
 	// mistyped import, a failing _initialize, no proxy-wasm ABI export).
 	ErrInstantiate = errors.New("instantiate failed")
+	// ErrBadSignature: a proxy-wasm export takes other parameters than
+	// the ABI's (NewPlugin wraps it in ErrInstantiate).
+	ErrBadSignature = errors.New("bad export signature")
 	// ErrVMStart: proxy_on_context_create or proxy_on_vm_start of the root
 	// context failed or returned false.
 	ErrVMStart = errors.New("proxy_on_vm_start failed")
@@ -108,9 +111,11 @@ type Plugin struct {
 	calloutResp *HTTPCallResponse // the response being delivered
 	metrics     map[uint32]metricRef
 	nextMetric  uint32
-	queues      []uint32 // tokens this plugin registered
-	reasons     []string // error-level lines of the current call
-	traceback   bool     // the guest is printing a Go traceback to stderr
+	queues      []uint32                  // tokens this plugin registered
+	stack       [maxCallbackParams]uint64 // arguments and result of the running callback (call)
+	mallocStack [1]uint64                 // argument and result of proxy_on_memory_allocate (copyOut)
+	reasons     []string                  // error-level lines of the current call
+	traceback   bool                      // the guest is printing a Go traceback to stderr
 	stdout      lineWriter
 	stderr      lineWriter
 	failed      error
@@ -144,13 +149,17 @@ type pluginKey struct{}
 // maxReasons bounds how many error lines an error message quotes.
 const maxReasons = 4
 
+// maxCallbackParams is the most parameters a proxy_on_* callback takes
+// (proxy_on_http_call_response).
+const maxCallbackParams = 5
+
 // NewPlugin instantiates the module and brings the plugin up the way Envoy
 // does: _initialize, proxy_on_context_create for the root context,
 // proxy_on_vm_start with VMConfig, proxy_on_configure with Configuration.
 // ctx bounds all of it: a guest still running when ctx ends is stopped and
-// the error wraps ErrTimeout (or ctx's error when cancelled). Callouts and
-// queue notifications caused by these callbacks are delivered before it
-// returns.
+// the error wraps ErrTimeout (or ctx's error when cancelled); on an
+// Uninterruptible runtime ctx is not watched. Callouts and queue
+// notifications caused by these callbacks are delivered before it returns.
 func (m *Module) NewPlugin(ctx context.Context, cfg PluginConfig) (*Plugin, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
@@ -182,7 +191,7 @@ func (m *Module) NewPlugin(ctx context.Context, cfg PluginConfig) (*Plugin, erro
 		WithRandSource(rand.Reader).
 		WithWalltime(p.walltime, 1).
 		WithSysNanotime()
-	mod, err := m.r.rt.InstantiateModule(context.WithValue(ctx, pluginKey{}, p), m.compiled, mc)
+	mod, err := m.r.rt.InstantiateModule(withPlugin(ctx, p), m.compiled, mc)
 	p.stdout.flush()
 	p.stderr.flush()
 	if err != nil {
@@ -203,29 +212,47 @@ func (m *Module) NewPlugin(ctx context.Context, cfg PluginConfig) (*Plugin, erro
 	return p, nil
 }
 
-// bind looks up the guest's exports.
+// bind looks up the guest's exports once, so that no call pays for a
+// lookup by name. An export whose parameter count is not the ABI's is
+// refused here, as proxy-wasm-cpp-host refuses a bad signature at load;
+// calls pass arguments through a stack (see call) and could not tell.
 func (p *Plugin) bind() error {
 	f := p.mod.ExportedFunction
 	if f("proxy_abi_version_0_2_1") == nil && f("proxy_abi_version_0_2_0") == nil {
 		return errors.New("missing export proxy_abi_version_0_2_0 or proxy_abi_version_0_2_1")
 	}
-	p.fn = guestFuncs{
-		malloc:           f("proxy_on_memory_allocate"),
-		contextCreate:    f("proxy_on_context_create"),
-		vmStart:          f("proxy_on_vm_start"),
-		configure:        f("proxy_on_configure"),
-		tick:             f("proxy_on_tick"),
-		queueReady:       f("proxy_on_queue_ready"),
-		done:             f("proxy_on_done"),
-		log:              f("proxy_on_log"),
-		delete:           f("proxy_on_delete"),
-		requestHeaders:   f("proxy_on_request_headers"),
-		requestBody:      f("proxy_on_request_body"),
-		requestTrailers:  f("proxy_on_request_trailers"),
-		responseHeaders:  f("proxy_on_response_headers"),
-		responseBody:     f("proxy_on_response_body"),
-		responseTrailers: f("proxy_on_response_trailers"),
-		httpCallResponse: f("proxy_on_http_call_response"),
+	exports := []struct {
+		name   string
+		params int
+		fn     *api.Function
+	}{
+		{"proxy_on_memory_allocate", 1, &p.fn.malloc},
+		{"proxy_on_context_create", 2, &p.fn.contextCreate},
+		{"proxy_on_vm_start", 2, &p.fn.vmStart},
+		{"proxy_on_configure", 2, &p.fn.configure},
+		{"proxy_on_tick", 1, &p.fn.tick},
+		{"proxy_on_queue_ready", 2, &p.fn.queueReady},
+		{"proxy_on_done", 1, &p.fn.done},
+		{"proxy_on_log", 1, &p.fn.log},
+		{"proxy_on_delete", 1, &p.fn.delete},
+		{"proxy_on_request_headers", 3, &p.fn.requestHeaders},
+		{"proxy_on_request_body", 3, &p.fn.requestBody},
+		{"proxy_on_request_trailers", 2, &p.fn.requestTrailers},
+		{"proxy_on_response_headers", 3, &p.fn.responseHeaders},
+		{"proxy_on_response_body", 3, &p.fn.responseBody},
+		{"proxy_on_response_trailers", 2, &p.fn.responseTrailers},
+		{"proxy_on_http_call_response", maxCallbackParams, &p.fn.httpCallResponse},
+	}
+	for _, e := range exports {
+		fn := f(e.name)
+		if fn == nil {
+			continue
+		}
+		def := fn.Definition()
+		if n, r := len(def.ParamTypes()), len(def.ResultTypes()); n != e.params || r > 1 {
+			return fmt.Errorf("export %s: %w: %d parameters, %d results (want %d, at most 1)", e.name, ErrBadSignature, n, r, e.params)
+		}
+		*e.fn = fn
 	}
 	if p.fn.malloc == nil {
 		return errors.New("missing export proxy_on_memory_allocate")
@@ -280,7 +307,8 @@ func (p *Plugin) name() string {
 // Close runs proxy_on_done and proxy_on_delete for the root context, as
 // Envoy does when a plugin goes away (without waiting for proxy_done: the
 // instance is closed right after), then closes the instance. Streams not
-// yet Done are dropped. ctx bounds the guest's callbacks.
+// yet Done are dropped. ctx bounds the guest's callbacks (unless the
+// runtime is Uninterruptible).
 func (p *Plugin) Close(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -375,20 +403,36 @@ func (p *Plugin) invoke(ctx context.Context, id uint32, f api.Function, args ...
 }
 
 // call runs one guest export. Must hold p.mu.
+//
+// The arguments go through p.stack, reused from call to call, so a callback
+// allocates nothing here; no callback runs inside another (host calls only
+// re-enter proxy_on_memory_allocate, which has its own), so one will do.
 func (p *Plugin) call(ctx context.Context, id uint32, f api.Function, args ...uint64) (uint64, error) {
 	p.reasons, p.traceback = p.reasons[:0], false
 	p.current, p.effective = id, 0
-	res, err := f.Call(context.WithValue(ctx, pluginKey{}, p), args...)
+	stack := p.stack[:max(len(args), 1)]
+	copy(stack, args)
+	err := f.CallWithStack(withPlugin(ctx, p), stack)
 	p.stdout.flush()
 	p.stderr.flush()
 	if err != nil {
 		p.failed = fmt.Errorf("%s: %w", exportName(f), p.classify(ctx, err))
 		return 0, p.failed
 	}
-	if len(res) == 0 {
+	if len(f.Definition().ResultTypes()) == 0 {
 		return 0, nil
 	}
-	return uint64(uint32(res[0])), nil // every ABI result is an i32
+	return uint64(uint32(stack[0])), nil // every ABI result is an i32
+}
+
+// withPlugin returns ctx carrying p, for the host functions the guest calls.
+// A stream's context carries it already (see NewHTTPStreamInfo), which
+// saves an allocation per callback.
+func withPlugin(ctx context.Context, p *Plugin) context.Context {
+	if q, _ := ctx.Value(pluginKey{}).(*Plugin); q == p {
+		return ctx
+	}
+	return context.WithValue(ctx, pluginKey{}, p)
 }
 
 // classify turns a wazero call error into one of ours, quoting the
@@ -495,6 +539,12 @@ func (p *Plugin) log(level LogLevel, msg string) {
 	if p.cfg.Log != nil && level >= p.cfg.LogLevel {
 		p.cfg.Log(level, msg)
 	}
+}
+
+// logs reports whether log would do anything with a line at level.
+func (p *Plugin) logs(level LogLevel) bool {
+	return level >= LogError && len(p.reasons) < maxReasons ||
+		p.cfg.Log != nil && level >= p.cfg.LogLevel
 }
 
 // logStderr logs a line of the guest's stderr at error level, as Envoy

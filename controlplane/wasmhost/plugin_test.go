@@ -16,6 +16,17 @@ var unknownImportModule = []byte("\x00asm\x01\x00\x00\x00" +
 	"\x01\x04\x01\x60\x00\x00" + // type section: func() -> ()
 	"\x02\x12\x01\x03env\x0aproxy_nope\x00\x00") // import section
 
+// badSignatureModule exports proxy_on_request_headers taking two
+// parameters instead of the ABI's three.
+var badSignatureModule = []byte("\x00asm\x01\x00\x00\x00" +
+	"\x01\x0f\x03\x60\x00\x00\x60\x01\x7f\x01\x7f\x60\x02\x7f\x7f\x01\x7f" + // types: ()->(), (i32)->i32, (i32,i32)->i32
+	"\x03\x04\x03\x00\x01\x02" + // functions of those types
+	"\x07\x51\x03" + // exports
+	"\x17proxy_abi_version_0_2_1\x00\x00" +
+	"\x18proxy_on_memory_allocate\x00\x01" +
+	"\x18proxy_on_request_headers\x00\x02" +
+	"\x0a\x0e\x03\x02\x00\x0b\x04\x00\x41\x00\x0b\x04\x00\x41\x00\x0b") // bodies: nothing, return 0, return 0
+
 func TestNewPluginFailures(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -40,6 +51,8 @@ func TestNewPluginFailures(t *testing.T) {
 			want: []error{ErrInstantiate}, reason: "missing export proxy_abi_version"},
 		{name: "unknown import", wasm: unknownImportModule,
 			want: []error{ErrInstantiate}, reason: "proxy_nope"},
+		{name: "bad export signature", wasm: badSignatureModule,
+			want: []error{ErrInstantiate, ErrBadSignature}, reason: "export proxy_on_request_headers: bad export signature: 2 parameters"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

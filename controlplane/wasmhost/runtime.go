@@ -21,6 +21,19 @@ type Config struct {
 	MemoryLimitMiB int
 	// CompilationCache, if set, is shared by every Runtime given it.
 	CompilationCache wazero.CompilationCache
+	// Uninterruptible drops what being able to stop a running guest costs:
+	// wazero's termination checks in compiled loops, and a watcher
+	// goroutine started for every call into the guest (each callback, and
+	// each proxy_on_memory_allocate a host call makes), which is most of a
+	// cheap request's cost. The price: the context of a call no longer
+	// bounds the guest, so a guest that loops forever hangs its caller and
+	// ErrTimeout is never returned.
+	//
+	// Envoy has no per-callback timeout for Wasm either (a stuck VM stalls
+	// its worker), so an uninterruptible runtime is faithful for traffic
+	// through filters that passed admission. Admission's trial run of code
+	// nobody has run yet must stay interruptible: leave this false there.
+	Uninterruptible bool
 }
 
 // Runtime compiles modules and hosts their plugins. It owns one wazero
@@ -50,7 +63,7 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	// A guest that loops forever is stopped when the context of the call
 	// ends: that is how NewPlugin's deadline bounds the trial run.
-	rc = rc.WithCloseOnContextDone(true)
+	rc = rc.WithCloseOnContextDone(!cfg.Uninterruptible)
 	r := &Runtime{}
 	if cfg.MemoryLimitMiB < 0 || cfg.MemoryLimitMiB > maxMemoryMiB {
 		return nil, fmt.Errorf("wasmhost: memory limit %d MiB: %w", cfg.MemoryLimitMiB, ErrMemoryLimitRange)

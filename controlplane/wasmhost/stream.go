@@ -51,7 +51,7 @@ type LocalResponse struct {
 type HTTPStream struct {
 	p    *Plugin
 	id   uint32
-	ctx  context.Context // bounds every guest call of the stream; the methods have no ctx of their own
+	ctx  context.Context // every guest call of the stream runs with it (carrying p); the methods have no ctx of their own
 	info StreamInfo
 
 	// The maps the caller passed in; the guest reads and edits them.
@@ -76,7 +76,8 @@ type body struct {
 }
 
 // NewHTTPStream creates an HTTP context in the guest
-// (proxy_on_context_create). ctx bounds every guest callback of the stream.
+// (proxy_on_context_create). ctx bounds every guest callback of the stream
+// (unless the runtime is Uninterruptible).
 func (p *Plugin) NewHTTPStream(ctx context.Context) (*HTTPStream, error) {
 	return p.NewHTTPStreamInfo(ctx, StreamInfo{})
 }
@@ -91,10 +92,10 @@ func (p *Plugin) NewHTTPStreamInfo(ctx context.Context, info StreamInfo) (*HTTPS
 	if info.Start.IsZero() {
 		info.Start = p.cfg.Clock()
 	}
-	s := &HTTPStream{p: p, id: p.nextID, ctx: ctx, info: info}
+	s := &HTTPStream{p: p, id: p.nextID, ctx: withPlugin(ctx, p), info: info}
 	p.nextID++
 	p.streams[s.id] = s
-	if _, _, err := p.invoke(ctx, s.id, p.fn.contextCreate, uint64(s.id), uint64(p.rootID)); err != nil {
+	if _, _, err := p.invoke(s.ctx, s.id, p.fn.contextCreate, uint64(s.id), uint64(p.rootID)); err != nil {
 		delete(p.streams, s.id)
 		return nil, fmt.Errorf("wasmhost: %s: new stream: %w", p.name(), err)
 	}
@@ -143,9 +144,9 @@ func (s *HTTPStream) runHeaders(dir streamType, slot **Headers, h *Headers, endO
 	if dir == streamResponse {
 		f = s.p.fn.responseHeaders
 	}
-	return s.run(dir, f, headersAction, func() []uint64 {
+	return s.run(dir, f, headersAction, func() ([2]uint64, int) {
 		*slot = h
-		return []uint64{uint64(h.Len()), boolArg(endOfStream)}
+		return [2]uint64{uint64(h.Len()), boolArg(endOfStream)}, 2
 	})
 }
 
@@ -157,9 +158,9 @@ func (s *HTTPStream) runTrailers(dir streamType, slot **Headers, h *Headers) (Ac
 	if dir == streamResponse {
 		f = s.p.fn.responseTrailers
 	}
-	return s.run(dir, f, trailersAction, func() []uint64 {
+	return s.run(dir, f, trailersAction, func() ([2]uint64, int) {
 		*slot = h
-		return []uint64{uint64(h.Len())}
+		return [2]uint64{uint64(h.Len())}, 1
 	})
 }
 
@@ -168,13 +169,13 @@ func (s *HTTPStream) runBody(dir streamType, b *body, chunk []byte, endOfStream 
 	if dir == streamResponse {
 		f = s.p.fn.responseBody
 	}
-	a, err := s.run(dir, f, bodyAction, func() []uint64 {
+	a, err := s.run(dir, f, bodyAction, func() ([2]uint64, int) {
 		if !b.buffering {
 			b.buf = b.buf[:0:0] // what was continued went on; start afresh
 		}
 		b.buf = append(b.buf, chunk...)
 		b.total += len(chunk)
-		return []uint64{uint64(len(b.buf)), boolArg(endOfStream)}
+		return [2]uint64{uint64(len(b.buf)), boolArg(endOfStream)}, 2
 	})
 	if err == nil {
 		b.buffering = a == ActionPause || a == actionStopIterationAndWatermark
@@ -183,8 +184,9 @@ func (s *HTTPStream) runBody(dir streamType, b *body, chunk []byte, endOfStream 
 }
 
 // run is one stream callback: prepare updates the stream's state under the
-// plugin's lock and returns the callback's arguments after the context id.
-func (s *HTTPStream) run(dir streamType, f api.Function, clamp func(uint64) Action, prepare func() []uint64) (Action, error) {
+// plugin's lock and returns the callback's arguments after the context id
+// (n of them; an array, not a slice, so that nothing is allocated).
+func (s *HTTPStream) run(dir streamType, f api.Function, clamp func(uint64) Action, prepare func() (args [2]uint64, n int)) (Action, error) {
 	p := s.p
 	if err := p.enter(s.ctx); err != nil {
 		return ActionPause, err
@@ -193,11 +195,12 @@ func (s *HTTPStream) run(dir streamType, f api.Function, clamp func(uint64) Acti
 	if s.done {
 		return ActionPause, fmt.Errorf("wasmhost: %s: stream %d: %w", p.name(), s.id, ErrClosed)
 	}
-	args := append([]uint64{uint64(s.id)}, prepare()...)
+	rest, n := prepare()
+	args := [3]uint64{uint64(s.id), rest[0], rest[1]}
 	hadLocal := s.local != nil
 	a := ActionContinue
 	if f != nil {
-		res, err := p.call(s.ctx, s.id, f, args...)
+		res, err := p.call(s.ctx, s.id, f, args[:1+n]...)
 		if err != nil {
 			return ActionPause, fmt.Errorf("wasmhost: %s: stream %d: %w", p.name(), s.id, err)
 		}

@@ -9,13 +9,17 @@ import (
 	"time"
 )
 
-// engines runs a test under both of wazero's engines.
+// engines runs a test under both of wazero's engines, and under the
+// configuration traffic uses (Uninterruptible: other compiled code and no
+// watcher per call); that one on the interpreter under -race, where the
+// compiler is slow.
 var engines = []struct {
 	name string
 	cfg  Config
 }{
 	{"compiler", Config{}},
 	{"interpreter", Config{Interpreter: true}},
+	{"uninterruptible", Config{Interpreter: raceDetector, Uninterruptible: true}},
 }
 
 func TestHeaders(t *testing.T) {
@@ -210,6 +214,42 @@ func TestStreamFailures(t *testing.T) {
 			}
 			if err := p.Close(context.Background()); err != nil {
 				t.Errorf("closing a failed plugin: %v", err)
+			}
+		})
+	}
+}
+
+// TestInterruption: only an interruptible runtime watches the context of a
+// call. Under an uninterruptible one, a context that has ended does not stop
+// the guest (Envoy has no per-callback timeout either), so the stream goes
+// on; an endless loop is not tried there, as nothing could stop it.
+func TestInterruption(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		want error // nil: the stream completes
+	}{
+		{name: "interruptible", cfg: testConfig(), want: context.Canceled},
+		{name: "uninterruptible", cfg: Config{Interpreter: raceDetector, Uninterruptible: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newPlugin(t, engineModule(t, tt.cfg, stampGuest), PluginConfig{Name: "edge", Configuration: []byte("x")})
+			ctx, cancel := context.WithCancel(context.Background())
+			s, err := p.NewHTTPStream(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cancel()
+			_, err = s.RequestHeaders(NewHeaders(":method", "GET", ":path", "/"), true)
+			if err == nil {
+				err = s.Done()
+			}
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+			if tt.want != nil && !errors.Is(p.Failed(), tt.want) {
+				t.Errorf("Failed() = %v, want %v", p.Failed(), tt.want)
 			}
 		})
 	}

@@ -41,7 +41,9 @@ type host struct {
 var _ wasmHost = (*host)(nil)
 
 func newWasmHost(ctx context.Context, cfg Config, log func(dataplane.LogLine)) (*host, error) {
-	rt, err := wasmhost.NewRuntime(ctx, wasmhost.Config{Interpreter: cfg.Interpreter, MemoryLimitMiB: cfg.MemoryLimitMiB})
+	// Like Envoy, no per-callback timeout: a guest that loops forever hangs
+	// its worker. Interruption would cost a goroutine per guest call.
+	rt, err := wasmhost.NewRuntime(ctx, wasmhost.Config{Interpreter: cfg.Interpreter, MemoryLimitMiB: cfg.MemoryLimitMiB, Uninterruptible: true})
 	if err != nil {
 		return nil, err
 	}

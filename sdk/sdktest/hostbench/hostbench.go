@@ -12,10 +12,13 @@ import (
 // Bench runs c once per iteration through one plugin of pkg's module: new
 // stream, request headers (and body, one frame), response headers (and
 // body), done. The plugin starts outside the timer; c.Chunk is ignored.
+// The runtime is the one traffic runs on: the compiler, uninterruptible
+// (see wasmhost.Config.Uninterruptible). It fails when the filter answered
+// locally and c.Want.Local did not say so, or the other way round.
 func Bench(b *testing.B, pkg string, c sdktest.Case) {
 	b.Helper()
 	ctx := context.Background()
-	rt, err := wasmhost.NewRuntime(ctx, wasmhost.Config{})
+	rt, err := wasmhost.NewRuntime(ctx, wasmhost.Config{Uninterruptible: true})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -32,38 +35,51 @@ func Bench(b *testing.B, pkg string, c sdktest.Case) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu := sdktest.CPUTime()
+	var local *wasmhost.LocalResponse
 	for i := 0; i < b.N; i++ {
-		if err := request(ctx, p, &c); err != nil {
+		var err error
+		if local, err = request(ctx, p, &c); err != nil {
 			b.Fatal(err)
 		}
 	}
+	b.StopTimer()
 	sdktest.ReportCPU(b, cpu)
+	// A request the filter answered itself costs less than one it passed:
+	// a benchmark of the wrong path would flatter the filter.
+	switch want := c.Want.Local; {
+	case want == nil && local != nil:
+		b.Fatalf("hostbench: %s: unexpected local response %d", c.Name, local.Status)
+	case want != nil && (local == nil || uint32(local.Status) != want.Status):
+		b.Fatalf("hostbench: %s: local response %v, want status %d", c.Name, local, want.Status)
+	}
 }
 
-func request(ctx context.Context, p *wasmhost.Plugin, c *sdktest.Case) error {
+// request runs one exchange and returns the local response the filter
+// sent, if any.
+func request(ctx context.Context, p *wasmhost.Plugin, c *sdktest.Case) (*wasmhost.LocalResponse, error) {
 	s, err := p.NewHTTPStream(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := s.RequestHeaders(headers(c.RequestHeaders), c.RequestBody == nil); err != nil {
-		return err
+		return nil, err
 	}
 	if c.RequestBody != nil && s.LocalResponse() == nil {
 		if _, err := s.RequestBody(c.RequestBody, true); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if c.ResponseHeaders != nil && s.LocalResponse() == nil {
 		if _, err := s.ResponseHeaders(headers(c.ResponseHeaders), c.ResponseBody == nil); err != nil {
-			return err
+			return nil, err
 		}
 		if c.ResponseBody != nil && s.LocalResponse() == nil {
 			if _, err := s.ResponseBody(c.ResponseBody, true); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
-	return s.Done()
+	return s.LocalResponse(), s.Done()
 }
 
 func headers(pairs [][2]string) *wasmhost.Headers {
@@ -75,7 +91,8 @@ func headers(pairs [][2]string) *wasmhost.Headers {
 }
 
 // BenchStartup measures compile, instantiate and plugin start of pkg's
-// module with configuration config, in a fresh runtime each time.
+// module with configuration config, in a fresh runtime each time (one like
+// Bench's: what a proxy loading the module pays).
 func BenchStartup(b *testing.B, pkg, config string) {
 	b.Helper()
 	ctx := context.Background()
@@ -83,7 +100,7 @@ func BenchStartup(b *testing.B, pkg, config string) {
 	b.SetBytes(int64(len(wasm)))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		rt, err := wasmhost.NewRuntime(ctx, wasmhost.Config{})
+		rt, err := wasmhost.NewRuntime(ctx, wasmhost.Config{Uninterruptible: true})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -53,6 +53,8 @@ func (c *ctx) OnHttpRequestHeaders(int, bool) types.Action {
 		c.p.Metrics.Counter("ops_total").Increment(1)
 	case "log":
 		c.p.Log.Info("access", sdk.String("path", "/v1/items?id=7"), sdk.Int("status", 200), sdk.String("request_id", "abc-123"))
+	case "line": // the log op's line built, not written
+		sink += int64(len(c.p.Log.Line(sdk.LevelInfo, "access", sdk.String("path", "/v1/items?id=7"), sdk.Int("status", 200), sdk.String("request_id", "abc-123"))))
 	case "loginfo":
 		proxywasm.LogInfo("access")
 	case "json":

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/registry"
+
+	"github.com/wasmfleet/wasmfleet/internal/ociartifact"
+	"github.com/wasmfleet/wasmfleet/internal/wasmtest"
+)
+
+func TestPushCmd(t *testing.T) {
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	module := wasmtest.Module(t, "internal/wasmtest/testdata/hello")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "hello.wasm")
+	if err := os.WriteFile(path, module, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "hello.manifest.json"), []byte(`{"name":"hello","version":"1.0.0","capabilities":["metrics"]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{name: "plain http refused without --insecure", args: []string{path, "oci://" + host + "/f/hello:1"}, wantErr: "plain http"},
+		{name: "push", args: []string{path, "oci://" + host + "/f/hello:1", "--insecure"}},
+		{name: "bad reference", args: []string{path, "oci://hello:1", "--insecure"}, wantErr: "bad oci reference"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := pushCmd()
+			var out bytes.Buffer
+			cmd.SetOut(&out)
+			cmd.SetArgs(tt.args)
+			err := cmd.ExecuteContext(context.Background())
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			pinned, err := ociartifact.ParseRef(strings.TrimSpace(out.String()))
+			if err != nil || pinned.Digest == "" {
+				t.Fatalf("output %q is not a pinned reference: %v", out.String(), err)
+			}
+			a, err := ociartifact.Fetch(context.Background(), pinned, 16<<20, ociartifact.Remote{Insecure: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(a.Module, module) || a.Manifest == nil || a.Manifest.Version != "1.0.0" {
+				t.Fatalf("fetched %d bytes, manifest %+v", len(a.Module), a.Manifest)
+			}
+		})
+	}
+}

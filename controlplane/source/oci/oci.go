@@ -1,0 +1,257 @@
+package oci
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"go.uber.org/zap"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/config"
+	"github.com/wasmfleet/wasmfleet/controlplane/signature"
+	"github.com/wasmfleet/wasmfleet/controlplane/types"
+	"github.com/wasmfleet/wasmfleet/internal/ociartifact"
+)
+
+// DefaultMaxBackoff caps the wait between retries while the registry fails.
+const DefaultMaxBackoff = 5 * time.Minute
+
+// Config configures one watched reference. Zero fields take defaults.
+type Config struct {
+	// Filter is the filter the module is for.
+	Filter string
+	// Ref is oci://REGISTRY/REPO:TAG or oci://REGISTRY/REPO@sha256:HEX.
+	Ref string
+	// PollInterval is how often the tag is checked (config.DefaultOCIPoll).
+	PollInterval time.Duration
+	// MaxBackoff caps the retry delay while the registry fails
+	// (DefaultMaxBackoff, and never below PollInterval).
+	MaxBackoff time.Duration
+	// MaxBytes refuses larger modules before downloading them
+	// (config.DefaultMaxModuleBytes).
+	MaxBytes int64
+	// Insecure allows plain HTTP to the registry.
+	Insecure bool
+	// Keychain finds credentials; nil: the Docker config file and helpers.
+	Keychain authn.Keychain
+	// Log is used as given (the caller names it); nil discards.
+	Log *zap.Logger
+}
+
+// Source polls one reference. It is a runner: New, then Start once; all
+// its state belongs to the Start goroutine.
+type Source struct {
+	cfg Config
+	out chan<- types.Event
+	log *zap.Logger
+	rem ociartifact.Remote
+
+	// reported is what the last ModuleChanged was built from.
+	reported state
+	// refused is an artifact reported as SourceFailed, not fetched again.
+	refused state
+	// failing is the kind of the current registry failure, "" when fine.
+	failing  string
+	failures int
+}
+
+// state identifies what a poll saw: the module's manifest digest and the
+// digest of its signature image ("" when unsigned).
+type state struct {
+	manifest, signatures string
+}
+
+// New returns a source for cfg.Ref that sends to out. Start sends with a
+// blocking send (until ctx ends); out is never closed.
+func New(cfg Config, out chan<- types.Event) *Source {
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = config.DefaultOCIPoll
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = DefaultMaxBackoff
+	}
+	cfg.MaxBackoff = max(cfg.MaxBackoff, cfg.PollInterval)
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = config.DefaultMaxModuleBytes
+	}
+	if cfg.Log == nil {
+		cfg.Log = zap.NewNop()
+	}
+	return &Source{
+		cfg: cfg,
+		out: out,
+		log: cfg.Log.With(zap.String("filter", cfg.Filter), zap.String("ref", cfg.Ref)),
+		rem: ociartifact.Remote{Insecure: cfg.Insecure, Keychain: cfg.Keychain},
+	}
+}
+
+// Start polls until ctx ends, when it returns nil. It returns an error only
+// for a reference that cannot be parsed.
+func (s *Source) Start(ctx context.Context) error {
+	ref, err := ociartifact.ParseRef(s.cfg.Ref)
+	if err != nil {
+		return fmt.Errorf("source: filter %s: %w", s.cfg.Filter, err)
+	}
+	s.log.Info("watching registry", zap.Duration("poll_interval", s.cfg.PollInterval))
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+		}
+		err := s.poll(ctx, ref)
+		if ctx.Err() != nil {
+			return nil
+		}
+		s.track(err)
+		timer.Reset(s.delay())
+	}
+}
+
+// poll does one round: resolve, and fetch and report if anything moved.
+// The error is a registry failure to back off from; problems with the
+// artifact itself are reported as events and return nil.
+func (s *Source) poll(ctx context.Context, ref ociartifact.Ref) error {
+	digest := ref.Digest
+	if digest == "" || s.reported.manifest == "" {
+		d, err := ociartifact.Resolve(ctx, ref, s.rem)
+		if err != nil {
+			if errors.Is(err, ociartifact.ErrTooLarge) || errors.Is(err, ociartifact.ErrMediaType) {
+				s.refuse(ctx, state{manifest: "unresolvable"}, err)
+				return nil
+			}
+			return err
+		}
+		digest = d
+	}
+	sigDigest, err := ociartifact.Resolve(ctx, ociartifact.SignatureRef(ref, digest), s.rem)
+	switch {
+	case errors.Is(err, ociartifact.ErrNotFound):
+		sigDigest = ""
+	case err != nil:
+		return err
+	}
+	now := state{manifest: digest, signatures: sigDigest}
+	if now == s.reported || now == s.refused {
+		return nil
+	}
+	a, err := ociartifact.Fetch(ctx, ref.Pinned(digest), s.cfg.MaxBytes, s.rem)
+	if err != nil {
+		if contentError(err) {
+			s.refuse(ctx, now, err)
+			return nil
+		}
+		return err
+	}
+	ev := types.Event{
+		Kind: types.ModuleChanged, Filter: s.cfg.Filter,
+		Origin: types.Origin{Kind: types.OriginOCI, Ref: ref.Pinned(digest).String()},
+		Module: a.Module, Digest: types.DigestOf(a.Module), Manifest: a.Manifest,
+	}
+	if sigDigest != "" {
+		if ev.Signature, err = s.bundle(ctx, ref, sigDigest, a); err != nil {
+			if contentError(err) {
+				s.refuse(ctx, now, err)
+				return nil
+			}
+			return err
+		}
+	}
+	s.reported, s.refused = now, state{}
+	s.log.Info("module changed", zap.String("digest", string(ev.Digest)), zap.String("manifest", digest),
+		zap.Bool("signed", ev.Signature != nil), zap.Int("bytes", len(a.Module)))
+	s.send(ctx, ev)
+	return nil
+}
+
+// bundle fetches cosign's signatures of the artifact and packs them with
+// what binds them to the module, for the signature verifier.
+func (s *Source) bundle(ctx context.Context, ref ociartifact.Ref, sigDigest string, a ociartifact.Artifact) ([]byte, error) {
+	sigs, err := ociartifact.FetchSignatures(ctx, ref.Pinned(sigDigest), s.rem)
+	if err != nil {
+		return nil, err
+	}
+	return signature.Bundle{Manifest: a.RawManifest, Layer: a.Layer, Signatures: sigs}.Marshal()
+}
+
+// contentError tells an artifact that can never be used from a registry
+// that failed to serve it.
+func contentError(err error) bool {
+	return errors.Is(err, ociartifact.ErrMediaType) || errors.Is(err, ociartifact.ErrTooLarge) ||
+		errors.Is(err, ociartifact.ErrDigestMismatch) || errors.Is(err, ociartifact.ErrNoPlugin)
+}
+
+// refuse reports an unusable artifact once; what was reported before stays
+// in force.
+func (s *Source) refuse(ctx context.Context, st state, err error) {
+	if st == s.refused {
+		return
+	}
+	s.refused = st
+	err = fmt.Errorf("source: %s: %w", s.cfg.Ref, err)
+	s.log.Warn("cannot use artifact", zap.String("digest", st.manifest), zap.Error(err))
+	s.send(ctx, types.Event{Kind: types.SourceFailed, Filter: s.cfg.Filter,
+		Origin: types.Origin{Kind: types.OriginOCI, Ref: s.cfg.Ref}, Err: err})
+}
+
+// track counts consecutive failures and logs changes of state only.
+func (s *Source) track(err error) {
+	kind := failureKind(err)
+	switch {
+	case kind == s.failing:
+		if err != nil {
+			s.log.Debug("registry still failing", zap.Int("failures", s.failures+1), zap.Error(err))
+		}
+	case kind == "":
+		s.log.Info("registry reachable again; polling resumed", zap.Int("failures", s.failures))
+	default:
+		s.log.Warn("registry failing; keeping the last good version and backing off",
+			zap.String("state", kind), zap.Error(err))
+	}
+	s.failing = kind
+	if err == nil {
+		s.failures = 0
+	} else {
+		s.failures++
+	}
+}
+
+// failureKind names a failure for state-change logging; "" is no failure.
+func failureKind(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, ociartifact.ErrNotFound):
+		return "not-found"
+	case errors.Is(err, ociartifact.ErrUnauthorized):
+		return "unauthorized"
+	case errors.Is(err, ociartifact.ErrInsecure):
+		return "insecure"
+	}
+	return "unreachable"
+}
+
+// delay is the wait before the next poll: the poll interval, doubled for
+// each consecutive failure, capped at MaxBackoff.
+func (s *Source) delay() time.Duration {
+	return backoff(s.cfg.PollInterval, s.cfg.MaxBackoff, s.failures)
+}
+
+func backoff(interval, maxDelay time.Duration, failures int) time.Duration {
+	d := interval
+	for i := 0; i < failures && d < maxDelay; i++ {
+		d *= 2
+	}
+	return min(d, maxDelay)
+}
+
+func (s *Source) send(ctx context.Context, ev types.Event) {
+	select {
+	case s.out <- ev:
+	case <-ctx.Done():
+	}
+}

@@ -1,0 +1,203 @@
+package scale_test
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/config"
+	"github.com/wasmfleet/wasmfleet/e2e/scale"
+)
+
+// Metric names read from the control plane's registry.
+const (
+	reconcileMetric = "wasmfleet_reconcile_seconds"
+	admissionMetric = "wasmfleet_admission_seconds"
+)
+
+// measureTimeout bounds one measured rollout; far above the floors, so a
+// slow machine reports slow numbers instead of failing.
+const measureTimeout = 2 * time.Minute
+
+// samples collects one duration per iteration and reports their median
+// and maximum in milliseconds.
+type samples []time.Duration
+
+func (s samples) report(b *testing.B, what string) {
+	if len(s) == 0 {
+		return
+	}
+	sorted := slices.Clone(s)
+	slices.Sort(sorted)
+	b.ReportMetric(ms(sorted[len(sorted)/2]), what+"-p50-ms")
+	b.ReportMetric(ms(sorted[len(sorted)-1]), what+"-max-ms")
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// BenchmarkFileToSnapshot measures, per iteration, a 2.4 MB module never
+// seen before written to the watched directory until (ecds) one connected
+// node receives the ECDS version that runs it, (status) the admin API shows
+// it as the filter's candidate or stable version and (stable) the admin API
+// shows it promoted after the node accepted it. Debounce and admission
+// (trial run included) are part of the path.
+//
+//	go test -run '^$' -bench FileToSnapshot -benchtime 20x ./e2e/scale/
+func BenchmarkFileToSnapshot(b *testing.B) {
+	for _, debounce := range []time.Duration{config.DefaultDebounce, 20 * time.Millisecond} {
+		b.Run(fmt.Sprintf("debounce=%v", debounce), func(b *testing.B) {
+			p := startPlane(b, debounce)
+			p.rollOut(b)
+			adm0, admSum0 := p.histogram(b, admissionMetric)
+			var ecds, status, stable samples
+			var stalls int
+			for b.Loop() {
+				ctx, cancel := context.WithTimeout(context.Background(), measureTimeout)
+				d, start := p.writeVariant(b)
+				seen := make(chan time.Time, 1)
+				go func() {
+					at, err := p.waitStatus(ctx, d, false)
+					if err != nil {
+						b.Error(err)
+					}
+					seen <- at
+				}()
+				a, err := p.probe.WaitDigest(ctx, d)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ecds = append(ecds, a.At.Sub(start))
+				status = append(status, (<-seen).Sub(start))
+				// The candidate is promoted once the node accepted it. If
+				// that never happens, say why and go on: the next module
+				// replaces the stuck candidate.
+				if at, err := p.waitPromoted(ctx, d, a.Version); err != nil {
+					stalls++
+					b.Log(err)
+				} else {
+					stable = append(stable, at.Sub(start))
+				}
+				cancel()
+			}
+			b.ReportMetric(float64(stalls), "promotion-stalls")
+			ecds.report(b, "ecds")
+			status.report(b, "status")
+			stable.report(b, "stable")
+			adm, admSum := p.histogram(b, admissionMetric)
+			if n := adm - adm0; n > 0 {
+				b.ReportMetric(1000*(admSum-admSum0)/float64(n), "admission-mean-ms")
+			}
+		})
+	}
+}
+
+// BenchmarkFleetConvergence measures a fleet of loadgen nodes in a child
+// process converging on a new module: per iteration, from the file write
+// to the last node's ACK (converge), to the first node's (first), and the
+// spread between them (fanout). It also reports the control plane's heap
+// per connected node (HeapInuse after connecting minus before, over N), the
+// CPU the control plane and the fleet each spent per rollout, and the mean
+// fleet-wide reconcile (wasmfleet_reconcile_seconds: two per rollout, one
+// when the module is admitted and one when it is promoted).
+//
+// The 10,000-node fleet multiplexes 10 nodes per gRPC connection (1,000
+// connections each side) to stay well inside RLIMIT_NOFILE; the 1,000-node
+// fleet uses one connection per node, as Envoys would.
+//
+//	go test -run '^$' -bench 'FleetConvergence/nodes=1000$' -benchtime 5x ./e2e/scale/
+//	go test -run '^$' -bench 'FleetConvergence/nodes=10000$' -benchtime 3x ./e2e/scale/
+func BenchmarkFleetConvergence(b *testing.B) {
+	for _, tc := range []struct{ n, perConn int }{{1000, 1}, {10000, 10}} {
+		b.Run(fmt.Sprintf("nodes=%d", tc.n), func(b *testing.B) {
+			if _, err := scale.RaiseFDLimit(); err != nil {
+				b.Fatal(err)
+			}
+			p := startPlane(b, config.DefaultDebounce)
+			_, v0 := p.rollOut(b)
+
+			heap0 := heapInuse()
+			connect := time.Now()
+			fleet := startFleet(b, p.addrs.XDS, tc.n, tc.perConn, v0)
+			connectTime := time.Since(connect)
+			heap1 := heapInuse()
+
+			s0, err := fleet.WaitAcked(context.Background(), v0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			childCPU := s0.CPU
+			var converge, first, fanout, cpCPU, fleetCPU samples
+			var reconciles, stalls uint64
+			var reconcileSecs float64
+			for b.Loop() {
+				ctx, cancel := context.WithTimeout(context.Background(), measureTimeout)
+				rc0, rs0 := p.histogram(b, reconcileMetric)
+				cpu0 := cpuTime(b)
+				d, start := p.writeVariant(b)
+				a, err := p.probe.WaitDigest(ctx, d)
+				if err != nil {
+					b.Fatal(err)
+				}
+				s, err := fleet.WaitAcked(ctx, a.Version)
+				if err != nil {
+					b.Fatalf("%v (%d of %d acked)", err, s.Acked, tc.n)
+				}
+				cpCPU = append(cpCPU, cpuTime(b)-cpu0)
+				// Promotion is the rollout's last fleet-wide reconcile:
+				// wait for it, so the next iteration starts from a quiet
+				// control plane and both reconciles are counted. If it
+				// never comes, say why and go on: the next module replaces
+				// the stuck candidate.
+				if !p.waitHistogram(b, reconcileMetric, rc0+2, promoteTimeout) {
+					stalls++
+					nodes, err := p.unresolved(ctx, a.Version, d)
+					b.Logf("%s not promoted within %v after every node acked %s; %d nodes' ACKs not resolved to it by the fleet registry: %q (err %v)",
+						d.Short(), promoteTimeout, a.Version, len(nodes), nodes[:min(len(nodes), 5)], err)
+				}
+				rc1, rs1 := p.histogram(b, reconcileMetric)
+				reconciles += rc1 - rc0
+				reconcileSecs += rs1 - rs0
+				converge = append(converge, s.Last.Sub(start))
+				first = append(first, s.First.Sub(start))
+				fanout = append(fanout, s.Last.Sub(s.First))
+				fleetCPU = append(fleetCPU, s.CPU-childCPU)
+				childCPU = s.CPU
+				cancel()
+			}
+			// Reported after the loop: b.Loop drops metrics reported before it.
+			b.ReportMetric(connectTime.Seconds(), "connect-s")
+			b.ReportMetric(float64(int64(heap1)-int64(heap0))/float64(tc.n), "heap-B/node")
+			b.ReportMetric(float64(heap1)/(1<<20), "heap-MiB")
+			converge.report(b, "converge")
+			first.report(b, "first")
+			fanout.report(b, "fanout")
+			cpCPU.report(b, "cp-cpu")
+			fleetCPU.report(b, "fleet-cpu")
+			b.ReportMetric(float64(stalls), "promotion-stalls")
+			if reconciles > 0 {
+				b.ReportMetric(1000*reconcileSecs/float64(reconciles), "reconcile-mean-ms")
+				b.ReportMetric(float64(reconciles)/float64(len(converge)), "reconciles/op")
+			}
+		})
+	}
+}
+
+// heapInuse is HeapInuse after a full collection.
+func heapInuse() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
+}
+
+func cpuTime(b *testing.B) time.Duration {
+	b.Helper()
+	d, err := scale.CPUTime()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return d
+}

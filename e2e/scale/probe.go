@@ -1,0 +1,169 @@
+package scale
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	wasmfilter "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"go.uber.org/zap"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/types"
+	"github.com/wasmfleet/wasmfleet/e2e/dataplane"
+	"github.com/wasmfleet/wasmfleet/e2e/internal/ads"
+)
+
+// DefaultProbeNode is the probe's node id when ProbeConfig.Node is empty.
+const DefaultProbeNode = "scale-probe"
+
+// ProbeConfig says where the probe connects and which filter configs it
+// subscribes to.
+type ProbeConfig struct {
+	XDSAddr string
+	Node    string
+	// Extensions are the ECDS resource names to watch, e.g.
+	// in managed mode every slot ("wasmfleet.slot.0", "wasmfleet.slot.0.canary",
+	// ...: the xDS cache answers only requests for all of them), in ECDS mode
+	// "wasmfleet.NAME".
+	Extensions []string
+	Log        *zap.Logger
+}
+
+// ErrProbeConfig is wrapped by NewProbe for an unusable config.
+var ErrProbeConfig = errors.New("scale: probe: bad config")
+
+// Arrival is one ECDS version as the probe accepted it.
+type Arrival struct {
+	Version string
+	At      time.Time
+	// Digests are the modules the version's Wasm filters run (from the
+	// remote source's sha256, or hashed from inline bytes), sorted.
+	Digests []types.Digest
+}
+
+// Probe is one ADS node that subscribes only to filter configs (ECDS) and
+// remembers every version it accepted with the time it arrived. Start runs
+// it; WaitDigest may be called from any goroutine.
+type Probe struct {
+	client *ads.Client
+	names  []string
+
+	mu       sync.Mutex
+	arrivals []Arrival
+	changed  chan struct{} // closed and replaced on every arrival
+}
+
+// NewProbe checks cfg and returns a probe that has not connected yet.
+func NewProbe(cfg ProbeConfig) (*Probe, error) {
+	if cfg.XDSAddr == "" || len(cfg.Extensions) == 0 {
+		return nil, fmt.Errorf("%w: xds address and extension names are required", ErrProbeConfig)
+	}
+	if cfg.Node == "" {
+		cfg.Node = DefaultProbeNode
+	}
+	if cfg.Log == nil {
+		cfg.Log = zap.NewNop()
+	}
+	p := &Probe{names: slices.Clone(cfg.Extensions), changed: make(chan struct{})}
+	c, err := ads.New(ads.Config{
+		Node:        &core.Node{Id: cfg.Node, Cluster: "scale", UserAgentName: "envoy"},
+		Addr:        cfg.XDSAddr,
+		Named:       []string{dataplane.ExtensionType},
+		Handler:     (*probeHandler)(p),
+		BackoffBase: 50 * time.Millisecond,
+		BackoffMax:  time.Second,
+		Log:         cfg.Log.With(zap.String("node", cfg.Node)),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("scale: probe: %w", err)
+	}
+	p.client = c
+	return p, nil
+}
+
+// Start connects and runs the probe until ctx ends.
+func (p *Probe) Start(ctx context.Context) error { return p.client.Start(ctx) }
+
+// WaitDigest blocks until a version running module d has arrived, or ctx
+// ends, and returns the first such version.
+func (p *Probe) WaitDigest(ctx context.Context, d types.Digest) (Arrival, error) {
+	for {
+		p.mu.Lock()
+		changed := p.changed
+		for _, a := range p.arrivals {
+			if slices.Contains(a.Digests, d) {
+				p.mu.Unlock()
+				return a, nil
+			}
+		}
+		p.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return Arrival{}, fmt.Errorf("scale: probe: no ECDS version running %s: %w", d.Short(), ctx.Err())
+		case <-changed:
+		}
+	}
+}
+
+// probeHandler is the Probe as the ADS client sees it.
+type probeHandler Probe
+
+var _ ads.Handler = (*probeHandler)(nil)
+
+// Handle records an ECDS response; one that cannot be decoded is NACKed.
+func (h *probeHandler) Handle(resp *discovery.DiscoveryResponse) error {
+	if resp.GetTypeUrl() != dataplane.ExtensionType {
+		return nil
+	}
+	at := time.Now()
+	digests, err := wasmDigests(resp)
+	if err != nil {
+		return err
+	}
+	h.mu.Lock()
+	h.arrivals = append(h.arrivals, Arrival{Version: resp.GetVersionInfo(), At: at, Digests: digests})
+	close(h.changed)
+	h.changed = make(chan struct{})
+	h.mu.Unlock()
+	return nil
+}
+
+// Names is the configured ECDS names.
+func (h *probeHandler) Names(typeURL string) []string {
+	if typeURL == dataplane.ExtensionType {
+		return h.names
+	}
+	return nil
+}
+
+// wasmDigests returns the digests of the modules an ECDS response runs.
+func wasmDigests(resp *discovery.DiscoveryResponse) ([]types.Digest, error) {
+	var out []types.Digest
+	for _, a := range resp.GetResources() {
+		ext := &core.TypedExtensionConfig{}
+		if err := a.UnmarshalTo(ext); err != nil {
+			return nil, fmt.Errorf("ecds: %w", err)
+		}
+		w := &wasmfilter.Wasm{}
+		if !ext.GetTypedConfig().MessageIs(w) {
+			continue // an unused slot
+		}
+		if err := ext.GetTypedConfig().UnmarshalTo(w); err != nil {
+			return nil, fmt.Errorf("ecds: %s: %w", ext.GetName(), err)
+		}
+		code := w.GetConfig().GetVmConfig().GetCode()
+		switch {
+		case code.GetRemote() != nil:
+			out = append(out, types.Digest(code.GetRemote().GetSha256()))
+		case code.GetLocal() != nil:
+			out = append(out, types.DigestOf(code.GetLocal().GetInlineBytes()))
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
