@@ -2,7 +2,6 @@ package envoy
 
 import (
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,38 +9,17 @@ import (
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	"google.golang.org/protobuf/encoding/protojson"
-	"sigs.k8s.io/yaml"
-
-	// Types that the bootstraps name in typed_config must be registered
-	// for protojson to resolve them.
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/config"
 )
 
-// load parses a bootstrap file strictly: unknown fields are errors, as they
-// are for Envoy itself.
 func load(t *testing.T, path string) *bootstrapv3.Bootstrap {
 	t.Helper()
-	raw, err := os.ReadFile(path)
+	b, err := LoadBootstrap(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	js, err := yaml.YAMLToJSON(raw)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	var b bootstrapv3.Bootstrap
-	if err := (protojson.UnmarshalOptions{}).Unmarshal(js, &b); err != nil {
-		t.Fatalf("%s: not an Envoy bootstrap: %v", path, err)
-	}
-	if err := b.ValidateAll(); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return &b
+	return b
 }
 
 func TestBootstraps(t *testing.T) {

@@ -174,3 +174,17 @@ func TestExampleFile(t *testing.T) {
 		t.Fatalf("example parsed into something unexpected: %+v", cfg)
 	}
 }
+
+// TestParseFilterSettingsLeavesBaseAlone: the base is the running config's
+// entry; decoding a NAME.yaml must not write into it.
+func TestParseFilterSettingsLeavesBaseAlone(t *testing.T) {
+	p := 50
+	base := Filter{Name: "auth", Config: []byte(`{"realm":"0123456789"}`), Rollout: Rollout{Percent: &p, Steps: []int{10, 100}}}
+	_, err := ParseFilterSettings("auth.yaml", base, []byte("config: {realm: x}\nrollout: {percent: 20, steps: [20, 100]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(base.Config) != `{"realm":"0123456789"}` || *base.Rollout.Percent != 50 || base.Rollout.Steps[0] != 10 {
+		t.Fatalf("base changed: config %s, percent %d, steps %v", base.Config, *base.Rollout.Percent, base.Rollout.Steps)
+	}
+}

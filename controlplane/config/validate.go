@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -231,7 +232,7 @@ func (f Filter) validate(field string) []error {
 // under filters:, without name) over base, the entry from the main config.
 // Unknown fields are errors; file names the file in messages.
 func ParseFilterSettings(file string, base Filter, b []byte) (Filter, error) {
-	f := base
+	f := base.clone()
 	if err := yaml.UnmarshalStrict(b, &f); err != nil {
 		return Filter{}, fmt.Errorf("config: %s: %w", file, errors.Join(ErrSyntax, err))
 	}
@@ -242,6 +243,19 @@ func ParseFilterSettings(file string, base Filter, b []byte) (Filter, error) {
 		return Filter{}, fmt.Errorf("config: %w", errors.Join(errs...))
 	}
 	return f, nil
+}
+
+// clone returns a copy sharing no memory with f: decoding YAML over a
+// shallow copy would write through to f's plugin configuration bytes, its
+// percent and its steps (which are the running config's).
+func (f Filter) clone() Filter {
+	f.Config = bytes.Clone(f.Config)
+	f.Rollout.Steps = slices.Clone(f.Rollout.Steps)
+	if f.Rollout.Percent != nil {
+		p := *f.Rollout.Percent
+		f.Rollout.Percent = &p
+	}
+	return f
 }
 
 // FilterOrder returns the chain order: configured filters first, then the

@@ -198,7 +198,12 @@ func TestConfigureFailureNACKsAndKeepsPrevious(t *testing.T) {
 	e.xds.Set(t, nodeID, good)
 	n := e.startNode(t, nil)
 	addr := listenerAddr(t, n)
-	goodVersion := n.Status().Types[dataplane.ExtensionType].Version
+	// The listener can serve before the node has recorded its ECDS ACK.
+	var goodVersion string
+	await(t, "the first ECDS version accepted", func() bool {
+		goodVersion = n.Status().Types[dataplane.ExtensionType].Version
+		return goodVersion != ""
+	})
 
 	e.xds.Set(t, nodeID, e.config(t, xdstest.Wasm(t, slot0, xdstest.Filter{Name: "bad", Inline: guest(t, "badconfig")}), xdstest.Noop(t, slot1)))
 	await(t, "nack", func() bool { return n.Status().Types[dataplane.ExtensionType].Nacks > 0 })
@@ -563,7 +568,11 @@ func TestInvalidResourceNACKed(t *testing.T) {
 			e.xds.Set(t, nodeID, e.config(t, tagger(t, slot0, "a"), xdstest.Noop(t, slot1)))
 			n := e.startNode(t, nil)
 			addr := listenerAddr(t, n)
-			good := n.Status().Types[tc.typ].Version
+			var good string
+			await(t, "the first version accepted", func() bool {
+				good = n.Status().Types[tc.typ].Version
+				return good != ""
+			})
 			rs := e.config(t, tagger(t, slot0, "a"), xdstest.Noop(t, slot1))
 			tc.mutate(t, e, rs)
 			e.xds.Set(t, nodeID, rs)

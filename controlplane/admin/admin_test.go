@@ -1,0 +1,96 @@
+package admin
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/config"
+	"github.com/wasmfleet/wasmfleet/controlplane/controller"
+	"github.com/wasmfleet/wasmfleet/controlplane/fleet"
+	"github.com/wasmfleet/wasmfleet/controlplane/rollout"
+	"github.com/wasmfleet/wasmfleet/controlplane/types"
+)
+
+// loop stands in for the reconcile loop behind the API: the handler's
+// routing, auth and error mapping are what is under test here; the loop
+// itself is tested in controller and in e2e/scenarios through this API.
+type loop struct{ commands []controller.Command }
+
+func (l *loop) Status() []controller.FilterStatus {
+	return []controller.FilterStatus{{Name: "auth", Stable: types.Digest(strings.Repeat("a", 64))}}
+}
+
+func (l *loop) Do(_ context.Context, cmd controller.Command) error {
+	if cmd.Filter != "auth" {
+		return fmt.Errorf("rollout: %q: %w", cmd.Filter, controller.ErrUnknownFilter)
+	}
+	l.commands = append(l.commands, cmd)
+	return nil
+}
+
+func (l *loop) DryRun(context.Context, config.Config) ([]rollout.Change, error) { return nil, nil }
+
+type noHistory struct{}
+
+func (noHistory) History(string) ([]types.Version, error) { return nil, nil }
+
+func TestHandler(t *testing.T) {
+	const token = "s3cret"
+	l := &loop{}
+	srv := httptest.NewServer(NewHandler(Config{
+		Controller: l, Fleet: fleet.New(fleet.Config{}), History: noHistory{},
+		Gatherer: prometheus.NewRegistry(), Token: token, Log: zaptest.NewLogger(t),
+	}))
+	defer srv.Close()
+	tests := []struct {
+		name, method, path, auth, body string
+		want                           int
+		wantIn                         string
+	}{
+		{name: "health needs no token", method: "GET", path: "/healthz", want: 200},
+		{name: "metrics need no token", method: "GET", path: "/metrics", want: 200},
+		{name: "status without token", method: "GET", path: "/api/v1/status", want: 401, wantIn: "bearer token"},
+		{name: "status with a wrong token", method: "GET", path: "/api/v1/status", auth: "Bearer nope", want: 401},
+		{name: "status", method: "GET", path: "/api/v1/status", auth: "Bearer " + token, want: 200, wantIn: `"auth"`},
+		{name: "command without token changes nothing", method: "POST", path: "/api/v1/rollout/auth/pause", want: 401},
+		{name: "command", method: "POST", path: "/api/v1/rollout/auth/pause", auth: "Bearer " + token, want: 200},
+		{name: "unknown filter", method: "POST", path: "/api/v1/rollout/nope/pause", auth: "Bearer " + token, want: 404, wantIn: "unknown filter"},
+		{name: "unknown field in the body", method: "POST", path: "/api/v1/rollout/auth/rollback", auth: "Bearer " + token, body: `{"reasn":"x"}`, want: 400},
+		{name: "plan with a broken config", method: "POST", path: "/api/v1/rollout/plan", auth: "Bearer " + token, body: "mode: both\n", want: 400, wantIn: "mode"},
+		{name: "history of a filter with none", method: "GET", path: "/api/v1/filters/auth/history", auth: "Bearer " + token, want: 404},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequest(tt.method, srv.URL+tt.path, strings.NewReader(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.auth != "" {
+				req.Header.Set("Authorization", tt.auth)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != tt.want || !strings.Contains(string(body), tt.wantIn) {
+				t.Fatalf("%s %s = %d %q, want %d containing %q", tt.method, tt.path, resp.StatusCode, body, tt.want, tt.wantIn)
+			}
+		})
+	}
+	if len(l.commands) != 1 || l.commands[0].Action != controller.Pause {
+		t.Fatalf("commands reaching the loop: %+v, want the one authorised pause", l.commands)
+	}
+}
