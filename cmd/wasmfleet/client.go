@@ -19,13 +19,17 @@ import (
 type adminClient struct {
 	base  string
 	token string
-	http  *http.Client
+	// output is "table" or "json", for the commands that print.
+	output string
+	http   *http.Client
 }
 
-// addAdminFlags adds --admin and --token to a client command.
+// addAdminFlags adds --admin, --token and --output to a client command and
+// its subcommands.
 func addAdminFlags(cmd *cobra.Command, c *adminClient) {
 	cmd.PersistentFlags().StringVar(&c.base, "admin", "http://"+config.DefaultAdminAddr, "admin API URL of the control plane")
 	cmd.PersistentFlags().StringVar(&c.token, "token", os.Getenv("WASMFLEET_ADMIN_TOKEN"), "admin token (default $WASMFLEET_ADMIN_TOKEN)")
+	cmd.PersistentFlags().StringVarP(&c.output, "output", "o", "table", "table or json")
 	c.http = &http.Client{Timeout: 30 * time.Second}
 }
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,17 +59,12 @@ digest; sign that with cosign to satisfy require_signature.`,
 
 // manifestBeside reads NAME.manifest.json next to NAME.wasm; nil if absent.
 func manifestBeside(path string) (*types.Manifest, error) {
-	mpath := strings.TrimSuffix(path, ".wasm") + ".manifest.json"
-	b, err := os.ReadFile(mpath)
-	if errors.Is(err, fs.ErrNotExist) {
+	m, err := filterbuild.ReadManifest(strings.TrimSuffix(path, ".wasm") + ".manifest.json")
+	if errors.Is(err, filterbuild.ErrNoManifest) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("push: %w", err)
-	}
-	m, err := filterbuild.ParseManifest(b)
-	if err != nil {
-		return nil, fmt.Errorf("push: %s: %w", mpath, err)
 	}
 	return &m, nil
 }

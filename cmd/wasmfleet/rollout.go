@@ -17,13 +17,11 @@ import (
 
 func rolloutCmd() *cobra.Command {
 	var c adminClient
-	var output string
 	cmd := &cobra.Command{
 		Use:   "rollout",
 		Short: "Inspect and steer rollouts on a running control plane",
 	}
 	addAdminFlags(cmd, &c)
-	cmd.PersistentFlags().StringVarP(&output, "output", "o", "table", "table or json")
 
 	status := &cobra.Command{
 		Use:   "status FILTER",
@@ -40,7 +38,7 @@ func rolloutCmd() *cobra.Command {
 			}
 			for _, f := range st.Filters {
 				if f.Name == args[0] {
-					if output == "json" {
+					if c.output == "json" {
 						return printJSON(cmd.OutOrStdout(), map[string]any{"filter": f, "history": history})
 					}
 					printFilterDetail(cmd, f, history)
@@ -102,7 +100,7 @@ func rolloutCmd() *cobra.Command {
 			if err := c.do("POST", "/api/v1/rollout/plan", bytes.NewReader(body), &changes); err != nil {
 				return fmt.Errorf("%s: %w", planConfig, err)
 			}
-			if output == "json" {
+			if c.output == "json" {
 				return printJSON(cmd.OutOrStdout(), changes)
 			}
 			if len(changes) == 0 {

@@ -15,7 +15,6 @@ import (
 
 func statusCmd() *cobra.Command {
 	var c adminClient
-	var output string
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show each filter's versions and rollout, and which node runs which version",
@@ -25,7 +24,7 @@ func statusCmd() *cobra.Command {
 			if err := c.do("GET", "/api/v1/status", nil, &st); err != nil {
 				return err
 			}
-			if output == "json" {
+			if c.output == "json" {
 				return printJSON(cmd.OutOrStdout(), st)
 			}
 			printStatus(cmd.OutOrStdout(), st)
@@ -33,7 +32,6 @@ func statusCmd() *cobra.Command {
 		},
 	}
 	addAdminFlags(cmd, &c)
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
 	return cmd
 }
 

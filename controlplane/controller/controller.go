@@ -63,23 +63,29 @@ type filterRec struct {
 	state     types.FilterState
 	lastError string
 	errorAt   time.Time
-	// failed counts, per candidate digest, the nodes that failed to load it.
-	failed map[types.Digest]map[string]bool
-	// acked holds the connected nodes known to run ackedOf, the candidate
-	// they were counted for, so confirming a rollout costs O(1) per ACK
-	// rather than a walk over the fleet.
-	acked   map[string]bool
-	ackedOf types.Digest
+	// acked holds the connected nodes known to run the candidate, so
+	// confirming a rollout costs O(1) per ACK rather than a walk over the
+	// fleet; failed holds the nodes that failed to load it.
+	acked, failed candidateNodes
 }
 
-// ackedCandidate returns the set of nodes that ACKed the current candidate,
-// emptied whenever the candidate changes.
-func (r *filterRec) ackedCandidate() map[string]bool {
-	if r.ackedOf != r.state.Candidate || r.acked == nil {
-		r.acked, r.ackedOf = map[string]bool{}, r.state.Candidate
-	}
-	return r.acked
+// candidateNodes is a set of nodes counted for one candidate version.
+type candidateNodes struct {
+	of    types.Digest
+	nodes map[string]bool
 }
+
+// forCandidate returns the set for the filter's current candidate, emptied
+// whenever the candidate changes (a new version, a promotion, a rollback).
+func (s *candidateNodes) forCandidate(r *filterRec) map[string]bool {
+	if s.of != r.state.Candidate || s.nodes == nil {
+		s.of, s.nodes = r.state.Candidate, map[string]bool{}
+	}
+	return s.nodes
+}
+
+// ackedCandidate returns the nodes that ACKed the current candidate.
+func (r *filterRec) ackedCandidate() map[string]bool { return r.acked.forCandidate(r) }
 
 // New loads the persisted state of every filter from the store, so the first
 // snapshot after a restart equals the last one before it.
@@ -161,7 +167,7 @@ func (c *Controller) filter(name string) *filterRec {
 	rec, ok := c.filters[name]
 	if !ok {
 		settings, _ := c.cfg.Config.FilterByName(name)
-		rec = &filterRec{settings: settings, state: types.FilterState{Filter: name}, failed: map[types.Digest]map[string]bool{}}
+		rec = &filterRec{settings: settings, state: types.FilterState{Filter: name}}
 		c.filters[name] = rec
 	}
 	return rec
@@ -449,19 +455,14 @@ func (c *Controller) nacked(ctx context.Context, ev fleet.Event) {
 	if !ok || ev.Digest == "" || ev.Digest != rec.state.Candidate {
 		return
 	}
-	nodes := rec.failed[ev.Digest]
-	if nodes == nil {
-		nodes = map[string]bool{}
-		rec.failed[ev.Digest] = nodes
-	}
-	nodes[ev.Node] = true
+	failed := rec.failed.forCandidate(rec)
+	failed[ev.Node] = true
 	mark := types.BadMark{Digest: ev.Digest, Node: ev.Node, Reason: ev.Reason, At: c.now()}
-	next, rolledBack := rollout.Failed(rec.settings, rec.state, mark, len(nodes))
+	next, rolledBack := rollout.Failed(rec.settings, rec.state, mark, len(failed))
 	if !rolledBack {
 		return
 	}
 	rec.state = next
-	delete(rec.failed, ev.Digest)
 	c.cfg.Metrics.Rollbacks.WithLabelValues(ev.Filter, "nack").Inc()
 	log := c.log.With(zap.String("filter", ev.Filter), zap.String("node", ev.Node), zap.String("digest", ev.Digest.Short()))
 	log.Error("candidate rolled back: a node failed to load it", zap.String("reason", ev.Reason))

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 	"time"
@@ -63,19 +64,19 @@ func (c *Controller) publish() {
 			LastError: rec.lastError, ErrorAt: rec.errorAt, Bad: st.Bad,
 		})
 	}
+	// Chain order first; filters not in the chain (position -1) last, by name.
 	slices.SortFunc(out, func(a, b FilterStatus) int {
-		if a.Position != b.Position && a.Position >= 0 && b.Position >= 0 {
-			return a.Position - b.Position
-		}
-		if (a.Position < 0) != (b.Position < 0) {
-			if a.Position < 0 {
-				return 1
-			}
-			return -1
-		}
-		return strings.Compare(a.Name, b.Name)
+		return cmp.Or(cmp.Compare(outOfChain(a), outOfChain(b)), cmp.Compare(a.Position, b.Position), strings.Compare(a.Name, b.Name))
 	})
 	c.mu.Lock()
 	c.status = out
 	c.mu.Unlock()
+}
+
+// outOfChain is 1 for a filter that is not served (position -1), else 0.
+func outOfChain(f FilterStatus) int {
+	if f.Position < 0 {
+		return 1
+	}
+	return 0
 }

@@ -323,7 +323,7 @@ func (r *registry) Requested(s Stream, id Identity, req Request) {
 		if !s.Delta && req.Version != "" && ts.AckedVersion == "" {
 			ts.AckedVersion, ts.AckedAt = req.Version, now
 			if req.TypeURL == resource.ExtensionConfigType {
-				r.resolveAck(n, req.Version, false)
+				r.resolveAck(n, req.Version, false, now)
 			}
 		}
 		return
@@ -349,7 +349,7 @@ func (r *registry) Requested(s Stream, id Identity, req Request) {
 	// between; resolveAck announces only digests that are new to the node.
 	ts.AckedVersion, ts.AckedAt = v, now
 	if req.TypeURL == resource.ExtensionConfigType {
-		r.resolveAck(n, v, true)
+		r.resolveAck(n, v, true, now)
 	}
 }
 
@@ -387,6 +387,16 @@ func (n *node) typeState(typeURL string) *typeState {
 	return ts
 }
 
+// filter returns the node's status for a filter, adding it if new.
+func (n *node) filter(name string) *FilterStatus {
+	fs := n.filters[name]
+	if fs == nil {
+		fs = &FilterStatus{Filter: name}
+		n.filters[name] = fs
+	}
+	return fs
+}
+
 // answered returns the version of the response sent on s with nonce and
 // forgets it and every older response.
 func (ts *typeState) answered(s Stream, nonce string) (string, bool) {
@@ -418,9 +428,7 @@ func (r *registry) Sent(s Stream, typeURL, version, nonce string) {
 		return
 	}
 	for name := range r.lookupAssigned(id, version) {
-		if _, ok := n.filters[name]; !ok {
-			n.filters[name] = &FilterStatus{Filter: name}
-		}
+		n.filter(name)
 	}
 }
 
@@ -451,12 +459,11 @@ func (r *registry) lookupAssigned(nodeID, version string) types.Assignment {
 
 // resolveAck makes the assignment of ECDS version v the node's acked state
 // and, when publish is set, announces every digest the node newly runs.
-func (r *registry) resolveAck(n *node, v string, publish bool) {
+func (r *registry) resolveAck(n *node, v string, publish bool, now time.Time) {
 	a := r.lookupAssigned(n.id.ID, v)
 	if a == nil {
 		return
 	}
-	now := r.now()
 	for name := range n.filters {
 		if _, ok := a[name]; !ok {
 			delete(n.filters, name)
@@ -464,11 +471,7 @@ func (r *registry) resolveAck(n *node, v string, publish bool) {
 	}
 	for _, name := range slices.Sorted(maps.Keys(a)) {
 		fv := a[name]
-		fs := n.filters[name]
-		if fs == nil {
-			fs = &FilterStatus{Filter: name}
-			n.filters[name] = fs
-		}
+		fs := n.filter(name)
 		old := fs.Acked
 		fs.Acked, fs.Nacked, fs.Reason = fv, nil, ""
 		if !publish {
@@ -490,11 +493,7 @@ func (r *registry) resolveNack(n *node, v, reason string, now time.Time) {
 	}
 	blamed := false
 	for _, name := range slices.Sorted(maps.Keys(a)) {
-		fs := n.filters[name]
-		if fs == nil {
-			fs = &FilterStatus{Filter: name}
-			n.filters[name] = fs
-		}
+		fs := n.filter(name)
 		digests := newDigests(fs.Acked, a[name])
 		if len(digests) == 0 {
 			continue

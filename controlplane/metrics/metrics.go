@@ -1,5 +1,5 @@
 // Package metrics defines wasmfleet's Prometheus metrics: pushes, ACKs,
-// NACKs, admissions, load (ACK) latency and module fetches. Collectors are
+// NACKs, admissions (with their trial-run time) and module fetches. Collectors are
 // registered on a registry passed in, never the global one, so two control
 // planes in one test process do not collide.
 package metrics
@@ -23,9 +23,6 @@ type Metrics struct {
 	// Acks and Nacks count xDS responses by short type ("ecds", "lds", ...).
 	Acks  *prometheus.CounterVec
 	Nacks *prometheus.CounterVec
-	// AckSeconds is the time from a response being sent to its ACK: for
-	// ECDS with inline code this includes Envoy loading the module.
-	AckSeconds *prometheus.HistogramVec
 	// ConnectedNodes is the number of nodes with an open xDS stream.
 	ConnectedNodes prometheus.Gauge
 	// Rollbacks counts automatic and manual rollbacks by filter.
@@ -60,10 +57,6 @@ func New(reg prometheus.Registerer) *Metrics {
 		Nacks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wasmfleet_xds_nacks_total", Help: "xDS responses rejected by nodes, by resource type.",
 		}, []string{"type"}),
-		AckSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "wasmfleet_xds_ack_seconds", Help: "Time from an xDS response to its ACK or NACK, by resource type.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
-		}, []string{"type"}),
 		ConnectedNodes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "wasmfleet_connected_nodes", Help: "Nodes with an open xDS stream.",
 		}),
@@ -78,6 +71,6 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"result"}),
 	}
 	reg.MustRegister(m.Admissions, m.AdmissionSeconds, m.SnapshotPushes, m.SnapshotBuildSeconds,
-		m.Acks, m.Nacks, m.AckSeconds, m.ConnectedNodes, m.Rollbacks, m.ModuleFetches, m.ConfigReloads)
+		m.Acks, m.Nacks, m.ConnectedNodes, m.Rollbacks, m.ModuleFetches, m.ConfigReloads)
 	return m
 }

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/config"
+	"github.com/wasmfleet/wasmfleet/controlplane/modserver"
 	wtypes "github.com/wasmfleet/wasmfleet/controlplane/types"
 )
 
@@ -28,7 +29,7 @@ const (
 	// RouterFilter is the terminal HTTP filter after the slots.
 	RouterFilter = "envoy.filters.http.router"
 	// ModulePathPrefix is where the module server serves bytes by digest.
-	ModulePathPrefix = "/modules/sha256/"
+	ModulePathPrefix = modserver.PathPrefix
 )
 
 // SlotName is the HTTP filter (and ECDS resource) name of chain position p,

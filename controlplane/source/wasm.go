@@ -10,13 +10,13 @@ const (
 
 var wasmHeader = []byte{0x00, 'a', 's', 'm', 0x01, 0x00, 0x00, 0x00}
 
-// looksWhole is a cheap check that b is an entire wasm binary rather than
-// the first part of one: the header is there, the sections' sizes add up to
-// exactly len(b), and sections that promise a later one (function -> code,
-// data count -> data) are followed by it. It does not validate anything
-// inside a section; admission does that. A copy cut off at a section
-// boundary that breaks neither promise still passes, which is why the
-// stat-before-and-after check comes first.
+// looksWhole checks, from the section headers alone, that b is an entire
+// wasm binary rather than the first part of one: the header is there, the
+// sections' sizes add up to exactly len(b), and sections that promise a
+// later one (function -> code, data count -> data) are followed by it. It
+// does not validate anything inside a section; admission does that. A copy
+// cut off at a section boundary that breaks neither promise still passes,
+// which is why the stat-before-and-after check comes first.
 func looksWhole(b []byte) bool {
 	if len(b) < len(wasmHeader) || string(b[:len(wasmHeader)]) != string(wasmHeader) {
 		return false

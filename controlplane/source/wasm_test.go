@@ -3,21 +3,19 @@ package source
 import (
 	"bytes"
 	"testing"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/abi"
 )
 
-// sectionEnds returns the offsets where mod's sections end.
-func sectionEnds(t testing.TB, mod []byte) map[int]bool {
+// sections lists mod's sections as abi.Inspect finds them, so that the
+// tests' idea of where sections end does not come from the code under test.
+func sections(t testing.TB, mod []byte) []abi.Section {
 	t.Helper()
-	ends := map[int]bool{}
-	for i := len(wasmHeader); i < len(mod); {
-		size, n := uleb32(mod[i+1:])
-		if n == 0 {
-			t.Fatalf("bad section header at %d", i)
-		}
-		i += 1 + n + int(size)
-		ends[i] = true
+	info, err := abi.Inspect(mod)
+	if err != nil {
+		t.Fatalf("abi.Inspect: %v", err)
 	}
-	return ends
+	return info.Sections
 }
 
 func TestLooksWhole(t *testing.T) {
@@ -60,31 +58,27 @@ func TestLooksWhole(t *testing.T) {
 // the function section and the code section.
 func TestLooksWholeRejectsPrefixes(t *testing.T) {
 	mod, _ := modules(t)
-	ends := sectionEnds(t, mod)
+	secs := sections(t, mod)
+	ends := map[int]bool{}
+	for _, s := range secs {
+		ends[s.End] = true
+	}
 	for n := 0; n < len(mod); n += 97 {
 		if !ends[n] && looksWhole(mod[:n]) {
 			t.Fatalf("prefix of %d of %d bytes looks whole", n, len(mod))
 		}
 	}
-	for n := range ends {
-		p := mod[:n]
-		if hasSection(p, sectionFunction) && !hasSection(p, sectionCode) && looksWhole(p) {
-			t.Fatalf("prefix of %d bytes with functions but no code looks whole", n)
+	var function, code bool
+	for _, s := range secs {
+		function = function || s.ID == abi.SectionFunction
+		code = code || s.ID == abi.SectionCode
+		if function && !code && looksWhole(mod[:s.End]) {
+			t.Fatalf("prefix of %d bytes with functions but no code looks whole", s.End)
 		}
 	}
-}
-
-// hasSection reports whether a section with id is among the well-formed
-// module b's sections.
-func hasSection(b []byte, id byte) bool {
-	for i := len(wasmHeader); i < len(b); {
-		size, n := uleb32(b[i+1:])
-		if b[i] == id {
-			return true
-		}
-		i += 1 + n + int(size)
+	if !function || !code {
+		t.Fatal("test module has no function and code sections")
 	}
-	return false
 }
 
 func FuzzLooksWhole(f *testing.F) {

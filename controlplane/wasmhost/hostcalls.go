@@ -116,11 +116,16 @@ func unimplemented(context.Context, *Plugin, api.Module, []uint64) status {
 	return statusUnimplemented
 }
 
-// Guest memory helpers. Reads copy, because a later allocation may move
-// the guest's memory.
+// Guest memory helpers. readBytes and readString copy, because a later
+// allocation may move the guest's memory; viewBytes does not, for bytes the
+// host is done with before the guest runs again.
+
+func viewBytes(mod api.Module, ptr, size uint64) ([]byte, bool) {
+	return mod.Memory().Read(uint32(ptr), uint32(size))
+}
 
 func readBytes(mod api.Module, ptr, size uint64) ([]byte, bool) {
-	b, ok := mod.Memory().Read(uint32(ptr), uint32(size))
+	b, ok := viewBytes(mod, ptr, size)
 	if !ok {
 		return nil, false
 	}
@@ -128,7 +133,7 @@ func readBytes(mod api.Module, ptr, size uint64) ([]byte, bool) {
 }
 
 func readString(mod api.Module, ptr, size uint64) (string, bool) {
-	b, ok := mod.Memory().Read(uint32(ptr), uint32(size))
+	b, ok := viewBytes(mod, ptr, size)
 	return string(b), ok
 }
 
@@ -268,7 +273,7 @@ func hostGetConfiguration(ctx context.Context, p *Plugin, mod api.Module, a []ui
 // Properties.
 
 func hostGetProperty(ctx context.Context, p *Plugin, mod api.Module, a []uint64) status {
-	path, ok := readBytes(mod, a[0], a[1])
+	path, ok := viewBytes(mod, a[0], a[1]) // property turns it into strings
 	if !ok {
 		return statusInvalidMemoryAccess
 	}
@@ -280,7 +285,7 @@ func hostGetProperty(ctx context.Context, p *Plugin, mod api.Module, a []uint64)
 }
 
 func hostSetProperty(_ context.Context, p *Plugin, mod api.Module, a []uint64) status {
-	path, ok := readBytes(mod, a[0], a[1])
+	path, ok := viewBytes(mod, a[0], a[1]) // propertyKey turns it into a string
 	value, ok2 := readBytes(mod, a[2], a[3])
 	if !ok || !ok2 {
 		return statusInvalidMemoryAccess
@@ -321,7 +326,7 @@ func hostCloseStream(_ context.Context, p *Plugin, _ api.Module, a []uint64) sta
 func hostSendLocalResponse(_ context.Context, p *Plugin, mod api.Module, a []uint64) status {
 	details, ok1 := readString(mod, a[1], a[2])
 	body, ok2 := readBytes(mod, a[3], a[4])
-	raw, ok3 := readBytes(mod, a[5], a[6])
+	raw, ok3 := viewBytes(mod, a[5], a[6]) // decodePairs copies into strings
 	if !ok1 || !ok2 || !ok3 {
 		return statusInvalidMemoryAccess
 	}
@@ -455,7 +460,7 @@ func hostSetHeaderMapPairs(_ context.Context, p *Plugin, mod api.Module, a []uin
 	if st != statusOK {
 		return st
 	}
-	raw, ok := readBytes(mod, a[1], a[2])
+	raw, ok := viewBytes(mod, a[1], a[2]) // decodePairs copies into strings
 	if !ok {
 		return statusInvalidMemoryAccess
 	}
@@ -595,7 +600,7 @@ func hostGetSharedData(ctx context.Context, p *Plugin, mod api.Module, a []uint6
 
 func hostSetSharedData(_ context.Context, p *Plugin, mod api.Module, a []uint64) status {
 	key, ok1 := readString(mod, a[0], a[1])
-	value, ok2 := readBytes(mod, a[2], a[3])
+	value, ok2 := viewBytes(mod, a[2], a[3]) // set copies it
 	if !ok1 || !ok2 {
 		return statusInvalidMemoryAccess
 	}
@@ -626,7 +631,7 @@ func hostResolveSharedQueue(_ context.Context, p *Plugin, mod api.Module, a []ui
 }
 
 func hostEnqueueSharedQueue(_ context.Context, p *Plugin, mod api.Module, a []uint64) status {
-	value, ok := readBytes(mod, a[1], a[2])
+	value, ok := viewBytes(mod, a[1], a[2]) // enqueue copies it
 	if !ok {
 		return statusInvalidMemoryAccess
 	}
@@ -705,9 +710,9 @@ func hostGetMetric(_ context.Context, p *Plugin, mod api.Module, a []uint64) sta
 
 func hostHTTPCall(ctx context.Context, p *Plugin, mod api.Module, a []uint64) status {
 	cluster, ok1 := readString(mod, a[0], a[1])
-	rawHeaders, ok2 := readBytes(mod, a[2], a[3])
+	rawHeaders, ok2 := viewBytes(mod, a[2], a[3]) // decoded below, before the guest runs again
 	body, ok3 := readBytes(mod, a[4], a[5])
-	rawTrailers, ok4 := readBytes(mod, a[6], a[7])
+	rawTrailers, ok4 := viewBytes(mod, a[6], a[7])
 	if !ok1 || !ok2 || !ok3 || !ok4 {
 		return statusInvalidMemoryAccess
 	}

@@ -68,7 +68,7 @@ func (m *Metrics) Snapshot() []MetricSample {
 	defer m.mu.Unlock()
 	out := make([]MetricSample, 0, len(m.m))
 	for k, v := range m.m {
-		out = append(out, MetricSample{Name: k.name, Type: k.typ, Value: v.value, Count: v.count, Sum: v.sum, Min: v.lo, Max: v.hi})
+		out = append(out, v.sample(k))
 	}
 	slices.SortFunc(out, func(a, b MetricSample) int {
 		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.Type, b.Type))
@@ -80,11 +80,17 @@ func (m *Metrics) Snapshot() []MetricSample {
 func (m *Metrics) Get(name string, typ MetricType) (MetricSample, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	v, ok := m.m[metricKey{name, typ}]
+	k := metricKey{name, typ}
+	v, ok := m.m[k]
 	if !ok {
 		return MetricSample{}, false
 	}
-	return MetricSample{Name: name, Type: typ, Value: v.value, Count: v.count, Sum: v.sum, Min: v.lo, Max: v.hi}, true
+	return v.sample(k), true
+}
+
+// sample is v's state as a MetricSample. Must hold Metrics.mu.
+func (v *metric) sample(k metricKey) MetricSample {
+	return MetricSample{Name: k.name, Type: k.typ, Value: v.value, Count: v.count, Sum: v.sum, Min: v.lo, Max: v.hi}
 }
 
 func (m *Metrics) define(name string, typ MetricType) *metric {

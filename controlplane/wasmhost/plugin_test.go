@@ -70,8 +70,15 @@ func TestNewPluginFailures(t *testing.T) {
 			}
 			ctx := context.Background()
 			if tt.timeout > 0 {
+				timeout := tt.timeout
+				if raceDetector {
+					// The deadline also covers _initialize and vm_start, which
+					// the interpreter under -race on a busy machine can take
+					// longer than 500 ms for.
+					timeout *= 10
+				}
 				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, tt.timeout)
+				ctx, cancel = context.WithTimeout(ctx, timeout)
 				defer cancel()
 			}
 			tt.cfg.Name = "probe"

@@ -88,14 +88,15 @@ func (s *HTTPStream) requestProperty(seg []string, clock func() time.Time) ([]by
 	if h == nil {
 		return nil, false
 	}
-	path, _ := h.Get(":path")
 	switch seg[0] {
 	case "path":
 		return headerProperty(h, ":path")
 	case "url_path":
+		path, _ := h.Get(":path")
 		u, _, _ := strings.Cut(path, "?")
 		return []byte(u), true
 	case "query":
+		path, _ := h.Get(":path")
 		_, q, _ := strings.Cut(path, "?")
 		return []byte(q), true
 	case "host":

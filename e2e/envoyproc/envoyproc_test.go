@@ -4,16 +4,13 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
-	bootstrappb "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
-	"google.golang.org/protobuf/encoding/protojson"
-	"sigs.k8s.io/yaml"
-
 	"github.com/wasmfleet/wasmfleet/e2e/dataplane"
 	"github.com/wasmfleet/wasmfleet/e2e/internal/xdstest"
+	"github.com/wasmfleet/wasmfleet/envoy"
 )
 
 func TestBootstrapParsesStrictly(t *testing.T) {
@@ -40,16 +37,13 @@ func TestBootstrapParsesStrictly(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			j, err := yaml.YAMLToJSON(y)
+			path := filepath.Join(t.TempDir(), "bootstrap.yaml")
+			if err := os.WriteFile(path, y, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			b, err := envoy.LoadBootstrap(path)
 			if err != nil {
-				t.Fatal(err)
-			}
-			b := &bootstrappb.Bootstrap{}
-			if err := (protojson.UnmarshalOptions{}).Unmarshal(j, b); err != nil {
 				t.Fatalf("strict parse: %v\n%s", err, y)
-			}
-			if err := b.ValidateAll(); err != nil {
-				t.Fatal(err)
 			}
 			if b.GetNode().GetId() != tc.nodeID {
 				t.Errorf("node id %q, want %q", b.GetNode().GetId(), tc.nodeID)

@@ -66,7 +66,6 @@ func (c Config) Validate() error {
 // from any goroutine.
 type Fleet struct {
 	cfg   Config
-	ids   []string
 	nodes []*node
 
 	mu      sync.Mutex
@@ -94,14 +93,19 @@ func New(cfg Config) (*Fleet, error) {
 	f := &Fleet{cfg: cfg, counts: map[string]int{}, changed: make(chan struct{})}
 	for i := range cfg.N {
 		id := fmt.Sprintf("%s%05d", cfg.NodePrefix, i)
-		f.ids = append(f.ids, id)
 		f.nodes = append(f.nodes, &node{id: id, fleet: f, arrived: map[string]time.Time{}})
 	}
 	return f, nil
 }
 
 // NodeIDs returns the node ids, in index order.
-func (f *Fleet) NodeIDs() []string { return append([]string(nil), f.ids...) }
+func (f *Fleet) NodeIDs() []string {
+	ids := make([]string, len(f.nodes))
+	for i, n := range f.nodes {
+		ids[i] = n.id
+	}
+	return ids
+}
 
 // Start connects every node and runs them until ctx ends.
 func (f *Fleet) Start(ctx context.Context) error {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -46,9 +47,9 @@ type Summary struct {
 	Version string `json:"version"`
 	// Acked nodes have the version; Missing nodes did not get it in time.
 	Acked, Missing int
-	// First, Median and Last are arrival times over the nodes that have it
-	// (wall clock, comparable with the parent's: same machine).
-	First, Median, Last time.Time
+	// First and Last are arrival times over the nodes that have it (wall
+	// clock, comparable with the parent's: same machine).
+	First, Last time.Time
 	// CPU is the child's user plus system time so far (cumulative).
 	CPU time.Duration
 }
@@ -173,21 +174,16 @@ func summarize(version string, at map[string]time.Time, n int) Summary {
 	if len(at) == 0 {
 		return s
 	}
-	times := make([]time.Time, 0, len(at))
-	for _, t := range at {
-		times = append(times, t)
-	}
-	slices.SortFunc(times, time.Time.Compare)
-	s.First, s.Median, s.Last = times[0], times[len(times)/2], times[len(times)-1]
+	times := slices.Collect(maps.Values(at))
+	s.First, s.Last = slices.MinFunc(times, time.Time.Compare), slices.MaxFunc(times, time.Time.Compare)
 	return s
 }
 
-// RemoteConfig says which fleet to run and with which program.
+// RemoteConfig says which fleet to run. The child is this process's own
+// executable, which must call ChildMain when ChildEnv is set: a test binary
+// whose TestMain does.
 type RemoteConfig struct {
 	Fleet FleetSpec
-	// Exe must call ChildMain when ChildEnv is set: a test binary whose
-	// TestMain does. Empty means this process's own executable.
-	Exe string
 	// Stderr receives the child's stderr; nil discards it.
 	Stderr io.Writer
 }
@@ -213,11 +209,9 @@ func NewRemoteFleet(cfg RemoteConfig) (*RemoteFleet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrChild, err)
 	}
-	exe := cfg.Exe
-	if exe == "" {
-		if exe, err = os.Executable(); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrChild, err)
-		}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrChild, err)
 	}
 	// -test.run=^$: should the binary's TestMain not become a fleet, it
 	// runs no tests and exits, which Start reports, instead of running

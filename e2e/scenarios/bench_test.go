@@ -1,12 +1,12 @@
 package scenarios
 
 import (
-	"encoding/binary"
 	"fmt"
 	"testing"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/config"
 	"github.com/wasmfleet/wasmfleet/controlplane/types"
+	"github.com/wasmfleet/wasmfleet/e2e/scale"
 )
 
 // BenchmarkDropToEnforced measures the time from a module file written into
@@ -23,7 +23,7 @@ func BenchmarkDropToEnforced(b *testing.B) {
 		c.Filters = []config.Filter{{Name: "auth", Code: config.CodeInline, Config: authConfig(sharedKey)}}
 	})
 	for i := 1; i <= fleetSize; i++ {
-		f.addNode("bench-"+string(rune('0'+i)), nodeOptions{})
+		f.addNode(fmt.Sprintf("bench-%d", i), nodeOptions{})
 	}
 	s := &scenario{f: f, mods: mods}
 	versions := []struct {
@@ -33,23 +33,11 @@ func BenchmarkDropToEnforced(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		v := versions[i%len(versions)]
-		module := withCustomSection(v.module, fmt.Sprintf("bench-%d", i))
+		// One payload byte: wazero refuses an empty custom section.
+		module := scale.AppendCustomSection(v.module, fmt.Sprintf("bench-%d", i), []byte{1})
 		i++
 		f.writeFile("auth.wasm", module)
 		f.awaitErr("every node enforcing the new version", func() error { return s.authBehaves(v.keygate) })
 		s.awaitStable("auth", posAuth, types.DigestOf(module))
 	}
-}
-
-// withCustomSection returns module with a custom section named name
-// appended: the same code under a new digest. (The section carries one
-// payload byte: wazero refuses an empty one.)
-func withCustomSection(module []byte, name string) []byte {
-	body := binary.AppendUvarint(nil, uint64(len(name)))
-	body = append(body, name...)
-	body = append(body, 1)
-	out := append([]byte(nil), module...)
-	out = append(out, 0) // custom section id
-	out = binary.AppendUvarint(out, uint64(len(body)))
-	return append(out, body...)
 }

@@ -301,9 +301,6 @@ func (f *testFleet) members() []*member {
 // addr is the node's listener address, empty until it serves.
 func (m *member) addr() string { return m.node.Listeners()[listenerName] }
 
-// slotName is the ECDS resource of chain position p (docs/xds-resources.md).
-func slotName(p int) string { return fmt.Sprintf("wasmfleet.slot.%d", p) }
-
 // runs reports whether the node has code d loaded in slot.
 func (m *member) runs(slot string, d types.Digest) bool {
 	st := m.node.Status().Extensions[slot]

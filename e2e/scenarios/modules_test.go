@@ -26,8 +26,9 @@ type modules struct {
 	noabi []byte
 }
 
-// buildModules compiles every module the scenarios use, two at a time
-// (compiling is most of a cold run's time, and the machine has two cores).
+// buildModules compiles every module the scenarios use, up to GOMAXPROCS
+// (at least two) at a time: on a cold build cache, compiling them one by one
+// would keep the other cores idle.
 func buildModules(t testing.TB) modules {
 	t.Helper()
 	var m modules

@@ -11,6 +11,7 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/config"
 	"github.com/wasmfleet/wasmfleet/controlplane/controller"
 	"github.com/wasmfleet/wasmfleet/controlplane/rollout"
+	"github.com/wasmfleet/wasmfleet/controlplane/snapshot"
 	"github.com/wasmfleet/wasmfleet/controlplane/types"
 )
 
@@ -92,7 +93,7 @@ func (s *rolloutScenario) awaitSplit(percent int, stable, candidate types.Digest
 			if rollout.Bucket(m.id, "auth") < percent*100 {
 				want = candidate
 			}
-			if !m.runs(slotName(0), want) {
+			if !m.runs(snapshot.SlotName(0, false), want) {
 				return fmt.Errorf("%s does not run %s", m.id, s.mods.name(want))
 			}
 			if got := s.version(m); got != want {
@@ -248,7 +249,7 @@ func (s *rolloutScenario) requestSplit(t *testing.T) {
 	f.await("both versions on every node", func() bool {
 		for _, m := range f.members() {
 			ds := m.slotDigests()
-			if ds[slotName(0)] != v1 || ds[slotName(0)+".canary"] != v2 {
+			if ds[snapshot.SlotName(0, false)] != v1 || ds[snapshot.SlotName(0, true)] != v2 {
 				return false
 			}
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/wasmfleet/wasmfleet/controlplane/config"
 	"github.com/wasmfleet/wasmfleet/controlplane/controller"
+	"github.com/wasmfleet/wasmfleet/controlplane/snapshot"
 	"github.com/wasmfleet/wasmfleet/controlplane/types"
 	"github.com/wasmfleet/wasmfleet/e2e/dataplane"
 )
@@ -135,7 +136,7 @@ func (s *scenario) awaitStable(filter string, pos int, d types.Digest) {
 			return false
 		}
 		for _, m := range s.f.members() {
-			if !m.runs(slotName(pos), d) {
+			if !m.runs(snapshot.SlotName(pos, false), d) {
 				return false
 			}
 		}
@@ -186,7 +187,7 @@ func (s *scenario) settingsSwap(t *testing.T) {
 		t.Errorf("auth status %+v, want stable %s, no candidate, no error", fs, d.Short())
 	}
 	for _, m := range f.members() {
-		if !m.runs(slotName(posAuth), d) {
+		if !m.runs(snapshot.SlotName(posAuth, false), d) {
 			t.Errorf("%s does not run %s any more", m.id, d.Short())
 		}
 	}
@@ -202,7 +203,7 @@ func (s *scenario) moduleSwap(t *testing.T) {
 		f.writeFile("auth.wasm", s.mods.keygate)
 	}, func() error {
 		for _, m := range f.members() {
-			if !m.runs(slotName(posAuth), v2) {
+			if !m.runs(snapshot.SlotName(posAuth, false), v2) {
 				return fmt.Errorf("%s does not run keygate yet", m.id)
 			}
 		}
@@ -409,7 +410,7 @@ func (s *scenario) nodeNACK(t *testing.T) {
 				return fmt.Errorf("%s rejected ECDS %s: %s", m.id, now.Rejected, now.Error)
 			case now.Version != was.Version:
 				return fmt.Errorf("%s: ECDS version %s, want %s", m.id, now.Version, was.Version)
-			case !m.runs(slotName(posAuth), v2):
+			case !m.runs(snapshot.SlotName(posAuth, false), v2):
 				return fmt.Errorf("%s does not run keygate", m.id)
 			}
 		}
@@ -535,7 +536,7 @@ func (s *scenario) chainOrder(t *testing.T) {
 	f.writeConfig()
 	f.await("every node runs transform, auth, logging", func() bool {
 		for _, m := range f.members() {
-			if !m.runs(slotName(0), transform) || !m.runs(slotName(1), auth) || !m.runs(slotName(2), logging) {
+			if !m.runs(snapshot.SlotName(0, false), transform) || !m.runs(snapshot.SlotName(1, false), auth) || !m.runs(snapshot.SlotName(2, false), logging) {
 				return false
 			}
 		}

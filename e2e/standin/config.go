@@ -48,8 +48,9 @@ type Config struct {
 	// ReconnectBase and ReconnectMax bound the ADS reconnect backoff; zero
 	// means the ads package's defaults (Envoy's 500 ms and 30 s).
 	ReconnectBase, ReconnectMax time.Duration
-	// Interpreter runs Wasm in wazero's interpreter: much faster to compile,
-	// slower per request. Tests usually want it.
+	// Interpreter runs Wasm in wazero's interpreter instead of its compiler:
+	// no ahead-of-time compilation of each module. BenchmarkProxy compares
+	// the cost per request. Tests usually want it.
 	Interpreter bool
 	// MemoryLimitMiB bounds each VM's memory; zero means DefaultMemoryLimitMiB.
 	MemoryLimitMiB int

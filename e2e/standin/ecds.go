@@ -1,8 +1,6 @@
 package standin
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -18,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	wftypes "github.com/wasmfleet/wasmfleet/controlplane/types"
 	"github.com/wasmfleet/wasmfleet/e2e/dataplane"
 )
 
@@ -204,8 +203,7 @@ func (n *node) codeNow(vmc *wasmpb.VmConfig) ([]byte, string, error) {
 		default:
 			return nil, "", fmt.Errorf("wasm: local code must be inline: %w", errUnsupported)
 		}
-		sum := sha256.Sum256(b)
-		return b, hex.EncodeToString(sum[:]), nil
+		return b, string(wftypes.DigestOf(b)), nil
 	}
 	remote := code.GetRemote()
 	if remote == nil {

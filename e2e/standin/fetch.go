@@ -2,8 +2,6 @@ package standin
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,12 +11,16 @@ import (
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"go.uber.org/zap"
+
+	wftypes "github.com/wasmfleet/wasmfleet/controlplane/types"
 )
 
-// Envoy's backoff for remote code: from 1 s, capped at 10 s.
 const (
+	// defaultFetchBackoffMax caps Envoy's remote code backoff (from 1 s,
+	// DefaultFetchBackoff, to 10 s).
 	defaultFetchBackoffMax = 10 * time.Second
-	maxModuleBytes         = 256 << 20
+	// maxModuleBytes bounds one fetched module.
+	maxModuleBytes = 256 << 20
 )
 
 // fetch gets remote code through the cluster http_uri names, retrying as the
@@ -60,8 +62,7 @@ func (n *node) fetch(ctx context.Context, remote *core.RemoteDataSource) ([]byte
 		if err != nil {
 			continue
 		}
-		sum := sha256.Sum256(b)
-		if got := hex.EncodeToString(sum[:]); got != want {
+		if got := string(wftypes.DigestOf(b)); got != want {
 			err = fmt.Errorf("%w: %s: got %s, want %s", ErrDigestMismatch, remote.GetHttpUri().GetUri(), got, want)
 			continue
 		}

@@ -91,10 +91,8 @@ var hopByHop = map[string]bool{
 }
 
 func requestHeaderMap(r *http.Request) headerMap {
-	host := r.Host
-	h := headerMap{{":method", r.Method}, {":path", r.URL.RequestURI()}, {":authority", host}, {":scheme", "http"}}
-	h = appendHeaders(h, r.Header)
-	return h
+	h := headerMap{{":method", r.Method}, {":path", r.URL.RequestURI()}, {":authority", r.Host}, {":scheme", "http"}}
+	return appendHeaders(h, r.Header)
 }
 
 func responseHeaderMap(status int, hdr http.Header) headerMap {
@@ -114,14 +112,19 @@ func appendHeaders(h headerMap, hdr http.Header) headerMap {
 	return h
 }
 
-// httpHeader copies the regular (non-pseudo, not hop-by-hop) headers.
+// httpHeader copies the regular headers (see regular).
 func (h headerMap) httpHeader() http.Header {
 	out := http.Header{}
 	for _, kv := range h {
-		if strings.HasPrefix(kv[0], ":") || hopByHop[kv[0]] || kv[0] == "content-length" {
-			continue
+		if regular(kv[0]) {
+			out.Add(kv[0], kv[1])
 		}
-		out.Add(kv[0], kv[1])
 	}
 	return out
+}
+
+// regular says whether a header goes on the wire as written: not a
+// pseudo-header, not hop-by-hop, not content-length (set from the body).
+func regular(name string) bool {
+	return !strings.HasPrefix(name, ":") && !hopByHop[name] && name != "content-length"
 }

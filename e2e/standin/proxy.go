@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -123,10 +124,8 @@ func (n *node) serve(w http.ResponseWriter, r *http.Request, ch *chain) {
 		writeLocal(w, &localReply{status: status, body: []byte("upstream connect error or disconnect/reset before headers\n")})
 		return
 	}
-	rev := make([]filterStream, len(streams))
-	for i, s := range streams {
-		rev[len(streams)-1-i] = s
-	}
+	rev := slices.Clone(streams)
+	slices.Reverse(rev)
 	if lr, err := encode.run(rev, &respH, &respBody); lr != nil || err != nil {
 		n.reply(w, lr, err)
 		return
@@ -201,10 +200,9 @@ func (n *node) fail(w http.ResponseWriter, err error) {
 func writeLocal(w http.ResponseWriter, lr *localReply) {
 	hdr := w.Header()
 	for _, kv := range lr.headers {
-		if len(kv[0]) > 0 && kv[0][0] == ':' || hopByHop[kv[0]] || kv[0] == "content-length" {
-			continue
+		if regular(kv[0]) {
+			hdr.Add(kv[0], kv[1])
 		}
-		hdr.Add(kv[0], kv[1])
 	}
 	hdr.Set("Content-Length", strconv.Itoa(len(lr.body)))
 	w.WriteHeader(lr.status)

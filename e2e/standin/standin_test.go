@@ -2,6 +2,7 @@ package standin
 
 import (
 	"errors"
+	"math"
 	"net"
 	"strings"
 	"sync"
@@ -428,24 +429,13 @@ func TestRuntimeFractionSplit(t *testing.T) {
 			}
 			// Binomial: 4 standard deviations, at least 1 request.
 			want := float64(requests) * float64(tc.share) / 10000
-			sd := sqrt(want * (1 - float64(tc.share)/10000))
+			sd := math.Sqrt(want * (1 - float64(tc.share)/10000))
 			if diff := float64(got["canary"]) - want; diff > 4*sd+1 || diff < -4*sd-1 {
 				t.Errorf("canary got %d of %d, want %.0f ± %.0f", got["canary"], requests, want, 4*sd+1)
 			}
 			t.Logf("split %v", got)
 		})
 	}
-}
-
-func sqrt(x float64) float64 {
-	if x <= 0 {
-		return 0
-	}
-	z := x
-	for range 50 {
-		z = (z + x/z) / 2
-	}
-	return z
 }
 
 func TestControlPlaneRestart(t *testing.T) {

@@ -157,6 +157,7 @@ func unpack(resp *discovery.DiscoveryResponse) ([]proto.Message, error) {
 }
 
 func (n *node) applyClusters(msgs []proto.Message) error {
+	prev := n.clustersSnapshot()
 	next := map[string]*clusterState{}
 	for _, m := range msgs {
 		c := m.(*clusterpb.Cluster)
@@ -175,7 +176,7 @@ func (n *node) applyClusters(msgs []proto.Message) error {
 				cs.endpoints = append(cs.endpoints, net.JoinHostPort(sa.GetAddress(), strconv.Itoa(int(sa.GetPortValue()))))
 			}
 		}
-		if old, ok := n.clustersSnapshot()[c.GetName()]; ok && proto.Equal(old.proto, c) {
+		if old, ok := prev[c.GetName()]; ok && proto.Equal(old.proto, c) {
 			cs = old // unchanged: keep its round-robin position
 		}
 		next[c.GetName()] = cs

@@ -131,12 +131,9 @@ func manifestFromAnnotations(a map[string]string) *types.Manifest {
 
 // moduleFromLayer returns the module a layer's bytes hold: the bytes
 // themselves for FormatWasm, plugin.wasm from the tar+gzip for FormatImage,
-// at most limit bytes of it.
+// at most limit bytes of it. The caller has checked layer against
+// p.layer.Digest.
 func moduleFromLayer(p parsed, layer []byte, limit int64) ([]byte, error) {
-	got := v1.Hash{Algorithm: "sha256", Hex: string(types.DigestOf(layer))}
-	if got != p.layer.Digest {
-		return nil, fmt.Errorf("%w: layer %s hashes to %s", ErrDigestMismatch, p.layer.Digest, got)
-	}
 	if p.format == FormatWasm {
 		return layer, nil
 	}
@@ -180,6 +177,9 @@ func CheckModule(raw, layer, module []byte) error {
 	}
 	if p.format == FormatWasm {
 		layer = module
+	}
+	if got := (v1.Hash{Algorithm: "sha256", Hex: string(types.DigestOf(layer))}); got != p.layer.Digest {
+		return fmt.Errorf("%w: layer %s hashes to %s", ErrDigestMismatch, p.layer.Digest, got)
 	}
 	got, err := moduleFromLayer(p, layer, int64(len(module)))
 	if err != nil {

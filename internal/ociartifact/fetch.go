@@ -84,14 +84,11 @@ func fetch(ctx context.Context, ref Ref, limit int64, rem Remote) (Artifact, err
 	if p.layer.Size > limit || p.layer.Size < 0 {
 		return Artifact{}, fmt.Errorf("%w: layer %s claims %d bytes, the limit is %d", ErrTooLarge, p.layer.Digest, p.layer.Size, limit)
 	}
-	repo, err := ref.repo(rem.Insecure)
+	layer, err := readLayer(n.Context(), p.layer, opts)
 	if err != nil {
 		return Artifact{}, err
 	}
-	layer, err := readLayer(repo, p.layer, opts)
-	if err != nil {
-		return Artifact{}, err
-	}
+	// readLayer checked the layer's digest.
 	if a.Module, err = moduleFromLayer(p, layer, limit); err != nil {
 		return Artifact{}, err
 	}

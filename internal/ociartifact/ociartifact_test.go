@@ -243,17 +243,17 @@ func TestManifestBomb(t *testing.T) {
 	tests := []struct {
 		name     string
 		headSize string
-		pinned   bool
+		fetch    bool // Fetch by tag (a GET) rather than Resolve (a HEAD)
 	}{
 		{name: "HEAD says 4 MiB + 1", headSize: "4194305"},
-		{name: "HEAD says 200, GET streams more", headSize: "200", pinned: true},
+		{name: "HEAD says 200, GET streams more", headSize: "200", fetch: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			host := startRegistry(t, serve(tt.headSize))
 			ref := mustRef(t, "oci://"+host+"/bomb/f:1")
 			var err error
-			if tt.pinned {
+			if tt.fetch {
 				_, err = Fetch(context.Background(), ref, testLimit, insecure)
 			} else {
 				_, err = Resolve(context.Background(), ref, insecure)

@@ -104,11 +104,3 @@ func (r Ref) name(insecure bool) (name.Reference, error) {
 	}
 	return name.NewTag(s+":"+r.Tag, opts...)
 }
-
-func (r Ref) repo(insecure bool) (name.Repository, error) {
-	ref, err := r.name(insecure)
-	if err != nil {
-		return name.Repository{}, err
-	}
-	return ref.Context(), nil
-}

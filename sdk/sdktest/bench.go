@@ -3,7 +3,6 @@ package sdktest
 import (
 	"io"
 	"log"
-	"strings"
 	"syscall"
 	"testing"
 
@@ -38,11 +37,7 @@ func Bench(b *testing.B, target Target, mode Mode, c Case) {
 	defer func() { reset() }()
 	start := func() {
 		reset()
-		opt := proxytest.NewEmulatorOption().WithVMContext(vm).WithPluginConfiguration([]byte(c.Config))
-		for path, value := range c.Properties {
-			opt = opt.WithProperty(strings.Split(path, "."), value)
-		}
-		host, reset = proxytest.NewHostEmulator(opt)
+		host, reset = proxytest.NewHostEmulator(emulatorOption(vm, &c))
 		host.StartVM()
 		if host.StartPlugin() != types.OnPluginStartStatusOK {
 			b.Fatalf("sdktest: %s: plugin did not start: %q", c.Name, host.GetErrorLogs())

@@ -167,14 +167,7 @@ func Run(t *testing.T, target Target, cases []Case) {
 // the case's checks; it returns nil when the run panicked.
 func runCase(t *testing.T, vm types.VMContext, mode Mode, c *Case) (r *Result) {
 	defer quietStdLog(t)()
-	opt := proxytest.NewEmulatorOption().WithVMContext(vm)
-	if c.Config != "" {
-		opt = opt.WithPluginConfiguration([]byte(c.Config))
-	}
-	for path, value := range c.Properties {
-		opt = opt.WithProperty(strings.Split(path, "."), value)
-	}
-	host, reset := proxytest.NewHostEmulator(opt)
+	host, reset := proxytest.NewHostEmulator(emulatorOption(vm, c))
 	defer reset()
 	defer func() {
 		if p := recover(); p != nil {
@@ -205,6 +198,18 @@ func runCase(t *testing.T, vm types.VMContext, mode Mode, c *Case) (r *Result) {
 	return r
 }
 
+// emulatorOption sets up a host for vm with c's configuration and properties.
+func emulatorOption(vm types.VMContext, c *Case) *proxytest.EmulatorOption {
+	opt := proxytest.NewEmulatorOption().WithVMContext(vm)
+	if c.Config != "" {
+		opt = opt.WithPluginConfiguration([]byte(c.Config))
+	}
+	for path, value := range c.Properties {
+		opt = opt.WithProperty(strings.Split(path, "."), value)
+	}
+	return opt
+}
+
 // stream drives one HTTP stream the way Envoy orders the callbacks.
 func stream(host proxytest.HostEmulator, c *Case, r *Result) {
 	id := host.InitializeHttpContext()
@@ -214,37 +219,42 @@ func stream(host proxytest.HostEmulator, c *Case, r *Result) {
 		r.ResponseHeaders = host.GetCurrentResponseHeaders(id)
 		r.Local = host.GetSentLocalResponse(id)
 	}()
-	r.RequestHeadersAction = host.CallOnRequestHeaders(id, c.RequestHeaders, c.RequestBody == nil)
-	if host.GetSentLocalResponse(id) != nil {
+	request := direction{host.CallOnRequestHeaders, host.CallOnRequestBody, host.GetCurrentRequestBody}
+	if !request.send(host, id, c.RequestHeaders, c.RequestBody, c.Chunk, &r.RequestHeadersAction, &r.RequestBodyActions, &r.RequestBody) ||
+		c.ResponseHeaders == nil {
 		return
 	}
-	for _, frame := range frames(c.RequestBody, c.Chunk) {
-		a := host.CallOnRequestBody(id, frame.data, frame.last)
-		r.RequestBodyActions = append(r.RequestBodyActions, a)
+	response := direction{host.CallOnResponseHeaders, host.CallOnResponseBody, host.GetCurrentResponseBody}
+	response.send(host, id, c.ResponseHeaders, c.ResponseBody, c.Chunk, &r.ResponseHeadersAction, &r.ResponseBodyActions, &r.ResponseBody)
+}
+
+// direction is the emulator's calls for one side of a stream.
+type direction struct {
+	onHeaders func(id uint32, headers [][2]string, endOfStream bool) types.Action
+	onBody    func(id uint32, body []byte, endOfStream bool) types.Action
+	body      func(id uint32) []byte
+}
+
+// send delivers headers and then body (in frames of chunk bytes) to the
+// filter, recording the actions it returned and the frames it let through
+// into forwarded. It reports false once the filter sent a local response.
+func (d direction) send(host proxytest.HostEmulator, id uint32, headers [][2]string, body []byte, chunk int,
+	headersAction *types.Action, bodyActions *[]types.Action, forwarded *[]byte) bool {
+	*headersAction = d.onHeaders(id, headers, body == nil)
+	if host.GetSentLocalResponse(id) != nil {
+		return false
+	}
+	for _, frame := range frames(body, chunk) {
+		a := d.onBody(id, frame.data, frame.last)
+		*bodyActions = append(*bodyActions, a)
 		if host.GetSentLocalResponse(id) != nil {
-			return
+			return false
 		}
 		if a == types.ActionContinue {
-			r.RequestBody = append(r.RequestBody, host.GetCurrentRequestBody(id)...)
+			*forwarded = append(*forwarded, d.body(id)...)
 		}
 	}
-	if c.ResponseHeaders == nil {
-		return
-	}
-	r.ResponseHeadersAction = host.CallOnResponseHeaders(id, c.ResponseHeaders, c.ResponseBody == nil)
-	if host.GetSentLocalResponse(id) != nil {
-		return
-	}
-	for _, frame := range frames(c.ResponseBody, c.Chunk) {
-		a := host.CallOnResponseBody(id, frame.data, frame.last)
-		r.ResponseBodyActions = append(r.ResponseBodyActions, a)
-		if host.GetSentLocalResponse(id) != nil {
-			return
-		}
-		if a == types.ActionContinue {
-			r.ResponseBody = append(r.ResponseBody, host.GetCurrentResponseBody(id)...)
-		}
-	}
+	return true
 }
 
 type frame struct {

@@ -120,11 +120,7 @@ func (s *Source) poll(ctx context.Context, ref ociartifact.Ref) error {
 	if digest == "" || s.reported.manifest == "" {
 		d, err := ociartifact.Resolve(ctx, ref, s.rem)
 		if err != nil {
-			if errors.Is(err, ociartifact.ErrTooLarge) || errors.Is(err, ociartifact.ErrMediaType) {
-				s.refuse(ctx, state{manifest: "unresolvable"}, err)
-				return nil
-			}
-			return err
+			return s.failed(ctx, state{manifest: "unresolvable"}, err)
 		}
 		digest = d
 	}
@@ -141,11 +137,7 @@ func (s *Source) poll(ctx context.Context, ref ociartifact.Ref) error {
 	}
 	a, err := ociartifact.Fetch(ctx, ref.Pinned(digest), s.cfg.MaxBytes, s.rem)
 	if err != nil {
-		if contentError(err) {
-			s.refuse(ctx, now, err)
-			return nil
-		}
-		return err
+		return s.failed(ctx, now, err)
 	}
 	ev := types.Event{
 		Kind: types.ModuleChanged, Filter: s.cfg.Filter,
@@ -154,11 +146,7 @@ func (s *Source) poll(ctx context.Context, ref ociartifact.Ref) error {
 	}
 	if sigDigest != "" {
 		if ev.Signature, err = s.bundle(ctx, ref, sigDigest, a); err != nil {
-			if contentError(err) {
-				s.refuse(ctx, now, err)
-				return nil
-			}
-			return err
+			return s.failed(ctx, now, err)
 		}
 	}
 	s.reported, s.refused = now, state{}
@@ -178,11 +166,16 @@ func (s *Source) bundle(ctx context.Context, ref ociartifact.Ref, sigDigest stri
 	return signature.Bundle{Manifest: a.RawManifest, Layer: a.Layer, Signatures: sigs}.Marshal()
 }
 
-// contentError tells an artifact that can never be used from a registry
-// that failed to serve it.
-func contentError(err error) bool {
-	return errors.Is(err, ociartifact.ErrMediaType) || errors.Is(err, ociartifact.ErrTooLarge) ||
-		errors.Is(err, ociartifact.ErrDigestMismatch) || errors.Is(err, ociartifact.ErrNoPlugin)
+// failed sorts an error from reading st: an artifact that can never be used
+// is refused and nil returned; a registry that failed to serve it is
+// returned, to back off from.
+func (s *Source) failed(ctx context.Context, st state, err error) error {
+	if errors.Is(err, ociartifact.ErrMediaType) || errors.Is(err, ociartifact.ErrTooLarge) ||
+		errors.Is(err, ociartifact.ErrDigestMismatch) || errors.Is(err, ociartifact.ErrNoPlugin) {
+		s.refuse(ctx, st, err)
+		return nil
+	}
+	return err
 }
 
 // refuse reports an unusable artifact once; what was reported before stays

@@ -459,9 +459,15 @@ func TestImageLayout(t *testing.T) {
 	if err := tw.WriteHeader(&tar.Header{Name: "plugin.wasm", Mode: 0o644, Size: int64(len(a)), Typeflag: tar.TypeReg}); err != nil {
 		t.Fatal(err)
 	}
-	tw.Write(a)
-	tw.Close()
-	zw.Close()
+	if _, err := tw.Write(a); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
 	img, err := mutate.AppendLayers(mutate.MediaType(empty.Image, ggcrtypes.OCIManifestSchema1), static.NewLayer(gz.Bytes(), ggcrtypes.OCILayer))
 	if err != nil {
 		t.Fatal(err)

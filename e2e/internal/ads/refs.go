@@ -7,9 +7,6 @@ import (
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 )
 
-// HCMName is the network filter name of Envoy's HTTP connection manager.
-const HCMName = "envoy.filters.network.http_connection_manager"
-
 // HCMs returns the HTTP connection managers of a listener's filter chains,
 // in order. A listener without one yields none.
 func HCMs(l *listener.Listener) ([]*hcm.HttpConnectionManager, error) {

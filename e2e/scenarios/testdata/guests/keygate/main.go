@@ -2,9 +2,9 @@
 // different module that behaves differently in ways a test can see. It
 // accepts a request whose x-api-key hashes (SHA-256, hex) to a digest that
 // appears anywhere in its plugin configuration, so it takes auth's own
-// configuration unchanged (and, like auth, refuses one without keys); it marks every request it lets through with
-// x-auth-version: keygate for the upstream, and its 401 answers carry the
-// same header.
+// configuration unchanged (and, like auth, refuses one without keys); it
+// marks every request it lets through with x-auth-version: keygate for the
+// upstream, and its 401 answers carry the same header.
 package main
 
 import (
