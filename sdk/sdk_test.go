@@ -273,6 +273,59 @@ func TestQueryParam(t *testing.T) {
 	}
 }
 
+func TestWithoutQueryParam(t *testing.T) {
+	tests := []struct {
+		name, path, key, want string
+		removed               bool
+	}{
+		{name: "only pair", path: "/a?k=1", key: "k", want: "/a", removed: true},
+		{name: "first of several", path: "/a?k=1&x=2&y=3", key: "k", want: "/a?x=2&y=3", removed: true},
+		{name: "middle", path: "/a?x=2&k=1&y=3", key: "k", want: "/a?x=2&y=3", removed: true},
+		{name: "every repeat", path: "/a?k=1&x=2&k=3", key: "k", want: "/a?x=2", removed: true},
+		{name: "encoded key", path: "/a?api%5Fkey=s&x=1", key: "api_key", want: "/a?x=1", removed: true},
+		{name: "no value", path: "/a?k&x=1", key: "k", want: "/a?x=1", removed: true},
+		{name: "others keep their encoding", path: "/a?q=a%20b+c&k=1", key: "k", want: "/a?q=a%20b+c", removed: true},
+		{name: "fragment kept", path: "/a?k=1&x=2#f", key: "k", want: "/a?x=2#f", removed: true},
+		{name: "absent", path: "/a?x=1", key: "k", want: "/a?x=1"},
+		{name: "not a prefix match", path: "/a?kk=1", key: "k", want: "/a?kk=1"},
+		{name: "no query", path: "/a", key: "k", want: "/a"},
+		{name: "key in the path only", path: "/k=1?x=1", key: "k", want: "/k=1?x=1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, removed := sdk.WithoutQueryParam(tt.path, tt.key)
+			if got != tt.want || removed != tt.removed {
+				t.Errorf("got %q %v, want %q %v", got, removed, tt.want, tt.removed)
+			}
+			if _, still := sdk.QueryParam(got, tt.key); still {
+				t.Errorf("%q still has %s", got, tt.key)
+			}
+		})
+	}
+}
+
+func TestParseHex(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []byte
+		ok   bool
+	}{
+		{"", []byte{}, true},
+		{"00ff7A", []byte{0, 0xff, 0x7a}, true},
+		{"abc", nil, false},
+		{"0g", nil, false},
+		{" 0", nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, ok := sdk.ParseHex(tt.in)
+			if ok != tt.ok || ok && string(got) != string(tt.want) {
+				t.Errorf("ParseHex(%q) = %x %v, want %x %v", tt.in, got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
+
 // FuzzQueryParam: a path from a client never panics the lookup, and a value
 // that was written with proper escaping is found again.
 func FuzzQueryParam(f *testing.F) {

@@ -18,7 +18,7 @@ type Headers struct {
 // NewHeaders builds a map from name, value pairs: NewHeaders(":method", "GET").
 // An odd trailing name is ignored.
 func NewHeaders(nameValues ...string) *Headers {
-	h := &Headers{}
+	h := &Headers{kv: make([][2]string, 0, len(nameValues)/2)}
 	for i := 0; i+1 < len(nameValues); i += 2 {
 		h.Add(nameValues[i], nameValues[i+1])
 	}

@@ -26,7 +26,7 @@
 //	  "bypass": {"path_prefixes": ["/public/", "/healthz"], "methods": ["OPTIONS"]},
 //	  "api_keys": {
 //	    "header": "x-api-key",                          // default
-//	    "query_param": "api_key",                       // default: none
+//	    "query_param": "api_key",                       // default: none; stripped before the upstream
 //	    "name_header": "x-auth-key",                    // default: none
 //	    "keys": [{"name": "ci", "sha256": "<hex SHA-256 of the key>"}]
 //	  },
@@ -39,6 +39,12 @@
 //	    "forward_claims": [{"claim": "sub", "header": "x-auth-sub"}]
 //	  }
 //	}
+//
+// RSA keys must be 2048 to 8192 bits, EC keys P-256, HMAC secrets at least
+// 32 bytes. Signatures are checked by the filter's own SHA-256, HMAC, RSA
+// and P-256 code (packages digest and pubkey), which keeps the module
+// 2 MB smaller than the standard library's crypto would; it handles only
+// public values, so it is variable-time by design.
 //
 // Time comes from the host: the "request.time" property, which Envoy serves
 // as Unix nanoseconds, falling back to the module's clock. Tests set that

@@ -82,6 +82,12 @@ func (c *httpContext) OnHttpRequestHeaders(int, bool) types.Action {
 	if !d.Allowed {
 		return c.deny(headers, d)
 	}
+	if d.Path != "" {
+		if err := proxywasm.ReplaceHttpRequestHeader(":path", d.Path); err != nil {
+			p.log.Error("cannot remove the api key from the path", sdk.Err(err))
+			return c.fail()
+		}
+	}
 	for _, h := range d.Add {
 		if err := proxywasm.ReplaceHttpRequestHeader(h[0], h[1]); err != nil {
 			p.log.Error("cannot set request header", sdk.String("header", h[0]), sdk.Err(err))
@@ -133,10 +139,10 @@ func (c *httpContext) fail() types.Action {
 // property, Unix nanoseconds as a little-endian int64 (what Envoy's wasm
 // property serialiser writes for a timestamp). A host without it leaves
 // the module's own clock (WASI clock_time_get).
-func requestTime() time.Time {
+func requestTime() int64 {
 	b, err := proxywasm.GetProperty([]string{"request", "time"})
 	if err != nil || len(b) != 8 {
-		return time.Now()
+		return time.Now().UnixNano()
 	}
-	return time.Unix(0, int64(binary.LittleEndian.Uint64(b)))
+	return int64(binary.LittleEndian.Uint64(b))
 }

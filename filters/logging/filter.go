@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/binary"
-	"hash/fnv"
 	"slices"
 	"time"
 
@@ -24,36 +23,58 @@ const sampleBuckets = 10000
 // plugin is the per-configuration state the request contexts share.
 type plugin struct {
 	*sdk.Plugin[Config]
-	// Logged headers (lower case) and, per header, whether it is redacted:
-	// decided once here rather than by a map lookup per request (string
-	// hashing is slow in a wasm guest, which has no AES hash).
-	requestHeaders, responseHeaders []string
-	redactRequest, redactResponse   []bool
-	requests, sampledOut            sdk.Counter
-	threshold                       uint64 // a request is logged when its bucket < threshold
-	unkeyed                         uint64 // requests without x-request-id seen so far
+	// request and response are the configured headers, prepared once here
+	// rather than per request (string hashing and concatenation are slow
+	// in a wasm guest).
+	request, response    []loggedHeader
+	requests, sampledOut sdk.Counter
+	threshold            uint64 // a request is logged when its bucket < threshold
+	unkeyed              uint64 // requests without x-request-id seen so far
+	// line is reused for every access line: the VM runs one callback at a
+	// time, and an allocation per request is dear in the guest.
+	line sdk.Entry
 }
+
+// loggedHeader is a configured header: its name, its key in the line
+// ("req.<name>" or "resp.<name>") and whether its value is redacted.
+type loggedHeader struct {
+	name   string
+	key    sdk.Key
+	redact bool
+}
+
+// The keys of every access line, in the order they are written.
+var (
+	keyMethod      = sdk.NewKey("method")
+	keyPath        = sdk.NewKey("path")
+	keyAuthority   = sdk.NewKey("authority")
+	keyRequestID   = sdk.NewKey("request_id")
+	keyTraceparent = sdk.NewKey("traceparent")
+	keyStatus      = sdk.NewKey("status")
+	keyDuration    = sdk.NewKey("duration_us")
+	keyBytesIn     = sdk.NewKey("bytes_in")
+	keyBytesOut    = sdk.NewKey("bytes_out")
+)
 
 func setup(p *sdk.Plugin[Config]) (sdk.HTTPFactory, error) {
 	redact := append(lowerAll(p.Config.RedactHeaders), alwaysRedacted...)
 	pl := &plugin{
-		Plugin:          p,
-		requestHeaders:  lowerAll(p.Config.RequestHeaders),
-		responseHeaders: lowerAll(p.Config.ResponseHeaders),
-		requests:        p.Metrics.Counter("requests_total"),
-		sampledOut:      p.Metrics.Counter("sampled_out_total"),
-		threshold:       uint64(p.Config.SampleRate*sampleBuckets + 0.5),
+		Plugin:     p,
+		request:    logged("req.", p.Config.RequestHeaders, redact),
+		response:   logged("resp.", p.Config.ResponseHeaders, redact),
+		requests:   p.Metrics.Counter("requests_total"),
+		sampledOut: p.Metrics.Counter("sampled_out_total"),
+		threshold:  uint64(p.Config.SampleRate*sampleBuckets + 0.5),
 	}
-	pl.redactRequest = marks(pl.requestHeaders, redact)
-	pl.redactResponse = marks(pl.responseHeaders, redact)
 	return func(uint32) types.HttpContext { return &httpContext{p: pl} }, nil
 }
 
-// marks reports, for each name, whether it is in set.
-func marks(names, set []string) []bool {
-	out := make([]bool, len(names))
-	for i, n := range names {
-		out[i] = slices.Contains(set, n)
+// logged prepares the configured header names: logged as prefix+name,
+// redacted when in redact.
+func logged(prefix string, names, redact []string) []loggedHeader {
+	out := make([]loggedHeader, len(names))
+	for i, n := range lowerAll(names) {
+		out[i] = loggedHeader{name: n, key: sdk.NewKey(prefix + n), redact: slices.Contains(redact, n)}
 	}
 	return out
 }
@@ -85,15 +106,28 @@ func (p *plugin) sampled(requestID string) bool {
 	return n*p.threshold%sampleBuckets < p.threshold
 }
 
-// Bucket is the sampling bucket (0..9999) of a request id: FNV-1a 64.
+// FNV-1a 64's parameters.
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+// Bucket is the sampling bucket (0..9999) of a request id: FNV-1a 64,
+// computed in place (hash/fnv's hasher and the []byte copy would be two
+// allocations per sampled request).
 func Bucket(requestID string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(requestID))
-	return h.Sum64() % sampleBuckets
+	h := uint64(fnvOffset)
+	for i := 0; i < len(requestID); i++ {
+		h ^= uint64(requestID[i])
+		h *= fnvPrime
+	}
+	return h % sampleBuckets
 }
 
-// httpContext collects what one request's log line needs as the stream
-// passes, and writes the line when the stream is done.
+// httpContext keeps what one request's log line needs as the stream
+// passes, and writes the line when the stream is done. It keeps the header
+// maps as read and looks values up only for a line it writes: a sampled-out
+// request costs no lookups.
 type httpContext struct {
 	types.DefaultHttpContext
 	p *plugin
@@ -102,31 +136,25 @@ type httpContext struct {
 	// guest a re-entry (the host allocates in guest memory), several
 	// microseconds, for a few microseconds of accuracy. Not time.Time: its
 	// methods bring ~60 KB of formatting and zone code into the module.
-	start    int64
-	id       string
-	fields   []sdk.Field
-	status   int64
-	bytesIn  uint64
-	bytesOut uint64
+	start int64
+	// sawRequest: the request headers reached the filter (a stream reset
+	// before them has nothing to log).
+	sawRequest bool
+	// request and response are the header maps as the filter saw them;
+	// response only when response headers are logged.
+	request, response sdk.HeaderMap
+	status            int64
+	bytesIn, bytesOut uint64
 }
 
 func (h *httpContext) OnHttpRequestHeaders(int, bool) types.Action {
 	h.start = time.Now().UnixNano()
-	headers, err := proxywasm.GetHttpRequestHeaders()
+	h.sawRequest = true
+	headers, err := sdk.RequestHeaders()
 	if err != nil {
 		h.p.Log.Warn("cannot read request headers", sdk.Err(err))
 	}
-	h.fields = make([]sdk.Field, 0, 10+len(h.p.requestHeaders)+len(h.p.responseHeaders))
-	for _, key := range []string{":method", ":path", ":authority"} {
-		v, _ := sdk.Header(headers, key)
-		h.fields = append(h.fields, sdk.String(key[1:], v))
-	}
-	h.id, _ = sdk.Header(headers, "x-request-id")
-	h.fields = append(h.fields, sdk.String("request_id", h.id))
-	if tp, ok := sdk.Header(headers, "traceparent"); ok {
-		h.fields = append(h.fields, sdk.String("traceparent", tp))
-	}
-	h.fields = appendHeaders(h.fields, "req.", h.p.requestHeaders, h.p.redactRequest, headers)
+	h.request = headers
 	return types.ActionContinue
 }
 
@@ -136,21 +164,21 @@ func (h *httpContext) OnHttpRequestBody(size int, _ bool) types.Action {
 }
 
 func (h *httpContext) OnHttpResponseHeaders(int, bool) types.Action {
-	if len(h.p.responseHeaders) == 0 {
+	if len(h.p.response) == 0 {
 		// One value is cheaper to fetch than the whole map.
 		if s, ok := sdk.ResponseHeader(":status"); ok {
 			h.status = parseStatus(s)
 		}
 		return types.ActionContinue
 	}
-	headers, err := proxywasm.GetHttpResponseHeaders()
+	headers, err := sdk.ResponseHeaders()
 	if err != nil {
 		h.p.Log.Warn("cannot read response headers", sdk.Err(err))
 	}
-	if s, ok := sdk.Header(headers, ":status"); ok {
+	if s, ok := headers.Get(":status"); ok {
 		h.status = parseStatus(s)
 	}
-	h.fields = appendHeaders(h.fields, "resp.", h.p.responseHeaders, h.p.redactResponse, headers)
+	h.response = headers
 	return types.ActionContinue
 }
 
@@ -164,10 +192,11 @@ func (h *httpContext) OnHttpResponseBody(size int, _ bool) types.Action {
 // whole exchange.
 func (h *httpContext) OnHttpStreamDone() {
 	h.p.requests.Increment(1)
-	if h.fields == nil { // never saw request headers
+	if !h.sawRequest {
 		return
 	}
-	if !h.p.sampled(h.id) {
+	id, _ := h.request.Get("x-request-id")
+	if !h.p.sampled(id) {
 		h.p.sampledOut.Increment(1)
 		return
 	}
@@ -178,27 +207,36 @@ func (h *httpContext) OnHttpStreamDone() {
 	if d < 0 {
 		d = 0
 	}
-	h.fields = append(h.fields,
-		sdk.Int("status", h.status),
-		sdk.Int("duration_us", d/1000),
-		sdk.Uint("bytes_in", h.bytesIn),
-		sdk.Uint("bytes_out", h.bytesOut),
-	)
-	h.p.Log.Info("access", h.fields...)
+	get := func(name string) string { v, _ := h.request.Get(name); return v }
+	e := h.p.line.Begin(h.p.Log, sdk.LevelInfo, "access").
+		String(keyMethod, get(":method")).
+		String(keyPath, get(":path")).
+		String(keyAuthority, get(":authority")).
+		String(keyRequestID, id)
+	if tp, ok := h.request.Get("traceparent"); ok {
+		e.String(keyTraceparent, tp)
+	}
+	appendHeaders(e, h.p.request, h.request)
+	appendHeaders(e, h.p.response, h.response)
+	e.Int(keyStatus, h.status).
+		Int(keyDuration, d/1000).
+		Uint(keyBytesIn, h.bytesIn).
+		Uint(keyBytesOut, h.bytesOut).
+		Write()
 }
 
-func appendHeaders(fields []sdk.Field, prefix string, names []string, redact []bool, headers [][2]string) []sdk.Field {
-	for i, name := range names {
-		v, ok := sdk.Header(headers, name)
+// appendHeaders adds the logged headers present in headers to e.
+func appendHeaders(e *sdk.Entry, logged []loggedHeader, headers sdk.HeaderMap) {
+	for _, lh := range logged {
+		v, ok := headers.Get(lh.name)
 		if !ok {
 			continue
 		}
-		if redact[i] {
+		if lh.redact {
 			v = Redacted
 		}
-		fields = append(fields, sdk.String(prefix+name, v))
+		e.String(lh.key, v)
 	}
-	return fields
 }
 
 // responseCode is Envoy's response.code property (8 bytes, little-endian),

@@ -128,6 +128,24 @@ func TestLogging(t *testing.T) {
 			},
 		},
 		{
+			Name:            "header names match in any case, the first of repeated headers wins",
+			Config:          `{"request_headers":["user-agent"],"response_headers":["content-type"]}`,
+			RequestHeaders:  request("/", [2]string{"User-Agent", "first"}, [2]string{"user-agent", "second"}, [2]string{"X-Request-ID", "id-1"}),
+			ResponseHeaders: ok([2]string{"Content-Type", "a"}, [2]string{"content-type", "b"}),
+			Check:           want(map[string]any{"req.user-agent": "first", "resp.content-type": "a", "request_id": "id-1"}),
+		},
+		{
+			Name:           "response headers configured but no response: no resp keys",
+			Config:         `{"response_headers":["content-type"]}`,
+			RequestHeaders: request("/"),
+			Check: func(t testing.TB, r *sdktest.Result) {
+				want(map[string]any{"status": float64(0), "method": "POST"})(t, r)
+				if _, present := accessLine(t, r)["resp.content-type"]; present {
+					t.Error("resp.content-type logged without a response")
+				}
+			},
+		},
+		{
 			Name:            "duration is the clock from request headers to stream end",
 			RequestHeaders:  request("/"),
 			ResponseHeaders: ok(),
@@ -197,6 +215,26 @@ func TestLogging(t *testing.T) {
 		{Name: "unknown field", Config: `{"sample_rate":1,"sampling":0.5}`, Want: sdktest.Want{StartFails: true, Fields: []string{"sampling"}}},
 		{Name: "not an object", Config: `[1]`, Want: sdktest.Want{StartFails: true, Fields: []string{"(root)"}}},
 	})
+}
+
+// TestBucketIsFNV1a: the filter's in-place hash is hash/fnv's FNV-1a 64, so
+// that buckets agree with any other component that samples the same way.
+func TestBucketIsFNV1a(t *testing.T) {
+	tests := []struct{ name, id string }{
+		{name: "empty", id: ""},
+		{name: "short", id: "a"},
+		{name: "uuid", id: "3f0b8c0e-8f5e-4c4a-9a57-1c2b5e7d9f00"},
+		{name: "bytes above ASCII and NUL", id: "ü\x00\xff"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := fnv.New64a()
+			h.Write([]byte(tt.id))
+			if got, want := Bucket(tt.id), h.Sum64()%10000; got != want {
+				t.Errorf("Bucket(%q) = %d, want %d", tt.id, got, want)
+			}
+		})
+	}
 }
 
 func TestUnkeyedSamplingSpreadsEvenly(t *testing.T) {

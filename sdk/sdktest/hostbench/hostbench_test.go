@@ -54,7 +54,7 @@ func BenchmarkStartup(b *testing.B) {
 // BenchmarkOp prices single building blocks in the compiled module (see
 // testdata/ops); "none" is the host's own cost for a request.
 func BenchmarkOp(b *testing.B) {
-	for _, op := range []string{"none", "call100", "loop100", "alloc", "now", "counter", "loginfo", "line", "log", "property", "header", "headers", "json"} {
+	for _, op := range []string{"none", "call100", "loop100", "alloc", "now", "counter", "loginfo", "line", "log", "entry", "property", "header", "headers", "headerslookup", "headermap", "json"} {
 		c := sdktest.Case{
 			Name:           op,
 			Config:         `{"op":"` + op + `"}`,

@@ -1,13 +1,10 @@
 package authn
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/hex"
 	"errors"
 	"strings"
-	"time"
 
+	"github.com/wasmfleet/wasmfleet/filters/auth/internal/digest"
 	"github.com/wasmfleet/wasmfleet/filters/auth/internal/jwt"
 	"github.com/wasmfleet/wasmfleet/sdk"
 	"github.com/wasmfleet/wasmfleet/sdk/jsonv"
@@ -87,6 +84,10 @@ type Decision struct {
 	Remove []string
 	// Add lists request headers to set on an allowed request.
 	Add [][2]string
+	// Path, when not empty, is the ":path" to send upstream: the request's
+	// with the API key query parameter removed, so the credential reaches
+	// neither the upstream nor its access logs.
+	Path string
 	// For a denial: the 401's JSON error code and detail, and the
 	// WWW-Authenticate challenges (one header each).
 	Code       string
@@ -108,7 +109,7 @@ type Authenticator interface {
 	// Every credential the request presents must verify, and at least one
 	// must be presented; a request that bypasses needs none. Whatever the
 	// outcome, Decision.Remove lists the headers the filter owns.
-	Check(headers [][2]string, now func() time.Time) Decision
+	Check(headers [][2]string, now func() int64) Decision
 }
 
 var _ Authenticator = (*authenticator)(nil)
@@ -147,15 +148,15 @@ func New(cfg Config) (Authenticator, error) {
 		expect: jwt.Expect{
 			Issuers:   cfg.JWT.Issuers,
 			Audiences: cfg.JWT.Audiences,
-			Skew:      time.Duration(cfg.JWT.ClockSkewSeconds) * time.Second,
+			Skew:      int64(cfg.JWT.ClockSkewSeconds) * 1e9,
 		},
 		cache: newTokenCache(cfg.JWT.CacheEntries),
 	}
-	a.keyCfg.Header = strings.ToLower(a.keyCfg.Header)
-	a.keyCfg.NameHeader = strings.ToLower(a.keyCfg.NameHeader)
-	a.tokenCfg.Header = strings.ToLower(a.tokenCfg.Header)
+	a.keyCfg.Header = sdk.LowerASCII(a.keyCfg.Header)
+	a.keyCfg.NameHeader = sdk.LowerASCII(a.keyCfg.NameHeader)
+	a.tokenCfg.Header = sdk.LowerASCII(a.tokenCfg.Header)
 	for _, k := range cfg.APIKeys.Keys {
-		h, _ := hex.DecodeString(k.SHA256) // checked by Validate
+		h, _ := sdk.ParseHex(k.SHA256) // checked by Validate
 		a.keys = append(a.keys, apiKey{name: k.Name, hash: h})
 	}
 	if len(a.keys) > 0 {
@@ -174,7 +175,7 @@ func New(cfg Config) (Authenticator, error) {
 		a.challenges = append(a.challenges, `Bearer realm="`+a.realm+`"`)
 	}
 	for _, fc := range cfg.JWT.ForwardClaims {
-		h := strings.ToLower(fc.Header)
+		h := sdk.LowerASCII(fc.Header)
 		a.claims = append(a.claims, [2]string{fc.Claim, h})
 		a.remove = append(a.remove, h)
 	}
@@ -182,11 +183,11 @@ func New(cfg Config) (Authenticator, error) {
 }
 
 // Check implements Authenticator.
-func (a *authenticator) Check(headers [][2]string, now func() time.Time) Decision {
+func (a *authenticator) Check(headers [][2]string, now func() int64) Decision {
 	method, _ := sdk.Header(headers, ":method")
 	path, _ := sdk.Header(headers, ":path")
 	if a.bypass.matches(method, path) {
-		return Decision{Allowed: true, Reason: AllowedBypass, Remove: a.remove}
+		return Decision{Allowed: true, Reason: AllowedBypass, Remove: a.remove, Path: a.withoutKey(path)}
 	}
 	d := Decision{Remove: a.remove}
 	presented := false
@@ -217,8 +218,20 @@ func (a *authenticator) Check(headers [][2]string, now func() time.Time) Decisio
 	if !presented {
 		return a.deny(d, ErrMissing)
 	}
-	d.Allowed = true
+	d.Allowed, d.Path = true, a.withoutKey(path)
 	return d
+}
+
+// withoutKey is path without the API key query parameter, or "" when it has
+// none (or none is configured): what Decision.Path says.
+func (a *authenticator) withoutKey(path string) string {
+	if a.keyCfg.QueryParam == "" {
+		return ""
+	}
+	if p, removed := sdk.WithoutQueryParam(path, a.keyCfg.QueryParam); removed {
+		return p
+	}
+	return ""
 }
 
 func (a *authenticator) apiKey(headers [][2]string, path string) (string, bool) {
@@ -240,16 +253,14 @@ func (a *authenticator) checkAPIKey(key string) (name string, err error) {
 	if len(key) > MaxAPIKeyBytes {
 		return "", ErrInvalidAPIKey
 	}
-	sum := sha256.Sum256([]byte(key))
-	found := 0
+	sum := digest.SumString(key)
+	found := false
 	for _, k := range a.keys {
-		eq := subtle.ConstantTimeCompare(sum[:], k.hash)
-		if eq == 1 && found == 0 {
-			name = k.name
+		if digest.Equal(sum[:], k.hash) && !found {
+			name, found = k.name, true
 		}
-		found |= eq
 	}
-	if found == 0 {
+	if !found {
 		return "", ErrInvalidAPIKey
 	}
 	return name, nil
@@ -260,16 +271,16 @@ func (a *authenticator) checkAPIKey(key string) (name string, err error) {
 // for the upstream.
 func (a *authenticator) token(headers [][2]string) (string, bool) {
 	v, ok := sdk.Header(headers, a.tokenCfg.Header)
-	if !ok || len(v) < len(a.tokenCfg.Prefix) || !strings.EqualFold(v[:len(a.tokenCfg.Prefix)], a.tokenCfg.Prefix) {
+	if !ok || len(v) < len(a.tokenCfg.Prefix) || !sdk.EqualFoldASCII(v[:len(a.tokenCfg.Prefix)], a.tokenCfg.Prefix) {
 		return "", false
 	}
-	token := strings.TrimSpace(v[len(a.tokenCfg.Prefix):])
+	token := strings.Trim(v[len(a.tokenCfg.Prefix):], " \t") // RFC 9110 whitespace
 	return token, token != ""
 }
 
 // checkToken verifies token, through the cache, and returns the headers its
 // claims are forwarded in.
-func (a *authenticator) checkToken(token string, now time.Time) (headers [][2]string, cached bool, err error) {
+func (a *authenticator) checkToken(token string, now int64) (headers [][2]string, cached bool, err error) {
 	if len(token) > MaxTokenBytes {
 		return nil, false, ErrTooLarge
 	}

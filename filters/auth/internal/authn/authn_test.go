@@ -30,8 +30,8 @@ func newAuth(t testing.TB, config string) authn.Authenticator {
 	return a
 }
 
-// clock is a fixed time source for Check.
-func clock(t time.Time) func() time.Time { return func() time.Time { return t } }
+// clock is a fixed clock for Check, in Unix nanoseconds.
+func clock(t time.Time) func() int64 { return func() int64 { return t.UnixNano() } }
 
 func request(method, path string, more ...[2]string) [][2]string {
 	return append([][2]string{{":method", method}, {":path", path}, {":authority", "api.test"}}, more...)
@@ -292,4 +292,30 @@ func FuzzCheck(f *testing.F) {
 			t.Fatalf("allowed with reason %s", d.Reason)
 		}
 	})
+}
+
+func TestAPIKeyQueryParameterRemoved(t *testing.T) {
+	a := newAuth(t, `{"realm":"api","bypass":{"path_prefixes":["/public/"]},`+
+		`"api_keys":{"query_param":"api_key","keys":[{"name":"alice","sha256":"`+keyHash+`"}]}}`)
+	tests := []struct {
+		name, path, want string
+		reason           authn.Reason
+	}{
+		{name: "key only in the query", path: "/a?api_key=k-alice", want: "/a", reason: authn.AllowedAPIKey},
+		{name: "other parameters kept", path: "/a?x=1&api_key=k-alice&y=2", want: "/a?x=1&y=2", reason: authn.AllowedAPIKey},
+		{name: "bypassed path", path: "/public/x?api_key=whatever", want: "/public/x", reason: authn.AllowedBypass},
+		{name: "nothing to remove", path: "/public/x?y=1", want: "", reason: authn.AllowedBypass},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := a.Check(request("GET", tt.path), clock(now))
+			if !d.Allowed || d.Reason != tt.reason || d.Path != tt.want {
+				t.Fatalf("decision allowed=%v reason=%s path=%q (err %v), want %s %q", d.Allowed, d.Reason, d.Path, d.Err, tt.reason, tt.want)
+			}
+		})
+	}
+	// A denied request goes nowhere, so there is no path to rewrite.
+	if d := a.Check(request("GET", "/a?api_key=k-bob"), clock(now)); d.Allowed || d.Path != "" {
+		t.Fatalf("wrong key: allowed=%v path=%q", d.Allowed, d.Path)
+	}
 }

@@ -3,6 +3,8 @@ package authn
 import (
 	"slices"
 	"strings"
+
+	"github.com/wasmfleet/wasmfleet/sdk"
 )
 
 // bypass decides which requests skip authentication.
@@ -58,7 +60,7 @@ func cleanPath(path string) bool {
 		if path[i] != '%' {
 			continue
 		}
-		switch strings.ToLower(path[i+1 : i+3]) {
+		switch sdk.LowerASCII(path[i+1 : i+3]) {
 		case "2e", "2f", "5c":
 			return false
 		}

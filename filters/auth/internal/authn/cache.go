@@ -3,7 +3,8 @@ package authn
 import (
 	"container/list"
 	"sync"
-	"time"
+
+	"github.com/wasmfleet/wasmfleet/filters/auth/internal/jwt"
 )
 
 // MaxCachedTokenBytes bounds the tokens the cache keeps, and so its memory:
@@ -30,7 +31,7 @@ type tokenCache struct {
 // verified is what a token proved: the headers to forward and until when.
 type verified struct {
 	token   string
-	expiry  time.Time
+	expiry  int64 // Unix nanoseconds
 	headers [][2]string
 }
 
@@ -40,7 +41,7 @@ func newTokenCache(max int) *tokenCache {
 
 // get returns the entry for key. An expired entry is dropped and reported
 // with expired = true, so that expiry is enforced on cache hits too.
-func (c *tokenCache) get(token string, now time.Time, skew time.Duration) (v *verified, expired bool) {
+func (c *tokenCache) get(token string, now, skew int64) (v *verified, expired bool) {
 	if c.max == 0 || len(token) > MaxCachedTokenBytes {
 		return nil, false
 	}
@@ -51,7 +52,7 @@ func (c *tokenCache) get(token string, now time.Time, skew time.Duration) (v *ve
 		return nil, false
 	}
 	v = el.Value.(*verified)
-	if !now.Before(v.expiry.Add(skew)) {
+	if !jwt.Before(now, v.expiry, skew) {
 		c.order.Remove(el)
 		delete(c.entries, token)
 		return nil, true

@@ -1,10 +1,10 @@
 package authn
 
 import (
-	"encoding/hex"
 	"errors"
 	"strings"
 
+	"github.com/wasmfleet/wasmfleet/filters/auth/internal/digest"
 	"github.com/wasmfleet/wasmfleet/filters/auth/internal/jwt"
 	"github.com/wasmfleet/wasmfleet/sdk"
 )
@@ -179,7 +179,7 @@ func (c Config) Validate() error {
 		}
 	}
 	for i, m := range c.Bypass.Methods {
-		if !isToken(m) || strings.ToUpper(m) != m {
+		if !isToken(m) || strings.ContainsFunc(m, isLowerASCII) {
 			add(sdk.Index("bypass.methods", i), sdk.ErrInvalid, "must be an upper-case HTTP method")
 		}
 	}
@@ -187,19 +187,19 @@ func (c Config) Validate() error {
 	credHeaders := map[string]string{}
 	if len(c.APIKeys.Keys) > 0 {
 		checkHeader(add, "api_keys.header", c.APIKeys.Header, true)
-		credHeaders[strings.ToLower(c.APIKeys.Header)] = "api_keys.header"
+		credHeaders[sdk.LowerASCII(c.APIKeys.Header)] = "api_keys.header"
 		if c.APIKeys.NameHeader != "" {
 			checkHeader(add, "api_keys.name_header", c.APIKeys.NameHeader, false)
 		}
 		seen := map[string]int{}
 		for i, k := range c.APIKeys.Keys {
 			field := sdk.Index("api_keys.keys", i)
-			if b, err := hex.DecodeString(k.SHA256); err != nil || len(b) != 32 {
+			if b, ok := sdk.ParseHex(k.SHA256); !ok || len(b) != digest.Size {
 				add(field+".sha256", sdk.ErrInvalid, "must be 64 hex characters (the SHA-256 of the key, never the key)")
-			} else if j, dup := seen[strings.ToLower(k.SHA256)]; dup {
+			} else if j, dup := seen[sdk.LowerASCII(k.SHA256)]; dup {
 				add(field+".sha256", sdk.ErrDuplicate, "same as "+sdk.Index("api_keys.keys", j))
 			} else {
-				seen[strings.ToLower(k.SHA256)] = i
+				seen[sdk.LowerASCII(k.SHA256)] = i
 			}
 			if !printable(k.Name) {
 				add(field+".name", sdk.ErrInvalid, "must be printable ASCII (it may be forwarded as a header)")
@@ -208,7 +208,7 @@ func (c Config) Validate() error {
 	}
 	if len(c.JWT.JWKS.Keys) > 0 {
 		checkHeader(add, "jwt.header", c.JWT.Header, true)
-		credHeaders[strings.ToLower(c.JWT.Header)] = "jwt.header"
+		credHeaders[sdk.LowerASCII(c.JWT.Header)] = "jwt.header"
 		if !printable(c.JWT.Prefix) {
 			add("jwt.prefix", sdk.ErrInvalid, "must be printable ASCII")
 		}
@@ -222,8 +222,7 @@ func (c Config) Validate() error {
 		for i, j := range c.JWT.JWKS.Keys {
 			field := sdk.Index("jwt.jwks.keys", i)
 			if _, err := jwt.ParseKey(j); err != nil {
-				var ke *jwt.KeyError
-				if errors.As(err, &ke) {
+				if ke, ok := err.(*jwt.KeyError); ok {
 					add(field+"."+ke.Member, sdk.ErrInvalid, ke.Problem)
 				} else {
 					add(field, sdk.ErrInvalid, err.Error())
@@ -248,7 +247,7 @@ func (c Config) Validate() error {
 			add(field+".claim", sdk.ErrRequired, "")
 		}
 		checkHeader(add, field+".header", fc.Header, true)
-		h := strings.ToLower(fc.Header)
+		h := sdk.LowerASCII(fc.Header)
 		if owner, clash := credHeaders[h]; clash {
 			add(field+".header", sdk.ErrInvalid, "same header as "+owner+": it would be stripped")
 		}
@@ -257,7 +256,7 @@ func (c Config) Validate() error {
 		}
 		forwarded[h] = i
 	}
-	if h := strings.ToLower(c.APIKeys.NameHeader); h != "" {
+	if h := sdk.LowerASCII(c.APIKeys.NameHeader); h != "" {
 		if owner, clash := credHeaders[h]; clash {
 			add("api_keys.name_header", sdk.ErrInvalid, "same header as "+owner+": it would be stripped")
 		}
@@ -273,7 +272,7 @@ func checkHeader(add func(string, error, string), field, name string, required b
 		add(field, sdk.ErrRequired, "")
 	case !isToken(name):
 		add(field, sdk.ErrInvalid, "must be an HTTP header name")
-	case reservedHeaders[strings.ToLower(name)]:
+	case reservedHeaders[sdk.LowerASCII(name)]:
 		add(field, sdk.ErrInvalid, "reserved header")
 	}
 }
@@ -282,6 +281,8 @@ var reservedHeaders = map[string]bool{
 	"host": true, "content-length": true, "transfer-encoding": true, "connection": true,
 	"te": true, "upgrade": true, "content-type": true,
 }
+
+func isLowerASCII(r rune) bool { return 'a' <= r && r <= 'z' }
 
 // isToken reports whether s is an RFC 9110 token (header names, methods).
 func isToken(s string) bool {

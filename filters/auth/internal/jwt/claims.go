@@ -1,10 +1,7 @@
 package jwt
 
 import (
-	"math"
 	"slices"
-	"strconv"
-	"time"
 
 	"github.com/wasmfleet/wasmfleet/sdk/jsonv"
 )
@@ -15,9 +12,11 @@ type Claims struct {
 	Issuer   string
 	Subject  string
 	Audience []string
-	// Expiry and NotBefore are zero when the claim is absent.
-	Expiry    time.Time
-	NotBefore time.Time
+	// Expiry and NotBefore are Unix nanoseconds, zero when the claim is
+	// absent. Not time.Time: in a wasm module its methods link about 0.1 MB
+	// of formatting and time zone code.
+	Expiry    int64
+	NotBefore int64
 	// All holds every claim as it appeared in the payload (a JSON object
 	// without duplicate names).
 	All jsonv.Value
@@ -29,21 +28,21 @@ type Expect struct {
 	Issuers []string
 	// Audiences, when not empty, must share a value with aud.
 	Audiences []string
-	// Skew is the clock difference tolerated on exp and nbf.
-	Skew time.Duration
+	// Skew is the clock difference tolerated on exp and nbf, in nanoseconds.
+	Skew int64
 }
 
-// Validate checks exp (required), nbf, iss and aud at time now. A token is
-// refused from its exp on (RFC 7519 section 4.1.4: "on or after"), plus
-// skew.
-func (c *Claims) Validate(now time.Time, want Expect) error {
-	if c.Expiry.IsZero() {
+// Validate checks exp (required), nbf, iss and aud at now (Unix
+// nanoseconds). A token is refused from its exp on (RFC 7519 section 4.1.4:
+// "on or after"), plus skew.
+func (c *Claims) Validate(now int64, want Expect) error {
+	if c.Expiry == 0 {
 		return ErrNoExpiry
 	}
-	if !now.Before(c.Expiry.Add(want.Skew)) {
+	if !Before(now, c.Expiry, want.Skew) {
 		return ErrExpired
 	}
-	if !c.NotBefore.IsZero() && now.Add(want.Skew).Before(c.NotBefore) {
+	if c.NotBefore != 0 && now+want.Skew < c.NotBefore {
 		return ErrNotYetValid
 	}
 	if len(want.Issuers) > 0 && !slices.Contains(want.Issuers, c.Issuer) {
@@ -67,7 +66,7 @@ func parseObject(segment string, raw []byte) (jsonv.Value, error) {
 	seen := make(map[string]struct{}, len(v.Members))
 	for _, m := range v.Members {
 		if _, dup := seen[m.Key]; dup {
-			return jsonv.Value{}, wrap(segment, wrap("duplicate member "+strconv.Quote(m.Key), ErrMalformed))
+			return jsonv.Value{}, wrap(segment, wrap("duplicate member "+quote(m.Key), ErrMalformed))
 		}
 		seen[m.Key] = struct{}{}
 	}
@@ -133,29 +132,91 @@ func audience(obj *jsonv.Value) ([]string, error) {
 	return nil, wrap("aud", wrap("want a string or an array of strings", ErrMalformed))
 }
 
-// maxNumericDate bounds exp/nbf so the conversion to time.Time cannot
-// overflow (year ~36812; anything later is as good as never).
-const maxNumericDate = 1 << 40
+// Before reports whether now is before expiry plus skew (all Unix
+// nanoseconds): whether a token with that exp is still good.
+func Before(now, expiry, skew int64) bool { return now < expiry+skew }
 
-// numericDate decodes seconds since the epoch, possibly fractional
-// (RFC 7519 section 2).
-func numericDate(obj *jsonv.Value, name string) (time.Time, error) {
+// maxNumericDate caps exp and nbf, in nanoseconds (year 2255), so that adding
+// a skew cannot overflow; anything later is as good as never.
+const maxNumericDate = 9e18
+
+// numericDate decodes seconds since the epoch, possibly fractional or with
+// an exponent (RFC 7519 section 2: a JSON number), into Unix nanoseconds.
+func numericDate(obj *jsonv.Value, name string) (int64, error) {
 	v := obj.Field(name)
 	if v == nil {
-		return time.Time{}, nil
+		return 0, nil
 	}
-	secs, err := strconv.ParseFloat(v.Str, 64)
-	if v.Kind != jsonv.Number || (err != nil && !isRangeErr(err)) || !(secs > 0) {
-		return time.Time{}, wrap(name, wrap("want a positive NumericDate", ErrMalformed))
+	nanos, ok := int64(0), false
+	if v.Kind == jsonv.Number {
+		nanos, ok = secondsToNanos(v.Str)
 	}
-	secs = math.Min(secs, maxNumericDate)
-	whole, frac := math.Modf(secs)
-	return time.Unix(int64(whole), int64(frac*1e9)), nil
+	if !ok {
+		return 0, wrap(name, wrap("want a positive NumericDate", ErrMalformed))
+	}
+	return nanos, nil
 }
 
-// isRangeErr reports a number too large for float64 ("1e400"): still a valid
-// JSON number, and ParseFloat returns +Inf with it, which the clamp handles.
-func isRangeErr(err error) bool {
-	ne, ok := err.(*strconv.NumError)
-	return ok && ne.Err == strconv.ErrRange
+// secondsToNanos turns a JSON number of seconds into nanoseconds,
+// truncating below a nanosecond and saturating at maxNumericDate. Zero and
+// negative numbers are refused. It does the decimal arithmetic itself
+// rather than through strconv.ParseFloat, which would link ~30 KB of
+// float parsing into the module, and is exact where a float64 is not.
+func secondsToNanos(s string) (int64, bool) {
+	if s == "" || s[0] == '-' {
+		return 0, false
+	}
+	// s = digits x 10^exp10, digits without leading zeros.
+	var digits []byte
+	exp10 := 0
+	i := 0
+	for ; i < len(s) && isDigit(s[i]); i++ {
+		if len(digits) > 0 || s[i] != '0' {
+			digits = append(digits, s[i])
+		}
+	}
+	if i < len(s) && s[i] == '.' {
+		for i++; i < len(s) && isDigit(s[i]); i++ {
+			if len(digits) > 0 || s[i] != '0' {
+				digits = append(digits, s[i])
+			}
+			exp10--
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		neg := i < len(s) && s[i] == '-'
+		if i < len(s) && (s[i] == '-' || s[i] == '+') {
+			i++
+		}
+		e := 0
+		for ; i < len(s) && isDigit(s[i]); i++ {
+			e = min(e*10+int(s[i]-'0'), 1000) // beyond 1000 the answer no longer changes
+		}
+		if neg {
+			e = -e
+		}
+		exp10 += e
+	}
+	if i != len(s) || len(digits) == 0 {
+		return 0, false // not a number, or zero
+	}
+	shift := exp10 + 9 // nanoseconds = digits x 10^shift
+	if len(digits)+shift > 19 {
+		return maxNumericDate, true // at least 10^19 ns
+	}
+	if shift < 0 {
+		digits = digits[:max(len(digits)+shift, 0)]
+		shift = 0
+	}
+	var n uint64 // below 10^19: fits
+	for _, d := range digits {
+		n = n*10 + uint64(d-'0')
+	}
+	for range shift {
+		n *= 10
+	}
+	return max(int64(min(n, maxNumericDate)), 1), true
 }
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }

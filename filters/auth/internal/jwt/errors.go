@@ -1,6 +1,10 @@
 package jwt
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/wasmfleet/wasmfleet/sdk/jsonv"
+)
 
 // Sentinel errors, for errors.Is. Every error this package returns wraps one
 // of them, so a caller can count denials by reason.
@@ -45,3 +49,7 @@ func (e *subjectError) Error() string { return e.subject + ": " + e.err.Error() 
 func (e *subjectError) Unwrap() error { return e.err }
 
 func wrap(subject string, err error) error { return &subjectError{subject: subject, err: err} }
+
+// quote is s in double quotes for an error message, escaped as JSON escapes
+// it (strconv.Quote would link strconv's Unicode tables into the module).
+func quote(s string) string { return string(jsonv.AppendString(nil, s)) }

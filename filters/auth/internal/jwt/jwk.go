@@ -1,12 +1,11 @@
 package jwt
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rsa"
-	"encoding/base64"
-	"math/big"
+	"errors"
 	"strconv"
+
+	"github.com/wasmfleet/wasmfleet/filters/auth/internal/digest"
+	"github.com/wasmfleet/wasmfleet/filters/auth/internal/pubkey"
 )
 
 // Alg is a JWS algorithm (RFC 7518 section 3.1) this package verifies.
@@ -19,13 +18,11 @@ const (
 	ES256 Alg = "ES256"
 )
 
-// Minimum key sizes. RFC 7518 requires at least 2048-bit RSA moduli
-// (section 3.3) and HMAC keys at least as long as the hash output (3.2).
+// MinHMACKeyBytes is the shortest HS256 key: RFC 7518 section 3.2 wants HMAC
+// keys at least as long as the hash output. RSA's limits are pubkey's.
 const (
-	MinRSABits      = 2048
 	MinHMACKeyBytes = 32
 	es256CoordBytes = 32
-	maxRSAExponent  = 1<<31 - 1
 )
 
 // JWK is one JSON Web Key (RFC 7517) as it appears in a JWK Set. Only the
@@ -56,11 +53,11 @@ type JWKS struct {
 // key only verifies HS256, an "RSA" key only RS256, a P-256 "EC" key only
 // ES256. That binding is what defeats algorithm confusion.
 type Key struct {
-	id     string
-	alg    Alg
-	secret []byte
-	rsa    *rsa.PublicKey
-	ec     *ecdsa.PublicKey
+	id   string
+	alg  Alg
+	hmac *digest.MAC
+	rsa  *pubkey.RSA
+	ec   *pubkey.P256
 }
 
 // ID is the key's kid (may be empty).
@@ -69,21 +66,46 @@ func (k *Key) ID() string { return k.id }
 // Alg is the one algorithm the key verifies.
 func (k *Key) Alg() Alg { return k.alg }
 
-// b64 is base64url without padding (RFC 7515 section 2), strict about the
-// trailing bits so that one value has one encoding.
-var b64 = base64.RawURLEncoding.Strict()
-
-// decodeSegment decodes base64url, refusing anything outside the alphabet
-// (the standard decoder skips CR and LF; a token must not contain them).
+// decodeSegment decodes base64url without padding (RFC 7515 section 2),
+// strictly: only the URL-safe alphabet (no padding, CR or LF) and zero
+// trailing bits, so that one value has one encoding. Written here rather
+// than taken from encoding/base64, which adds ~15 KB to the module.
 func decodeSegment(s string) ([]byte, bool) {
+	if len(s)%4 == 1 {
+		return nil, false // 6 bits cannot end a byte
+	}
+	out := make([]byte, 0, len(s)*3/4)
+	var acc uint32 // only the low bits matter
+	bits := 0
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+		v, ok := base64URLValue(s[i])
+		if !ok {
 			return nil, false
 		}
+		acc = acc<<6 | uint32(v)
+		bits += 6
+		if bits >= 8 {
+			bits -= 8
+			out = append(out, byte(acc>>bits))
+		}
 	}
-	b, err := b64.DecodeString(s)
-	return b, err == nil
+	return out, acc&(1<<bits-1) == 0
+}
+
+func base64URLValue(c byte) (byte, bool) {
+	switch {
+	case 'A' <= c && c <= 'Z':
+		return c - 'A', true
+	case 'a' <= c && c <= 'z':
+		return c - 'a' + 26, true
+	case '0' <= c && c <= '9':
+		return c - '0' + 52, true
+	case c == '-':
+		return 62, true
+	case c == '_':
+		return 63, true
+	}
+	return 0, false
 }
 
 // ParseKey checks a JWK and turns it into a Key. The key's "alg", when
@@ -97,7 +119,7 @@ func ParseKey(j JWK) (*Key, error) {
 	switch j.Kty {
 	case "oct":
 		k.alg = HS256
-		k.secret, err = parseSecret(j.K)
+		k.hmac, err = parseSecret(j.K)
 	case "RSA":
 		k.alg = RS256
 		k.rsa, err = parseRSA(j.N, j.E)
@@ -107,16 +129,16 @@ func ParseKey(j JWK) (*Key, error) {
 	case "":
 		return nil, keyError("kty", "missing")
 	default:
-		return nil, keyError("kty", strconv.Quote(j.Kty)+` is not "oct", "RSA" or "EC"`)
+		return nil, keyError("kty", quote(j.Kty)+` is not "oct", "RSA" or "EC"`)
 	}
 	if err != nil {
 		return nil, err
 	}
 	if j.Alg != "" && Alg(j.Alg) != k.alg {
-		return nil, keyError("alg", strconv.Quote(j.Alg)+" does not fit kty "+j.Kty+", which verifies only "+string(k.alg))
+		return nil, keyError("alg", quote(j.Alg)+" does not fit kty "+j.Kty+", which verifies only "+string(k.alg))
 	}
 	if j.Use != "" && j.Use != "sig" {
-		return nil, keyError("use", strconv.Quote(j.Use)+` is not "sig"`)
+		return nil, keyError("use", quote(j.Use)+` is not "sig"`)
 	}
 	return k, nil
 }
@@ -133,7 +155,7 @@ func (e *KeyError) Unwrap() error { return ErrBadKey }
 
 func keyError(member, problem string) error { return &KeyError{Member: member, Problem: problem} }
 
-func parseSecret(k string) ([]byte, error) {
+func parseSecret(k string) (*digest.MAC, error) {
 	if k == "" {
 		return nil, keyError("k", "missing")
 	}
@@ -144,10 +166,10 @@ func parseSecret(k string) ([]byte, error) {
 	if len(secret) < MinHMACKeyBytes {
 		return nil, keyError("k", "shorter than "+strconv.Itoa(MinHMACKeyBytes)+" bytes")
 	}
-	return secret, nil
+	return digest.NewMAC(secret), nil
 }
 
-func parseRSA(n, e string) (*rsa.PublicKey, error) {
+func parseRSA(n, e string) (*pubkey.RSA, error) {
 	if n == "" {
 		return nil, keyError("n", "missing")
 	}
@@ -162,20 +184,19 @@ func parseRSA(n, e string) (*rsa.PublicKey, error) {
 	if !ok {
 		return nil, keyError("e", "not base64url")
 	}
-	mod := new(big.Int).SetBytes(nb)
-	if mod.BitLen() < MinRSABits {
-		return nil, keyError("n", "modulus shorter than "+strconv.Itoa(MinRSABits)+" bits")
+	key, err := pubkey.NewRSA(nb, eb)
+	switch {
+	case errors.Is(err, pubkey.ErrRSAExponent):
+		return nil, keyError("e", err.Error())
+	case err != nil:
+		return nil, keyError("n", err.Error())
 	}
-	exp := new(big.Int).SetBytes(eb)
-	if !exp.IsInt64() || exp.Int64() < 3 || exp.Int64() > maxRSAExponent || exp.Bit(0) == 0 {
-		return nil, keyError("e", "exponent must be odd, >= 3 and < 2^31")
-	}
-	return &rsa.PublicKey{N: mod, E: int(exp.Int64())}, nil
+	return key, nil
 }
 
-func parseEC(crv, x, y string) (*ecdsa.PublicKey, error) {
+func parseEC(crv, x, y string) (*pubkey.P256, error) {
 	if crv != "P-256" {
-		return nil, keyError("crv", strconv.Quote(crv)+` is not "P-256"`)
+		return nil, keyError("crv", quote(crv)+` is not "P-256"`)
 	}
 	xb, ok := decodeSegment(x)
 	if !ok || len(xb) != es256CoordBytes {
@@ -185,11 +206,9 @@ func parseEC(crv, x, y string) (*ecdsa.PublicKey, error) {
 	if !ok || len(yb) != es256CoordBytes {
 		return nil, keyError("y", "not 32 bytes of base64url")
 	}
-	point := make([]byte, 0, 1+2*es256CoordBytes)
-	point = append(append(append(point, 4), xb...), yb...)
-	pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), point)
+	key, err := pubkey.NewP256(xb, yb)
 	if err != nil {
-		return nil, keyError("x", "(x, y) is not a point on P-256")
+		return nil, keyError("x", err.Error())
 	}
-	return pub, nil
+	return key, nil
 }

@@ -1,15 +1,11 @@
 package jwt
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/hmac"
-	"crypto/rsa"
-	"crypto/sha256"
-	"math/big"
 	"strconv"
 	"strings"
 
+	"github.com/wasmfleet/wasmfleet/filters/auth/internal/digest"
+	"github.com/wasmfleet/wasmfleet/sdk"
 	"github.com/wasmfleet/wasmfleet/sdk/jsonv"
 )
 
@@ -64,10 +60,10 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	switch alg {
 	case HS256, RS256, ES256:
 	default:
-		if strings.EqualFold(algV.Str, "none") {
+		if sdk.EqualFoldASCII(algV.Str, "none") {
 			return nil, ErrAlgNone
 		}
-		return nil, wrap("alg "+strconv.Quote(algV.Str), ErrAlgUnsupported)
+		return nil, wrap("alg "+quote(algV.Str), ErrAlgUnsupported)
 	}
 	kid := h.Field("kid")
 	if kid != nil && kid.Kind != jsonv.String {
@@ -97,10 +93,10 @@ func (v *Verifier) keyFor(alg Alg, kid *jsonv.Value) (*Key, error) {
 	if kid != nil {
 		k, ok := v.byID[kid.Str]
 		if !ok {
-			return nil, wrap("kid "+strconv.Quote(kid.Str), ErrUnknownKey)
+			return nil, wrap("kid "+quote(kid.Str), ErrUnknownKey)
 		}
 		if k.alg != alg {
-			return nil, wrap("kid "+strconv.Quote(kid.Str)+" is "+string(k.alg)+", token says "+string(alg), ErrAlgMismatch)
+			return nil, wrap("kid "+quote(kid.Str)+" is "+string(k.alg)+", token says "+string(alg), ErrAlgMismatch)
 		}
 		return k, nil
 	}
@@ -116,28 +112,16 @@ func (v *Verifier) keyFor(alg Alg, kid *jsonv.Value) (*Key, error) {
 func (k *Key) verify(signingInput, sig []byte) bool {
 	switch k.alg {
 	case HS256:
-		if len(sig) != sha256.Size {
-			return false
-		}
-		mac := hmac.New(sha256.New, k.secret)
-		mac.Write(signingInput)
-		return hmac.Equal(mac.Sum(nil), sig)
-	}
-	digest := sha256.Sum256(signingInput)
-	switch k.alg {
+		mac := k.hmac.Sum(signingInput)
+		return digest.Equal(mac[:], sig)
 	case RS256:
-		if len(sig) != k.rsa.Size() {
-			return false
-		}
-		return rsa.VerifyPKCS1v15(k.rsa, crypto.SHA256, digest[:], sig) == nil
+		sum := digest.Sum256(signingInput)
+		return k.rsa.VerifySHA256(sum[:], sig)
 	case ES256:
-		// RFC 7518 section 3.4: R and S as 32-byte big-endian, concatenated.
-		if len(sig) != 2*es256CoordBytes {
-			return false
-		}
-		r := new(big.Int).SetBytes(sig[:es256CoordBytes])
-		s := new(big.Int).SetBytes(sig[es256CoordBytes:])
-		return ecdsa.Verify(k.ec, digest[:], r, s)
+		// RFC 7518 section 3.4: R and S as 32-byte big-endian, concatenated;
+		// VerifySHA256 refuses any other length.
+		sum := digest.Sum256(signingInput)
+		return k.ec.VerifySHA256(sum[:], sig)
 	}
 	return false
 }

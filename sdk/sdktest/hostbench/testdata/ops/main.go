@@ -36,6 +36,18 @@ type ctx struct {
 
 var sink int64
 
+// entry and keys serve the entry op, as a filter keeps them per plugin.
+var (
+	entry sdk.Entry
+	keys  = func() []sdk.Key {
+		var out []sdk.Key
+		for _, k := range []string{"method", "path", "authority", "request_id", "traceparent", "req.user-agent", "req.authorization", "resp.content-type", "x", "status", "duration_us", "bytes_in", "bytes_out"} {
+			out = append(out, sdk.NewKey(k))
+		}
+		return out
+	}()
+)
+
 func (c *ctx) OnHttpRequestHeaders(int, bool) types.Action {
 	switch c.p.Config.Op {
 	case "now":
@@ -46,6 +58,14 @@ func (c *ctx) OnHttpRequestHeaders(int, bool) types.Action {
 	case "headers":
 		h, _ := proxywasm.GetHttpRequestHeaders()
 		sink += int64(len(h))
+	case "headermap": // the same map, read in place
+		h, _ := sdk.RequestHeaders()
+		v, _ := h.Get(":path")
+		sink += int64(len(v))
+	case "headerslookup": // the whole map as pairs, then one lookup
+		h, _ := proxywasm.GetHttpRequestHeaders()
+		v, _ := sdk.Header(h, ":path")
+		sink += int64(len(v))
 	case "header": // one value back from the host: a re-entry into the guest to allocate
 		v, _ := sdk.RequestHeader(":path")
 		sink += int64(len(v))
@@ -53,6 +73,15 @@ func (c *ctx) OnHttpRequestHeaders(int, bool) types.Action {
 		c.p.Metrics.Counter("ops_total").Increment(1)
 	case "log":
 		c.p.Log.Info("access", sdk.String("path", "/v1/items?id=7"), sdk.Int("status", 200), sdk.String("request_id", "abc-123"))
+	case "entry": // an access line of 13 fields, built in a reused Entry and written
+		e := entry.Begin(c.p.Log, sdk.LevelInfo, "access")
+		for _, k := range keys[:9] {
+			e.String(k, "/v1/items?id=7")
+		}
+		for _, k := range keys[9:] {
+			e.Int(k, 200)
+		}
+		e.Write()
 	case "line": // the log op's line built, not written
 		sink += int64(len(c.p.Log.Line(sdk.LevelInfo, "access", sdk.String("path", "/v1/items?id=7"), sdk.Int("status", 200), sdk.String("request_id", "abc-123"))))
 	case "loginfo":
