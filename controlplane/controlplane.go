@@ -138,7 +138,7 @@ func New(opts Options) (_ *ControlPlane, err error) {
 	}, events)
 	cp.registries = registrySources(cfg, events, log)
 	snapCache := cache.NewSnapshotCache(cfg.Mode == config.ModeManaged, cache.IDHash{}, server.Logger(log))
-	registry := fleet.New(fleet.Config{Log: log})
+	registry := fleet.New(fleet.Config{Log: log, Metrics: m})
 	cp.xds = server.New(server.Config{Listener: cp.xdsLn, Cache: snapCache, Fleet: registry, Log: log})
 	if cp.ctrl, err = controller.New(controller.Config{
 		Config: cfg, Store: cp.store, Admitter: admitter, Builder: snapshot.NewBuilder(),

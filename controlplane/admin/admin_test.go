@@ -2,13 +2,16 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
 
@@ -92,5 +95,40 @@ func TestHandler(t *testing.T) {
 	}
 	if len(l.commands) != 1 || l.commands[0].Action != controller.Pause {
 		t.Fatalf("commands reaching the loop: %+v, want the one authorised pause", l.commands)
+	}
+}
+
+// TestStatusShowsResponseTime: the per-node part of the status carries how
+// long each node took to answer its last push, per resource type.
+func TestStatusShowsResponseTime(t *testing.T) {
+	const ecds = resource.ExtensionConfigType
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f := fleet.New(fleet.Config{Now: func() time.Time { return at }})
+	s := fleet.Stream{ID: 1}
+	f.StreamOpened(s)
+	f.Requested(s, fleet.Identity{ID: "n1"}, fleet.Request{TypeURL: ecds})
+	f.Sent(s, ecds, "v1", "1")
+	at = at.Add(1500 * time.Millisecond)
+	f.Requested(s, fleet.Identity{ID: "n1"}, fleet.Request{TypeURL: ecds, Version: "v1", Nonce: "1"})
+
+	srv := httptest.NewServer(NewHandler(Config{
+		Controller: &loop{}, Fleet: f, History: noHistory{}, Gatherer: prometheus.NewRegistry(), Log: zaptest.NewLogger(t),
+	}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/api/v1/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Nodes) != 1 || len(st.Nodes[0].Types) != 1 {
+		t.Fatalf("status nodes = %+v, want n1 with one type", st.Nodes)
+	}
+	a := st.Nodes[0].Types[0].LastAnswer
+	if a == nil || a.Version != "v1" || a.NACK || a.Latency != 1500*time.Millisecond {
+		t.Errorf("LastAnswer = %+v, want v1 acked after 1.5s", a)
 	}
 }

@@ -33,7 +33,7 @@ const (
 	DefaultTrialMemoryMiB = 256
 	DefaultDebounce       = 150 * time.Millisecond
 	DefaultFailurePolicy  = FailClosed
-	DefaultCode           = CodeRemote
+	DefaultCode           = CodeInline
 	DefaultRolloutBy      = ByNode
 	DefaultPercent        = 100
 	DefaultStepInterval   = 5 * time.Minute
@@ -65,9 +65,15 @@ const (
 type Code string
 
 const (
-	// CodeRemote: an http_uri to the module server plus the sha256.
+	// CodeRemote: an http_uri to the module server plus the sha256. Envoy
+	// fetches it only while a listener warms: an update to a listener that
+	// already serves is ACKed and never fetched (the init manager it would
+	// wait on has finished), and new requests then run without the filter.
+	// Read in Envoy's source (v1.33 to 1.36), not run against Envoy here.
 	CodeRemote Code = "remote"
-	// CodeInline: the bytes inside the ECDS resource.
+	// CodeInline: the bytes inside the ECDS resource, loaded while Envoy
+	// applies the update, so a module that fails on a node is NACKed. The
+	// default.
 	CodeInline Code = "inline"
 )
 

@@ -131,7 +131,7 @@ func TestLoadNamesTheFile(t *testing.T) {
 
 func TestWithDefaults(t *testing.T) {
 	f := Filter{Name: "auth", Rollout: Rollout{Steps: []int{10, 100}}}.WithDefaults()
-	if *f.Rollout.Percent != 10 || f.FailurePolicy != FailClosed || f.Code != CodeRemote || f.Rollout.By != ByNode {
+	if *f.Rollout.Percent != 10 || f.FailurePolicy != FailClosed || f.Code != CodeInline || f.Rollout.By != ByNode {
 		t.Fatalf("WithDefaults = %+v", f)
 	}
 	if g := (Filter{Name: "x"}).WithDefaults(); *g.Rollout.Percent != 100 {

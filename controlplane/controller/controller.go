@@ -393,7 +393,10 @@ func (c *Controller) handleFleet(ctx context.Context, ev fleet.Event) {
 		}
 	case fleet.Acked:
 		c.cfg.Metrics.Acks.WithLabelValues("ecds").Inc()
-		if rec, ok := c.filters[ev.Filter]; ok && ev.Digest != "" && ev.Digest == rec.state.Candidate && c.nodes[ev.Node] {
+		// A node that failed this candidate is kept on stable and settled
+		// as failed; nothing it ACKs of the candidate later counts.
+		if rec, ok := c.filters[ev.Filter]; ok && ev.Digest != "" && ev.Digest == rec.state.Candidate && c.nodes[ev.Node] &&
+			!rec.failed.forCandidate(rec)[ev.Node] {
 			rec.ackedCandidate()[ev.Node] = true
 			c.confirm(ctx, ev.Filter)
 		}
@@ -404,11 +407,21 @@ func (c *Controller) handleFleet(ctx context.Context, ev fleet.Event) {
 }
 
 // confirm promotes a filter's candidate once it runs at 100% and every
-// connected node has ACKed it: only then is there no node left that could
-// still reject it, so the previous stable version can be let go.
+// connected node has ACKed it, or failed it within max_failed_nodes: only
+// then is there no node left that could still reject it, so the previous
+// stable version can be let go.
 func (c *Controller) confirm(ctx context.Context, filter string) {
 	rec, ok := c.filters[filter]
-	if !ok || rec.state.Candidate == "" || len(c.nodes) == 0 || len(rec.ackedCandidate()) < len(c.nodes) {
+	if !ok || rec.state.Candidate == "" || len(c.nodes) == 0 {
+		return
+	}
+	settled := len(rec.ackedCandidate()) // connected nodes only
+	for n := range rec.failed.forCandidate(rec) {
+		if c.nodes[n] {
+			settled++
+		}
+	}
+	if settled < len(c.nodes) {
 		return
 	}
 	d := rec.state.Candidate
@@ -429,7 +442,7 @@ func (c *Controller) markConnected(node string) {
 	c.nodes[node] = true
 	c.cfg.Metrics.ConnectedNodes.Set(float64(len(c.nodes)))
 	for name, rec := range c.filters {
-		if d := rec.state.Candidate; d != "" && c.nodeRuns(node, name, d) {
+		if d := rec.state.Candidate; d != "" && c.nodeRuns(node, name, d) && !rec.failed.forCandidate(rec)[node] {
 			rec.ackedCandidate()[node] = true
 		}
 	}
@@ -457,9 +470,16 @@ func (c *Controller) nacked(ctx context.Context, ev fleet.Event) {
 	}
 	failed := rec.failed.forCandidate(rec)
 	failed[ev.Node] = true
+	delete(rec.ackedCandidate(), ev.Node)
 	mark := types.BadMark{Digest: ev.Digest, Node: ev.Node, Reason: ev.Reason, At: c.now()}
 	next, rolledBack := rollout.Failed(rec.settings, rec.state, mark, len(failed))
 	if !rolledBack {
+		// Tolerated (max_failed_nodes): the node goes back to stable (the
+		// planner keeps failed nodes there) and no longer holds up promotion.
+		c.log.Warn("node failed to load the candidate; within max_failed_nodes",
+			zap.String("filter", ev.Filter), zap.String("node", ev.Node), zap.String("digest", ev.Digest.Short()), zap.String("reason", ev.Reason))
+		c.reconcile(ctx, ev.Node)
+		c.confirm(ctx, ev.Filter)
 		return
 	}
 	rec.state = next
@@ -490,7 +510,7 @@ func (c *Controller) chain() ([]rollout.FilterInput, []config.Filter) {
 	var settings []config.Filter
 	for _, name := range c.cfg.Config.FilterOrder(present) {
 		rec := c.filters[name]
-		inputs = append(inputs, rollout.FilterInput{Spec: rec.settings, State: rec.state})
+		inputs = append(inputs, rollout.FilterInput{Spec: rec.settings, State: rec.state, Failed: rec.failed.forCandidate(rec)})
 		settings = append(settings, rec.settings)
 	}
 	return inputs, settings
@@ -527,10 +547,14 @@ func (c *Controller) reconcile(ctx context.Context, only ...string) {
 	}
 	inputs, settings := c.chain()
 	plan := rollout.Plan(inputs, nodes)
-	in := c.snapshotInput(settings)
+	nb, err := c.cfg.Builder.For(c.snapshotInput(settings))
+	if err != nil {
+		c.log.Error("cannot build snapshots", zap.Error(err))
+		return
+	}
 	for _, node := range nodes {
 		a := plan[node]
-		snap, err := c.cfg.Builder.Build(in, a)
+		snap, err := nb.Build(a)
 		if err != nil {
 			c.log.Error("cannot build snapshot", zap.String("node", node), zap.Error(err))
 			continue

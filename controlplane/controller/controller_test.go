@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/binary"
 	"fmt"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -30,33 +32,41 @@ import (
 // the boundary under the controller, and it lets a test say exactly which
 // node ACKs or NACKs which version.
 type harness struct {
-	t      *testing.T
-	ctrl   *Controller
-	cache  cache.SnapshotCache
-	fleet  fleet.Registry
-	events chan types.Event
-	nonce  atomic.Int64
-	stream map[string]fleet.Stream
+	t       *testing.T
+	ctrl    *Controller
+	metrics *metrics.Metrics
+	cache   cache.SnapshotCache
+	fleet   fleet.Registry
+	events  chan types.Event
+	nonce   atomic.Int64
+	stream  map[string]fleet.Stream
+	// modules are the modules dropped, by digest, to recognise them inline.
+	modules map[types.Digest][]byte
 }
 
-func newHarness(t *testing.T, cfg config.Config) *harness {
+// newHarness starts a controller on cfg; fc configures its fleet registry
+// (the harness sets the logger).
+func newHarness(t *testing.T, cfg config.Config, fc fleet.Config) *harness {
 	t.Helper()
 	log := zaptest.NewLogger(t)
+	fc.Log = log
 	st, err := store.Open(t.TempDir(), log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
 	h := &harness{
-		t:      t,
-		cache:  cache.NewSnapshotCache(true, cache.IDHash{}, nil),
-		fleet:  fleet.New(fleet.Config{Log: log}),
-		events: make(chan types.Event),
-		stream: map[string]fleet.Stream{},
+		t:       t,
+		metrics: metrics.New(prometheus.NewRegistry()),
+		cache:   cache.NewSnapshotCache(true, cache.IDHash{}, nil),
+		fleet:   fleet.New(fc),
+		events:  make(chan types.Event),
+		stream:  map[string]fleet.Stream{},
+		modules: map[types.Digest][]byte{},
 	}
 	h.ctrl, err = New(Config{
 		Config: cfg, Store: st, Admitter: admission.New(admission.Config{Log: log}), Builder: snapshot.NewBuilder(),
-		Cache: h.cache, Fleet: h.fleet, Events: h.events, Metrics: metrics.New(prometheus.NewRegistry()), Log: log,
+		Cache: h.cache, Fleet: h.fleet, Events: h.events, Metrics: h.metrics, Log: log,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -68,24 +78,32 @@ func newHarness(t *testing.T, cfg config.Config) *harness {
 	return h
 }
 
-func (h *harness) connect(node string) {
-	s := fleet.Stream{ID: int64(len(h.stream) + 1)}
+func (h *harness) connect(node string) { h.reconnect(node, "") }
+
+// reconnect opens a new stream for node, which reports running ECDS
+// version running ("" for none), as Envoy does on its first request.
+func (h *harness) reconnect(node, running string) {
+	s := fleet.Stream{ID: h.nonce.Add(1)} // any number not used before will do
 	h.stream[node] = s
 	h.fleet.StreamOpened(s)
-	h.fleet.Requested(s, fleet.Identity{ID: node}, fleet.Request{TypeURL: resourcev3.ExtensionConfigType})
+	h.fleet.Requested(s, fleet.Identity{ID: node}, fleet.Request{TypeURL: resourcev3.ExtensionConfigType, Version: running})
 }
+
+func (h *harness) disconnect(node string) { h.fleet.StreamClosed(h.stream[node]) }
 
 // drop sends a module event as the directory source would.
 func (h *harness) drop(filter string, module []byte) types.Digest {
 	d := types.DigestOf(module)
+	h.modules[d] = module
 	h.events <- types.Event{Kind: types.ModuleChanged, Filter: filter, Module: module, Digest: d,
 		Origin: types.Origin{Kind: types.OriginFile, Ref: "filters.d/" + filter + ".wasm"}}
 	return d
 }
 
 // respond makes node answer the ECDS version it was last given, once that
-// version runs digest d for filter; nack is the error detail, empty for an ACK.
-func (h *harness) respond(node, filter string, d types.Digest, nack string) {
+// version runs digest d for filter; nack is the error detail, empty for an
+// ACK. It returns the version answered.
+func (h *harness) respond(node, filter string, d types.Digest, nack string) string {
 	h.t.Helper()
 	var version string
 	h.wait(fmt.Sprintf("%s to be sent %s %s", node, filter, d.Short()), func() bool {
@@ -102,6 +120,7 @@ func (h *harness) respond(node, filter string, d types.Digest, nack string) {
 	h.fleet.Requested(s, fleet.Identity{ID: node}, fleet.Request{
 		TypeURL: resourcev3.ExtensionConfigType, Version: version, Nonce: nonce, NACK: nack != "", Reason: nack,
 	})
+	return version
 }
 
 func (h *harness) status(filter string) FilterStatus {
@@ -124,16 +143,17 @@ func (h *harness) wait(what string, cond func() bool) {
 	}
 }
 
-// planned reports whether node's last snapshot runs digest d (remote code
-// names it by sha256 in the ECDS resources).
+// planned reports whether node's last snapshot runs digest d: its bytes
+// inline (the default), or its sha256 for remote code.
 func (h *harness) planned(node string, d types.Digest) bool {
 	snap, err := h.cache.GetSnapshot(node)
 	if err != nil {
 		return false
 	}
+	inline := `"` + base64.StdEncoding.EncodeToString(h.modules[d]) + `"`
 	for _, r := range snap.GetResources(resourcev3.ExtensionConfigType) {
 		js, err := protojson.Marshal(r)
-		if err == nil && strings.Contains(string(js), string(d)) {
+		if err == nil && (strings.Contains(string(js), string(d)) || strings.Contains(string(js), inline)) {
 			return true
 		}
 	}
@@ -154,7 +174,7 @@ func variant(module []byte, n uint32) []byte {
 }
 
 func TestDefaultRolloutConfirmsThenRollsBackOnNACK(t *testing.T) {
-	h := newHarness(t, config.Default())
+	h := newHarness(t, config.Default(), fleet.Config{})
 	h.connect("n1")
 	h.connect("n2")
 	hello := wasmtest.Module(t, "internal/wasmtest/testdata/hello")
@@ -192,7 +212,7 @@ func TestDefaultRolloutConfirmsThenRollsBackOnNACK(t *testing.T) {
 }
 
 func TestRejectedModuleChangesNothing(t *testing.T) {
-	h := newHarness(t, config.Default())
+	h := newHarness(t, config.Default(), fleet.Config{})
 	h.connect("n1")
 	hello := wasmtest.Module(t, "internal/wasmtest/testdata/hello")
 	v1 := h.drop("hello", hello)
@@ -214,4 +234,90 @@ func TestRejectedModuleChangesNothing(t *testing.T) {
 	if before != after || h.status("hello").Candidate != "" {
 		t.Fatal("a rejected module changed what the node is sent")
 	}
+}
+
+// TestCandidateConfirmedAcrossLongReconnect: a node that ACKed the candidate
+// and comes back after the fleet forgot its assignments (the retention
+// passed) still counts toward promoting it, once the controller assigns it
+// again: the version it reports is resolved then.
+func TestCandidateConfirmedAcrossLongReconnect(t *testing.T) {
+	const retention = time.Minute
+	var clock atomic.Int64 // nanoseconds since the epoch; moved by the test only
+	epoch := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := func() time.Time { return epoch.Add(time.Duration(clock.Load())) }
+	h := newHarness(t, config.Default(), fleet.Config{Now: now, Retention: retention})
+	h.connect("n1")
+	h.connect("n2")
+	hello := wasmtest.Module(t, "internal/wasmtest/testdata/hello")
+	v1 := h.drop("hello", hello)
+	h.respond("n1", "hello", v1, "")
+	h.respond("n2", "hello", v1, "")
+	h.wait("v1 to be promoted", func() bool { st := h.status("hello"); return st.Stable == v1 && st.Candidate == "" })
+
+	v2 := h.drop("hello", variant(hello, 2))
+	running := h.respond("n1", "hello", v2, "")
+	h.disconnect("n1")
+	h.wait("n1 to leave", func() bool { _, ok := h.fleet.Node("n1"); return !ok })
+	clock.Add(int64(2 * retention))
+	// Another node coming and going makes the registry expire what is due.
+	h.connect("n3")
+	h.disconnect("n3")
+	h.reconnect("n1", running)
+	h.wait("n1 to be resolved as running v2", func() bool {
+		st, _ := h.fleet.Node("n1")
+		return len(st.Filters) == 1 && st.Filters[0].Acked.Stable == v2
+	})
+	if h.status("hello").Candidate != v2 {
+		t.Fatalf("v2 no longer the candidate: %+v", h.status("hello"))
+	}
+	h.respond("n2", "hello", v2, "")
+	h.wait("v2 to be promoted with both nodes counted", func() bool {
+		st := h.status("hello")
+		return st.Stable == v2 && st.Candidate == ""
+	})
+}
+
+// TestToleratedNACKKeepsTheNodeOnStable: with max_failed_nodes 1, a node
+// that NACKs the candidate goes back to the stable version and stops holding
+// up promotion, and the ACK Envoy sends when go-control-plane re-sends the
+// config it just rejected (Envoy skips a config equal to the last one it
+// received) does not count as the node running the candidate.
+func TestToleratedNACKKeepsTheNodeOnStable(t *testing.T) {
+	cfg := config.Default()
+	cfg.Filters = []config.Filter{{Name: "hello", Rollout: config.Rollout{MaxFailedNodes: 1}}}
+	h := newHarness(t, cfg, fleet.Config{})
+	for _, n := range []string{"n1", "n2", "n3"} {
+		h.connect(n)
+	}
+	hello := wasmtest.Module(t, "internal/wasmtest/testdata/hello")
+	v1 := h.drop("hello", hello)
+	for _, n := range []string{"n1", "n2", "n3"} {
+		h.respond(n, "hello", v1, "")
+	}
+	h.wait("v1 to be promoted", func() bool { st := h.status("hello"); return st.Stable == v1 && st.Candidate == "" })
+
+	v2 := h.drop("hello", variant(hello, 2))
+	rejected := h.respond("n3", "hello", v2, "wasm: proxy_on_configure failed")
+	nonce := fmt.Sprint(h.nonce.Add(1)) // the re-send, and Envoy's ACK of it
+	h.fleet.Sent(h.stream["n3"], resourcev3.ExtensionConfigType, rejected, nonce)
+	h.fleet.Requested(h.stream["n3"], fleet.Identity{ID: "n3"}, fleet.Request{
+		TypeURL: resourcev3.ExtensionConfigType, Version: rejected, Nonce: nonce})
+	h.wait("n3 back on v1", func() bool { return h.planned("n3", v1) && !h.planned("n3", v2) })
+
+	h.respond("n1", "hello", v2, "")
+	// Once the controller has counted n1's ACK (three for v1, then n1's: the
+	// registry keeps the re-send's ACK from it), a command round trip on its
+	// loop makes sure its handling is over.
+	h.wait("the controller to see n1's ACK", func() bool { return testutil.ToFloat64(h.metrics.Acks.WithLabelValues("ecds")) >= 4 })
+	if _, err := h.ctrl.DryRun(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if st := h.status("hello"); st.Candidate != v2 || st.Stable != v1 {
+		t.Fatalf("promoted before n2 answered (the re-send's ACK must not count): %+v", st)
+	}
+	h.respond("n2", "hello", v2, "")
+	h.wait("v2 promoted with n3's failure tolerated", func() bool {
+		st := h.status("hello")
+		return st.Stable == v2 && st.Candidate == "" && len(st.Bad) == 0
+	})
 }

@@ -8,6 +8,12 @@
 // transform NACKed 9c1b…: <reason>". Rollouts subscribe to its events to
 // promote or roll back; the admin API reads its status.
 //
+// It times every push, from the first response that carries a new version
+// of a type to the node's answer, for the response-time metric and the
+// status. Node ids churn (each new pod is a new node), so what it remembers
+// of a node that left is dropped after a retention period, and versions a
+// node has moved past are dropped as soon as it ACKs a newer one.
+//
 // It never blocks the xDS server: callbacks take one short lock, and events
 // are queued per subscriber (see Registry.Subscribe).
 package fleet

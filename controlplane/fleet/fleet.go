@@ -12,6 +12,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"go.uber.org/zap"
 
+	"github.com/wasmfleet/wasmfleet/controlplane/metrics"
 	"github.com/wasmfleet/wasmfleet/controlplane/types"
 )
 
@@ -20,10 +21,20 @@ const (
 	// DefaultMaxQueued is how many undelivered events one subscriber may
 	// have before further events to it are dropped (and counted).
 	DefaultMaxQueued = 1 << 16
+	// DefaultRetention is how long the assignments recorded for a node are
+	// kept after its last stream closed. A node that comes back within it
+	// (an Envoy restart, a network blip) and reports the version it runs is
+	// resolved at once; one that comes back later is resolved when the
+	// control plane assigns it that version again (see Registry.Assigned).
+	// Node ids churn (every new Kubernetes pod is a new node), so what a
+	// departed node leaves behind must not be kept for ever.
+	DefaultRetention = 10 * time.Minute
 	// sentHistory is how many recent responses per node and type are
 	// remembered to match an ACK or NACK to the version it answers.
 	sentHistory = 8
-	// assignedHistory is how many ECDS versions per node are remembered.
+	// assignedHistory is how many ECDS versions per node are remembered at
+	// most. Versions older than the one a node last ACKed are forgotten
+	// earlier: nothing can resolve to them any more.
 	assignedHistory = 8
 )
 
@@ -68,7 +79,8 @@ type Registry interface {
 	// StreamOpened records a new stream; its node is known from its first request.
 	StreamOpened(s Stream)
 	// StreamClosed forgets a stream. When a node's last stream closes the node
-	// is removed and NodeDisconnected is published.
+	// is removed and NodeDisconnected is published; the assignments recorded
+	// for it are kept for Config.Retention in case it comes back.
 	StreamClosed(s Stream)
 	// Requested records a request on s from node id. The first request of a
 	// stream binds it to the node (NodeConnected if the node had no stream).
@@ -76,10 +88,17 @@ type Registry interface {
 	// that nonce; for ECDS the assignment recorded for that version resolves
 	// it to filters and digests (Acked / Nacked events).
 	Requested(s Stream, id Identity, r Request)
-	// Sent records a response: its version and nonce.
+	// Sent records a response: its version and nonce. A version that differs
+	// from the previous one sent starts a push, which the node's first
+	// answer to it ends: how long that took is TypeStatus.LastAnswer and is
+	// observed in Config.Metrics.
 	Sent(s Stream, typeURL, version, nonce string)
 	// Assigned records which assignment ECDS version ecdsVersion carries for
 	// node. Call it before the snapshot with that version can reach the node.
+	// If the node already reported running that version when no assignment
+	// was known for it (it reconnected after Config.Retention, or to a
+	// restarted control plane), the report is resolved now, with Acked
+	// events.
 	Assigned(node, ecdsVersion string, a types.Assignment)
 	// Nodes returns every connected node, sorted by ID.
 	Nodes() []NodeStatus
@@ -163,6 +182,20 @@ type TypeStatus struct {
 	AckedAt      time.Time
 	// LastNack is the most recent rejection, if any (it stays after later ACKs).
 	LastNack *Nack
+	// LastAnswer is how the node answered the last push it answered.
+	LastAnswer *Answer
+}
+
+// Answer is how a node answered a push: the first response that carried a
+// new version of one resource type.
+type Answer struct {
+	Version string
+	NACK    bool
+	// SentAt is when the push was sent, At when the node answered it.
+	SentAt time.Time
+	At     time.Time
+	// Latency is At - SentAt (nanoseconds in JSON).
+	Latency time.Duration
 }
 
 // Nack is a rejected version and Envoy's reason.
@@ -217,6 +250,11 @@ type Config struct {
 	Now func() time.Time
 	// MaxQueued bounds each subscriber's queue; 0 means DefaultMaxQueued.
 	MaxQueued int
+	// Retention is how long the assignments of a node that left are kept;
+	// 0 means DefaultRetention.
+	Retention time.Duration
+	// Metrics, when set, receives how long nodes take to answer pushes.
+	Metrics *metrics.Metrics
 }
 
 // New returns an empty registry.
@@ -230,13 +268,18 @@ func New(cfg Config) Registry {
 	if cfg.MaxQueued <= 0 {
 		cfg.MaxQueued = DefaultMaxQueued
 	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = DefaultRetention
+	}
 	return &registry{
 		log:       cfg.Log.Named("fleet"),
 		now:       cfg.Now,
 		maxQueued: cfg.MaxQueued,
+		retention: cfg.Retention,
+		metrics:   cfg.Metrics,
 		streams:   map[Stream]string{},
 		nodes:     map[string]*node{},
-		assigned:  map[string][]assignedVersion{},
+		assigned:  map[string]*assignments{},
 		subs:      map[*subscriber]struct{}{},
 	}
 }
@@ -245,20 +288,40 @@ type registry struct {
 	log       *zap.Logger
 	now       func() time.Time
 	maxQueued int
+	retention time.Duration
+	metrics   *metrics.Metrics
 
-	mu       sync.Mutex
-	streams  map[Stream]string // "" until the stream's first request
-	nodes    map[string]*node
-	assigned map[string][]assignedVersion // by node, newest last; kept across reconnects
+	mu      sync.Mutex
+	streams map[Stream]string // "" until the stream's first request
+	nodes   map[string]*node
+	// assigned is by node, kept across reconnects until the node has been
+	// away for the retention period.
+	assigned map[string]*assignments
+	// departed lists, oldest first, when nodes with assignments were last
+	// found away: the order in which their assignments expire.
+	departed []departure
 	subs     map[*subscriber]struct{}
 	dropped  uint64
 }
 
 var _ Registry = (*registry)(nil)
 
+// assignments are the ECDS versions recorded for one node.
+type assignments struct {
+	versions []assignedVersion // newest last
+	// away is when the node was last found without a stream; only the
+	// departure with this time may expire the record.
+	away time.Time
+}
+
 type assignedVersion struct {
 	version string
 	a       types.Assignment
+}
+
+type departure struct {
+	node string
+	at   time.Time
 }
 
 type node struct {
@@ -268,11 +331,28 @@ type node struct {
 	lastSeen  time.Time
 	types     map[string]*typeState
 	filters   map[string]*FilterStatus
+	// unresolved is an ECDS version the node reported running (or ACKed)
+	// while no assignment was recorded for it; Assigned resolves it.
+	unresolved string
 }
 
 type typeState struct {
 	TypeStatus
 	sent []sentResponse // newest last
+	push push
+	// rejected is the version this node last NACKed and the stream it
+	// NACKed it on. Envoy remembers a rejected config as its latest and ACKs
+	// an identical re-send without loading it, so an ACK of that version on
+	// that stream is not news of what the node runs.
+	rejected       string
+	rejectedStream Stream
+}
+
+// push is the latest new version sent of one type, timed until answered.
+type push struct {
+	version  string
+	at       time.Time
+	answered bool
 }
 
 type sentResponse struct {
@@ -301,10 +381,41 @@ func (r *registry) StreamClosed(s Stream) {
 	}
 	delete(n.streams, s)
 	if len(n.streams) == 0 {
+		now := r.now()
 		delete(r.nodes, id)
+		r.away(id, now)
+		r.expire(now)
 		r.log.Info("node disconnected", zap.String("node", id))
-		r.publish(Event{Kind: NodeDisconnected, Node: id, At: r.now()})
+		r.publish(Event{Kind: NodeDisconnected, Node: id, At: now})
 	}
+}
+
+// away starts the retention period of a node's assignments: the node has no
+// stream. The caller holds r.mu.
+func (r *registry) away(id string, now time.Time) {
+	h := r.assigned[id]
+	if h == nil {
+		return
+	}
+	h.away = now
+	r.departed = append(r.departed, departure{node: id, at: now})
+}
+
+// expire forgets the assignments of nodes that have been away for the
+// retention period. A node that came back since, or left again later, keeps
+// them (a later departure covers it). The caller holds r.mu.
+func (r *registry) expire(now time.Time) {
+	k := 0
+	for ; k < len(r.departed) && now.Sub(r.departed[k].at) >= r.retention; k++ {
+		d := r.departed[k]
+		if h := r.assigned[d.node]; h != nil && r.nodes[d.node] == nil && !h.away.After(d.at) {
+			delete(r.assigned, d.node)
+		}
+	}
+	// Clearing lets the node ids go now; reslicing drops the prefix for
+	// good the next time append grows the array.
+	clear(r.departed[:k])
+	r.departed = r.departed[k:]
 }
 
 func (r *registry) Requested(s Stream, id Identity, req Request) {
@@ -329,8 +440,12 @@ func (r *registry) Requested(s Stream, id Identity, req Request) {
 		return
 	}
 	sentVersion, known := ts.answered(s, req.Nonce)
+	if known {
+		r.timeAnswer(ts, sentVersion, req.NACK, now)
+	}
 	if req.NACK {
 		ts.LastNack = &Nack{Version: sentVersion, Reason: req.Reason, At: now}
+		ts.rejected, ts.rejectedStream = sentVersion, s
 		r.log.Warn("xds update rejected", zap.String("node", n.id.ID), zap.String("type", req.TypeURL),
 			zap.String("version", sentVersion), zap.String("reason", req.Reason))
 		if req.TypeURL == resource.ExtensionConfigType && known {
@@ -343,6 +458,11 @@ func (r *registry) Requested(s Stream, id Identity, req Request) {
 		v = sentVersion
 	}
 	if v == "" {
+		return
+	}
+	if v == ts.rejected && s == ts.rejectedStream {
+		r.log.Debug("ack of a version the node rejected: a skipped re-send, not a load",
+			zap.String("node", n.id.ID), zap.String("type", req.TypeURL), zap.String("version", v))
 		return
 	}
 	// A repeated ACK of the same version still clears a NACK recorded in
@@ -369,6 +489,7 @@ func (r *registry) bind(s Stream, id Identity) *node {
 		n = &node{id: id, streams: map[Stream]struct{}{}, firstSeen: now, lastSeen: now,
 			types: map[string]*typeState{}, filters: map[string]*FilterStatus{}}
 		r.nodes[id.ID] = n
+		r.expire(now)
 		r.log.Info("node connected", zap.String("node", id.ID), zap.String("cluster", id.Cluster),
 			zap.String("user_agent", id.UserAgent))
 		r.publish(Event{Kind: NodeConnected, Node: id.ID, At: now})
@@ -410,6 +531,23 @@ func (ts *typeState) answered(s Stream, nonce string) (string, bool) {
 	return "", false
 }
 
+// timeAnswer records the node's answer to version v of ts's type; the first
+// answer to the push of v ends the push and is timed.
+func (r *registry) timeAnswer(ts *typeState, v string, nack bool, now time.Time) {
+	p := &ts.push
+	if p.version != v || p.answered {
+		return
+	}
+	p.answered = true
+	if ts.LastAnswer == nil {
+		ts.LastAnswer = new(Answer) // then reused: status hands out copies
+	}
+	*ts.LastAnswer = Answer{Version: v, NACK: nack, SentAt: p.at, At: now, Latency: now.Sub(p.at)}
+	if r.metrics != nil {
+		r.metrics.ObserveResponse(ts.TypeURL, nack, ts.LastAnswer.Latency)
+	}
+}
+
 func (r *registry) Sent(s Stream, typeURL, version, nonce string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -418,8 +556,12 @@ func (r *registry) Sent(s Stream, typeURL, version, nonce string) {
 	if n == nil {
 		return
 	}
+	now := r.now()
 	ts := n.typeState(typeURL)
-	ts.SentVersion, ts.SentNonce, ts.SentAt = version, nonce, r.now()
+	ts.SentVersion, ts.SentNonce, ts.SentAt = version, nonce, now
+	if version != ts.push.version {
+		ts.push = push{version: version, at: now}
+	}
 	if len(ts.sent) == sentHistory {
 		ts.sent = slices.Delete(ts.sent, 0, 1)
 	}
@@ -427,7 +569,8 @@ func (r *registry) Sent(s Stream, typeURL, version, nonce string) {
 	if typeURL != resource.ExtensionConfigType {
 		return
 	}
-	for name := range r.lookupAssigned(id, version) {
+	a, _ := r.lookupAssigned(id, version)
+	for name := range a {
 		n.filter(name)
 	}
 }
@@ -435,35 +578,57 @@ func (r *registry) Sent(s Stream, typeURL, version, nonce string) {
 func (r *registry) Assigned(nodeID, ecdsVersion string, a types.Assignment) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	hist := r.assigned[nodeID]
-	for i, av := range hist {
-		if av.version == ecdsVersion {
-			hist = slices.Delete(hist, i, i+1)
-			break
-		}
+	now := r.now()
+	h := r.assigned[nodeID]
+	if h == nil {
+		h = &assignments{}
+		r.assigned[nodeID] = h
 	}
-	if len(hist) == assignedHistory {
-		hist = slices.Delete(hist, 0, 1)
+	h.versions = slices.DeleteFunc(h.versions, func(av assignedVersion) bool { return av.version == ecdsVersion })
+	if len(h.versions) == assignedHistory {
+		h.versions = slices.Delete(h.versions, 0, 1)
 	}
-	r.assigned[nodeID] = append(hist, assignedVersion{version: ecdsVersion, a: maps.Clone(a)})
+	h.versions = append(h.versions, assignedVersion{version: ecdsVersion, a: maps.Clone(a)})
+	n := r.nodes[nodeID]
+	switch {
+	case n == nil:
+		// Assigned to a node that already left (the control plane had
+		// not heard yet): the record must expire like the node's others.
+		r.away(nodeID, now)
+	case n.unresolved == ecdsVersion:
+		r.resolveAck(n, ecdsVersion, true, now)
+	}
+	r.expire(now)
 }
 
-func (r *registry) lookupAssigned(nodeID, version string) types.Assignment {
-	for _, av := range r.assigned[nodeID] {
-		if av.version == version {
-			return av.a
+// lookupAssigned returns the assignment that ECDS version v carried for the
+// node and its position in the node's history, or nil.
+func (r *registry) lookupAssigned(nodeID, v string) (types.Assignment, int) {
+	h := r.assigned[nodeID]
+	if h == nil {
+		return nil, -1
+	}
+	for i, av := range h.versions {
+		if av.version == v {
+			return av.a, i
 		}
 	}
-	return nil
+	return nil, -1
 }
 
 // resolveAck makes the assignment of ECDS version v the node's acked state
 // and, when publish is set, announces every digest the node newly runs.
+// Versions assigned before v are forgotten: the node answers in order, so
+// none of them can be ACKed or NACKed any more.
 func (r *registry) resolveAck(n *node, v string, publish bool, now time.Time) {
-	a := r.lookupAssigned(n.id.ID, v)
+	a, i := r.lookupAssigned(n.id.ID, v)
 	if a == nil {
+		n.unresolved = v
 		return
 	}
+	n.unresolved = ""
+	h := r.assigned[n.id.ID]
+	h.versions = slices.Delete(h.versions, 0, i)
 	for name := range n.filters {
 		if _, ok := a[name]; !ok {
 			delete(n.filters, name)
@@ -486,7 +651,7 @@ func (r *registry) resolveAck(n *node, v string, publish bool, now time.Time) {
 // resolveNack blames the rejection of ECDS version v on the digests it would
 // have introduced; the node keeps running what it acked before.
 func (r *registry) resolveNack(n *node, v, reason string, now time.Time) {
-	a := r.lookupAssigned(n.id.ID, v)
+	a, _ := r.lookupAssigned(n.id.ID, v)
 	if a == nil {
 		r.publish(Event{Kind: Nacked, Node: n.id.ID, Version: v, Reason: reason, At: now})
 		return
@@ -553,6 +718,10 @@ func (n *node) status() NodeStatus {
 		if ts.LastNack != nil {
 			nack := *ts.LastNack
 			ts.LastNack = &nack
+		}
+		if ts.LastAnswer != nil {
+			answer := *ts.LastAnswer
+			ts.LastAnswer = &answer
 		}
 		st.Types = append(st.Types, ts)
 	}

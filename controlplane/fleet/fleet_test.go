@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
+	"github.com/wasmfleet/wasmfleet/controlplane/metrics"
 	"github.com/wasmfleet/wasmfleet/controlplane/types"
 )
 
@@ -87,6 +89,30 @@ func TestRegistry(t *testing.T) {
 				"nacked n1 transform " + d("transform-2").Short() + ": bad"},
 			wantNodes: []string{"n1: auth acked " + d("auth-1").Short() + ", transform acked " + d("transform-1").Short()},
 			wantNack:  "bad",
+		},
+		{
+			// go-control-plane re-sends after a NACK; Envoy skips a config
+			// equal to the one it rejected and ACKs it without loading it.
+			name: "the ack of a re-sent rejected version is not a load",
+			steps: append(slices.Clone(ackV1), assigned("v2", v2), sent(sotw, "v2", "2"),
+				req(sotw, Request{Version: "v1", Nonce: "2", NACK: true, Reason: "bad"}),
+				sent(sotw, "v2", "3"), req(sotw, Request{Version: "v2", Nonce: "3"})),
+			wantEvents: []string{"node-connected n1", "acked n1 auth " + d("auth-1").Short(), "acked n1 transform " + d("transform-1").Short(),
+				"nacked n1 transform " + d("transform-2").Short() + ": bad"},
+			wantNodes: []string{"n1: auth acked " + d("auth-1").Short() + ", transform NACKed " + d("transform-2").Short() + ": bad"},
+			wantNack:  "bad",
+		},
+		{
+			// A new stream is a restarted Envoy, or one that reconnected:
+			// what it reports running is news again.
+			name: "a rejected version acked on a new stream is a load",
+			steps: append(slices.Clone(ackV1), assigned("v2", v2), sent(sotw, "v2", "2"),
+				req(sotw, Request{Version: "v1", Nonce: "2", NACK: true, Reason: "bad"}), closed(sotw),
+				open(sotw2), req(sotw2, Request{}), sent(sotw2, "v2", "4"), req(sotw2, Request{Version: "v2", Nonce: "4"})),
+			wantEvents: []string{"node-connected n1", "acked n1 auth " + d("auth-1").Short(), "acked n1 transform " + d("transform-1").Short(),
+				"nacked n1 transform " + d("transform-2").Short() + ": bad", "node-disconnected n1", "node-connected n1",
+				"acked n1 auth " + d("auth-1").Short(), "acked n1 transform " + d("transform-2").Short()},
+			wantNodes: []string{"n1: auth acked " + d("auth-1").Short() + ", transform acked " + d("transform-2").Short()},
 		},
 		{
 			name: "nack of a change without a new module blames no filter",
@@ -306,10 +332,11 @@ func TestSummaryShowsSplit(t *testing.T) {
 
 // BenchmarkRollout10kNodes measures the registry's share of one rollout step
 // across 10,000 connected nodes: record the assignment, the response and the
-// ACK of every node, with one subscriber reading the events.
+// ACK of every node, with one subscriber reading the events and the
+// response times going to the metrics.
 func BenchmarkRollout10kNodes(b *testing.B) {
 	const nodes = 10000
-	r := New(Config{})
+	r := New(Config{Metrics: metrics.New(prometheus.NewRegistry())})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {

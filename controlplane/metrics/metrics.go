@@ -1,10 +1,14 @@
 // Package metrics defines wasmfleet's Prometheus metrics: pushes, ACKs,
-// NACKs, admissions (with their trial-run time) and module fetches. Collectors are
+// NACKs, how long nodes take to answer a push, admissions (with their
+// trial-run time) and module fetches. Collectors are
 // registered on a registry passed in, never the global one, so two control
 // planes in one test process do not collide.
 package metrics
 
 import (
+	"time"
+
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -23,6 +27,12 @@ type Metrics struct {
 	// Acks and Nacks count xDS responses by short type ("ecds", "lds", ...).
 	Acks  *prometheus.CounterVec
 	Nacks *prometheus.CounterVec
+	// ResponseSeconds is how long a node took from the first response that
+	// carried a new version of a resource type until it ACKed or NACKed
+	// that version, by short type and result ("ack", "nack"). For ECDS
+	// with remote code an Envoy ACKs before it fetches the module (unless
+	// nack_on_code_cache_miss is set); inline code is loaded before the ACK.
+	ResponseSeconds *prometheus.HistogramVec
 	// ConnectedNodes is the number of nodes with an open xDS stream.
 	ConnectedNodes prometheus.Gauge
 	// Rollbacks counts automatic and manual rollbacks by filter.
@@ -57,6 +67,12 @@ func New(reg prometheus.Registerer) *Metrics {
 		Nacks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wasmfleet_xds_nacks_total", Help: "xDS responses rejected by nodes, by resource type.",
 		}, []string{"type"}),
+		ResponseSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "wasmfleet_xds_response_seconds",
+			Help: "Time from sending a node a new version of a resource type until it ACKed or NACKed it, by type and result.",
+			// 1 ms (a local ACK) to 60 s (a slow module fetch and load).
+			Buckets: prometheus.ExponentialBucketsRange(0.001, 60, 17),
+		}, []string{"type", "result"}),
 		ConnectedNodes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "wasmfleet_connected_nodes", Help: "Nodes with an open xDS stream.",
 		}),
@@ -71,6 +87,39 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"result"}),
 	}
 	reg.MustRegister(m.Admissions, m.AdmissionSeconds, m.SnapshotPushes, m.SnapshotBuildSeconds,
-		m.Acks, m.Nacks, m.ConnectedNodes, m.Rollbacks, m.ModuleFetches, m.ConfigReloads)
+		m.Acks, m.Nacks, m.ResponseSeconds, m.ConnectedNodes, m.Rollbacks, m.ModuleFetches, m.ConfigReloads)
 	return m
+}
+
+// ObserveResponse records how long a node took to answer a new version of
+// typeURL, and whether it rejected it.
+func (m *Metrics) ObserveResponse(typeURL string, nack bool, d time.Duration) {
+	result := "ack"
+	if nack {
+		result = "nack"
+	}
+	m.ResponseSeconds.WithLabelValues(ShortType(typeURL), result).Observe(d.Seconds())
+}
+
+// ShortType names an xDS type URL as the type labels do ("lds", "rds",
+// "cds", "eds", "ecds", "sds", "rtds"). Type URLs come from the nodes, so
+// any other is "other": a label's values must stay few.
+func ShortType(typeURL string) string {
+	switch typeURL {
+	case resource.ListenerType:
+		return "lds"
+	case resource.RouteType:
+		return "rds"
+	case resource.ClusterType:
+		return "cds"
+	case resource.EndpointType:
+		return "eds"
+	case resource.ExtensionConfigType:
+		return "ecds"
+	case resource.SecretType:
+		return "sds"
+	case resource.RuntimeType:
+		return "rtds"
+	}
+	return "other"
 }

@@ -12,6 +12,9 @@ type FilterInput struct {
 	Spec config.Filter
 	// State is the filter's stored rollout state.
 	State types.FilterState
+	// Failed are the nodes that failed to load State.Candidate (NACKed it)
+	// while it stays the candidate, within Spec.Rollout.MaxFailedNodes.
+	Failed map[string]bool
 }
 
 // CurrentPercent is the share of the fleet (or of requests) the filter's
@@ -52,6 +55,10 @@ func CurrentPercent(spec config.Filter, st types.FilterState) int {
 //     filter at 10% is expected to reach 10% of the fleet, not all of it.
 //     With by request this is planned by node too, since there is no stable
 //     version to split requests with.
+//   - A node in Failed runs the stable version only, whatever the percent.
+//     Sending it the candidate again would not be loaded: Envoy skips a
+//     config equal to the last one it received, even one it rejected, and
+//     ACKs it, so the node would look as if it ran the candidate.
 //
 // Filter names are expected to be unique in filters; with duplicates the last
 // one wins.
@@ -111,6 +118,14 @@ func planFilter(f FilterInput, out map[string]types.Assignment) {
 			case stable != "":
 				a[name] = types.FilterVersions{Stable: stable}
 			}
+		}
+	}
+	if cand == "" || stable == "" {
+		return // nothing to keep a failed node on
+	}
+	for n := range f.Failed {
+		if a, ok := out[n]; ok {
+			a[name] = types.FilterVersions{Stable: stable}
 		}
 	}
 }

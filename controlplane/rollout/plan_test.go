@@ -45,10 +45,11 @@ func TestPlan(t *testing.T) {
 	stable := func(d types.Digest) types.FilterVersions { return types.FilterVersions{Stable: d} }
 	none := types.FilterVersions{}
 	tests := []struct {
-		name  string
-		spec  config.Filter
-		state types.FilterState
-		want  [2]types.FilterVersions // envoy-0, envoy-1; zero = absent
+		name   string
+		spec   config.Filter
+		state  types.FilterState
+		failed []string
+		want   [2]types.FilterVersions // envoy-0, envoy-1; zero = absent
 	}{
 		{name: "no versions: absent", spec: spec("auth", nil), state: types.FilterState{}, want: [2]types.FilterVersions{none, none}},
 		{name: "stable only", spec: spec("auth", nil), state: types.FilterState{Stable: v1}, want: [2]types.FilterVersions{stable(v1), stable(v1)}},
@@ -94,10 +95,22 @@ func TestPlan(t *testing.T) {
 			want:  [2]types.FilterVersions{none, none}},
 		{name: "candidate equal to stable is no split", spec: spec("auth", byRequest(10)), state: types.FilterState{Stable: v1, Candidate: v1},
 			want: [2]types.FilterVersions{stable(v1), stable(v1)}},
+		{name: "a node that failed the candidate stays on stable", spec: spec("auth", nil), state: types.FilterState{Stable: v1, Candidate: v2},
+			failed: []string{"envoy-1"}, want: [2]types.FilterVersions{stable(v2), stable(v1)}},
+		{name: "a failed node gets no request split either", spec: spec("auth", byRequest(10)), state: types.FilterState{Stable: v1, Candidate: v2},
+			failed: []string{"envoy-0"}, want: [2]types.FilterVersions{stable(v1), {Stable: v1, Candidate: v2, CandidateShare: 1000}}},
+		{name: "a failed first version has no stable to fall back on", spec: spec("auth", nil), state: types.FilterState{Candidate: v2},
+			failed: []string{"envoy-1"}, want: [2]types.FilterVersions{stable(v2), stable(v2)}},
+		{name: "a failed node outside the plan is not added", spec: spec("auth", nil), state: types.FilterState{Stable: v1, Candidate: v2},
+			failed: []string{"gone"}, want: [2]types.FilterVersions{stable(v2), stable(v2)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := Plan([]FilterInput{{Spec: tt.spec, State: tt.state}}, nodes)
+			in := FilterInput{Spec: tt.spec, State: tt.state, Failed: map[string]bool{}}
+			for _, n := range tt.failed {
+				in.Failed[n] = true
+			}
+			got := Plan([]FilterInput{in}, nodes)
 			if len(got) != len(nodes) {
 				t.Fatalf("Plan has %d nodes, want %d", len(got), len(nodes))
 			}

@@ -14,6 +14,7 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/genproto/googleapis/rpc/status"
@@ -22,6 +23,8 @@ import (
 
 	"github.com/wasmfleet/wasmfleet/controlplane/config"
 	"github.com/wasmfleet/wasmfleet/controlplane/fleet"
+	"github.com/wasmfleet/wasmfleet/controlplane/metrics"
+	"github.com/wasmfleet/wasmfleet/controlplane/metrics/metricstest"
 	"github.com/wasmfleet/wasmfleet/controlplane/snapshot"
 	"github.com/wasmfleet/wasmfleet/controlplane/types"
 )
@@ -100,6 +103,7 @@ func (c deltaClient) answer(_, nonce, nack string) error {
 type harness struct {
 	cache   cache.SnapshotCache
 	fleet   fleet.Registry
+	metrics *prometheus.Registry
 	builder snapshot.Builder
 	input   snapshot.Input
 	conn    *grpc.ClientConn
@@ -114,10 +118,13 @@ func start(t *testing.T, ctx context.Context) *harness {
 	}
 	log := zaptest.NewLogger(t)
 	cfg := config.Default()
-	cfg.Filters = []config.Filter{{Name: "auth"}, {Name: "transform"}}
+	// Remote code keeps the resources small: what is tested is the streams.
+	cfg.Filters = []config.Filter{{Name: "auth", Code: config.CodeRemote}, {Name: "transform", Code: config.CodeRemote}}
+	reg := prometheus.NewRegistry()
 	h := &harness{
 		cache:   cache.NewSnapshotCache(true, cache.IDHash{}, Logger(log)),
-		fleet:   fleet.New(fleet.Config{Log: log}),
+		fleet:   fleet.New(fleet.Config{Log: log, Metrics: metrics.New(reg)}),
+		metrics: reg,
 		builder: snapshot.NewBuilder(),
 		input:   snapshot.Input{Mode: cfg.Mode, Managed: cfg.Managed, ModuleURL: cfg.ModuleURL()},
 		stopped: make(chan error, 1),
@@ -139,7 +146,11 @@ func start(t *testing.T, ctx context.Context) *harness {
 // the fleet which assignment the ECDS version carries.
 func (h *harness) assign(t *testing.T, a types.Assignment) string {
 	t.Helper()
-	s, err := h.builder.Build(h.input, a)
+	nb, err := h.builder.For(h.input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := nb.Build(a)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,19 +195,26 @@ func filterState(h *harness, name string) fleet.FilterStatus {
 	return fleet.FilterStatus{}
 }
 
+// opener opens one kind of ECDS stream on conn.
+type opener func(ctx context.Context, conn *grpc.ClientConn) (xdsClient, error)
+
+func openADS(ctx context.Context, conn *grpc.ClientConn) (xdsClient, error) {
+	s, err := discovery.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
+	return sotwClient{s}, err
+}
+
+func openDeltaADS(ctx context.Context, conn *grpc.ClientConn) (xdsClient, error) {
+	s, err := discovery.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(ctx)
+	return deltaClient{s}, err
+}
+
 func TestStreams(t *testing.T) {
 	tests := []struct {
 		name string
-		open func(ctx context.Context, conn *grpc.ClientConn) (xdsClient, error)
+		open opener
 	}{
-		{name: "ads state of the world", open: func(ctx context.Context, conn *grpc.ClientConn) (xdsClient, error) {
-			s, err := discovery.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
-			return sotwClient{s}, err
-		}},
-		{name: "ads delta", open: func(ctx context.Context, conn *grpc.ClientConn) (xdsClient, error) {
-			s, err := discovery.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(ctx)
-			return deltaClient{s}, err
-		}},
+		{name: "ads state of the world", open: openADS},
+		{name: "ads delta", open: openDeltaADS},
 		{name: "ecds service state of the world", open: func(ctx context.Context, conn *grpc.ClientConn) (xdsClient, error) {
 			s, err := extensionservice.NewExtensionConfigDiscoveryServiceClient(conn).StreamExtensionConfigs(ctx)
 			return sotwClient{s}, err
@@ -266,6 +284,77 @@ func TestStreams(t *testing.T) {
 			cancel()
 			if err := <-h.stopped; err != nil {
 				t.Errorf("Start returned %v after its context ended", err)
+			}
+		})
+	}
+}
+
+// TestResponseTime: a node that takes its time to answer a push shows up in
+// the response-time histogram and in its status with at least that time.
+func TestResponseTime(t *testing.T) {
+	// delay stands for Envoy's work between receiving a version and
+	// answering it (for inline code: loading the module).
+	const delay = 150 * time.Millisecond
+	tests := []struct {
+		name   string
+		open   opener
+		nack   string
+		result string
+	}{
+		{name: "state of the world ack", open: openADS, result: "ack"},
+		{name: "state of the world nack", open: openADS, nack: "wasm: failed to load", result: "nack"},
+		{name: "delta ack", open: openDeltaADS, result: "ack"},
+		{name: "delta nack", open: openDeltaADS, nack: "wasm: failed to load", result: "nack"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			h := start(t, ctx)
+			defer func() {
+				cancel()
+				<-h.stopped
+			}()
+			v := h.assign(t, types.Assignment{"auth": {Stable: types.DigestOf([]byte("auth-1"))}})
+			c, err := tt.open(ctx, h.conn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.subscribe(allSlots()); err != nil {
+				t.Fatal(err)
+			}
+			version, nonce, _, err := c.recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if version != v {
+				t.Fatalf("got version %q, want %q", version, v)
+			}
+			time.Sleep(delay) // the node's work, not a wait for the server
+			if err := c.answer(version, nonce, tt.nack); err != nil {
+				t.Fatal(err)
+			}
+			labels := map[string]string{"type": "ecds", "result": tt.result}
+			var count uint64
+			var sum float64
+			eventually(t, "the answer to be observed", func() bool {
+				count, sum = metricstest.Histogram(t, h.metrics, "wasmfleet_xds_response_seconds", labels)
+				return count > 0
+			})
+			if count != 1 || sum < delay.Seconds() {
+				t.Errorf("%v: %d observations summing to %vs, want 1 of at least %vs", labels, count, sum, delay.Seconds())
+			}
+			if all, _ := metricstest.Histogram(t, h.metrics, "wasmfleet_xds_response_seconds", nil); all != 1 {
+				t.Errorf("%d observations in all, want 1", all)
+			}
+			st, _ := h.fleet.Node("n1")
+			var answer *fleet.Answer
+			for _, ts := range st.Types {
+				if ts.TypeURL == ecds {
+					answer = ts.LastAnswer
+				}
+			}
+			if answer == nil || answer.Version != v || answer.NACK != (tt.nack != "") || answer.Latency < delay {
+				t.Errorf("LastAnswer = %+v, want version %s, nack %v, latency at least %v", answer, v, tt.nack != "", delay)
 			}
 		})
 	}

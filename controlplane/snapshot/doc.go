@@ -11,5 +11,7 @@
 // Building is pure (no I/O, no clock): the same input gives the same
 // resources and the same version strings, which are hashes of the content, so
 // a restarted control plane re-serves what it served before and Envoy sees no
-// change. Many nodes share an assignment, so results are memoised.
+// change. Many nodes share an assignment, so results are memoised; the input
+// all nodes share is hashed once per reconcile (Builder.For), and only the
+// small per-node assignment is encoded per node.
 package snapshot

@@ -162,7 +162,7 @@ func TestGolden(t *testing.T) {
 		name := strings.TrimSuffix(filepath.Base(path), ".yaml")
 		t.Run(name, func(t *testing.T) {
 			in, a := loadInput(t, path)
-			s, err := NewBuilder().Build(in, a)
+			s, err := buildOne(NewBuilder(), in, a)
 			if err != nil {
 				t.Fatalf("Build: %v", err)
 			}

@@ -2,10 +2,13 @@ package snapshot
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
@@ -75,13 +78,22 @@ type Input struct {
 
 // Builder builds per-node snapshots.
 type Builder interface {
+	// For returns a NodeBuilder for nodes that share in. The input is
+	// hashed here, once, so a reconcile over 10,000 nodes hashes the shared
+	// part of their resources once rather than per node. in must not be
+	// modified while the NodeBuilder is in use. Safe for concurrent use.
+	For(in Input) (NodeBuilder, error)
+}
+
+// NodeBuilder builds the snapshots of nodes that share one Input.
+type NodeBuilder interface {
 	// Build returns the snapshot for a node with this assignment. Snapshots
 	// for equal (input, assignment) are identical and memoised, because
 	// 10,000 nodes typically share a handful of assignments: the returned
 	// snapshot may be shared with other nodes and must not be modified. Its
 	// delta version map is already built, so concurrent readers never write
 	// to it. Safe for concurrent use.
-	Build(in Input, a wtypes.Assignment) (*cache.Snapshot, error)
+	Build(a wtypes.Assignment) (*cache.Snapshot, error)
 }
 
 // memoLimit bounds each generation of the memo. Two generations are kept, so
@@ -90,37 +102,60 @@ const memoLimit = 256
 
 // NewBuilder returns a memoising Builder.
 func NewBuilder() Builder {
-	return &builder{cur: map[string]*cache.Snapshot{}}
+	return &builder{cur: map[memoKey]*cache.Snapshot{}}
 }
 
-// builder memoises by a hash of (input, assignment). Old entries age out in
-// generations: when the current map is full it becomes the previous one and
-// a hit there is promoted, which approximates LRU without per-hit bookkeeping.
+// builder memoises by (hash of the input, encoding of the assignment). Old
+// entries age out in generations: when the current map is full it becomes
+// the previous one and a hit there is promoted, which approximates LRU
+// without per-hit bookkeeping.
 type builder struct {
 	mu   sync.Mutex
-	cur  map[string]*cache.Snapshot
-	prev map[string]*cache.Snapshot
+	cur  map[memoKey]*cache.Snapshot
+	prev map[memoKey]*cache.Snapshot
+}
+
+// memoKey identifies a snapshot: the input's hash, shared by every node of a
+// reconcile, and the node's assignment as assignmentKey encodes it.
+type memoKey struct {
+	in [sha256.Size]byte
+	a  string
 }
 
 var _ Builder = (*builder)(nil)
 
-func (b *builder) Build(in Input, a wtypes.Assignment) (*cache.Snapshot, error) {
-	key, err := memoKey(in, a)
+func (b *builder) For(in Input) (NodeBuilder, error) {
+	sum, err := inputHash(in)
 	if err != nil {
 		return nil, err
 	}
-	if s := b.lookup(key); s != nil {
+	return &nodeBuilder{memo: b, in: in, sum: sum}, nil
+}
+
+// nodeBuilder is a builder bound to one input and its hash; it holds no
+// mutable state of its own.
+type nodeBuilder struct {
+	memo *builder
+	in   Input
+	sum  [sha256.Size]byte
+}
+
+var _ NodeBuilder = (*nodeBuilder)(nil)
+
+func (nb *nodeBuilder) Build(a wtypes.Assignment) (*cache.Snapshot, error) {
+	key := memoKey{in: nb.sum, a: assignmentKey(a)}
+	if s := nb.memo.lookup(key); s != nil {
 		return s, nil
 	}
-	s, err := build(in, a)
+	s, err := build(nb.in, a)
 	if err != nil {
 		return nil, err
 	}
-	b.store(key, s)
+	nb.memo.store(key, s)
 	return s, nil
 }
 
-func (b *builder) lookup(key string) *cache.Snapshot {
+func (b *builder) lookup(key memoKey) *cache.Snapshot {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if s, ok := b.cur[key]; ok {
@@ -133,31 +168,45 @@ func (b *builder) lookup(key string) *cache.Snapshot {
 	return nil
 }
 
-func (b *builder) store(key string, s *cache.Snapshot) {
+func (b *builder) store(key memoKey, s *cache.Snapshot) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.storeLocked(key, s)
 }
 
-func (b *builder) storeLocked(key string, s *cache.Snapshot) {
+func (b *builder) storeLocked(key memoKey, s *cache.Snapshot) {
 	if len(b.cur) >= memoLimit {
-		b.prev, b.cur = b.cur, make(map[string]*cache.Snapshot, memoLimit)
+		b.prev, b.cur = b.cur, make(map[memoKey]*cache.Snapshot, memoLimit)
 	}
 	b.cur[key] = s
 }
 
-// memoKey hashes the input and assignment. encoding/json writes map keys in
-// order, so equal values give equal keys.
-func memoKey(in Input, a wtypes.Assignment) (string, error) {
-	raw, err := json.Marshal(struct {
-		In Input
-		A  wtypes.Assignment
-	}{in, a})
+// inputHash hashes everything in the input but Inline. encoding/json writes
+// map keys in order, so equal values give equal hashes.
+func inputHash(in Input) ([sha256.Size]byte, error) {
+	raw, err := json.Marshal(in)
 	if err != nil {
-		return "", fmt.Errorf("snapshot: memo key: %w", err)
+		return [sha256.Size]byte{}, fmt.Errorf("snapshot: memo key: %w", err)
 	}
-	sum := sha256.Sum256(raw)
-	return string(sum[:]), nil
+	return sha256.Sum256(raw), nil
+}
+
+// assignmentKey encodes an assignment so that equal assignments, and only
+// those, give equal keys: filters in name order, every string length-prefixed
+// so no boundary can shift. It is the part of the memo key computed per node,
+// so it avoids reflection.
+func assignmentKey(a wtypes.Assignment) string {
+	// A capacity guess: two 64-character digests, a short name, prefixes.
+	buf := make([]byte, 0, 160*len(a))
+	for _, name := range slices.Sorted(maps.Keys(a)) {
+		fv := a[name]
+		for _, s := range []string{name, string(fv.Stable), string(fv.Candidate)} {
+			buf = binary.AppendUvarint(buf, uint64(len(s)))
+			buf = append(buf, s...)
+		}
+		buf = binary.AppendVarint(buf, int64(fv.CandidateShare))
+	}
+	return string(buf)
 }
 
 // build makes the resources for the mode and wraps them in a snapshot whose

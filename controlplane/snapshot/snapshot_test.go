@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -20,10 +21,12 @@ import (
 
 func digest(s string) wtypes.Digest { return wtypes.DigestOf([]byte(s)) }
 
-// baseInput is the default config with three filters, each at v1.
+// baseInput is the default config with three filters, each at v1, served
+// as remote code (the resources stay small; inline has its own cases).
 func baseInput() (Input, wtypes.Assignment) {
 	cfg := config.Default()
-	cfg.Filters = []config.Filter{{Name: "auth"}, {Name: "transform"}, {Name: "logging"}}
+	cfg.Filters = []config.Filter{
+		{Name: "auth", Code: config.CodeRemote}, {Name: "transform", Code: config.CodeRemote}, {Name: "logging", Code: config.CodeRemote}}
 	in := inputFrom(cfg, nil)
 	a := wtypes.Assignment{
 		"auth":      {Stable: digest("auth-v1")},
@@ -31,6 +34,15 @@ func baseInput() (Input, wtypes.Assignment) {
 		"logging":   {Stable: digest("logging-v1")},
 	}
 	return in, a
+}
+
+// buildOne builds one node's snapshot with b.
+func buildOne(b Builder, in Input, a wtypes.Assignment) (*cache.Snapshot, error) {
+	nb, err := b.For(in)
+	if err != nil {
+		return nil, err
+	}
+	return nb.Build(a)
 }
 
 func versions(s *cache.Snapshot) map[string]string {
@@ -85,7 +97,7 @@ func TestVersionsTrackContent(t *testing.T) {
 	}
 	b := NewBuilder()
 	in, a := baseInput()
-	base, err := b.Build(in, a)
+	base, err := buildOne(b, in, a)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +105,7 @@ func TestVersionsTrackContent(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			in, a := baseInput()
 			tt.change(&in, a)
-			s, err := b.Build(in, a)
+			s, err := buildOne(b, in, a)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -114,19 +126,19 @@ func TestVersionsTrackContent(t *testing.T) {
 func TestMemoisedAndStableAcrossRestarts(t *testing.T) {
 	in, a := baseInput()
 	b := NewBuilder()
-	s1, err := b.Build(in, a)
+	s1, err := buildOne(b, in, a)
 	if err != nil {
 		t.Fatal(err)
 	}
 	in2, a2 := baseInput() // equal values, different maps and slices
-	s2, err := b.Build(in2, a2)
+	s2, err := buildOne(b, in2, a2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s1 != s2 {
 		t.Error("equal input built twice, want the memoised snapshot")
 	}
-	restarted, err := NewBuilder().Build(in, a)
+	restarted, err := buildOne(NewBuilder(), in, a)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +149,7 @@ func TestMemoisedAndStableAcrossRestarts(t *testing.T) {
 		t.Errorf("versions after restart = %v, want %v", got, want)
 	}
 	a["auth"] = wtypes.FilterVersions{Stable: digest("auth-v2")}
-	s3, err := b.Build(in, a)
+	s3, err := buildOne(b, in, a)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,20 +175,20 @@ func mapsEqual(a, b map[string]string) bool {
 func TestMemoEvictsOldInputs(t *testing.T) {
 	b := NewBuilder().(*builder)
 	in, a := baseInput()
-	first, err := b.Build(in, a)
+	first, err := buildOne(b, in, a)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range 2*memoLimit + 1 {
 		a := wtypes.Assignment{"auth": {Stable: digest(fmt.Sprint("auth-", i))}}
-		if _, err := b.Build(in, a); err != nil {
+		if _, err := buildOne(b, in, a); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if n := len(b.cur) + len(b.prev); n > 2*memoLimit {
 		t.Errorf("memo holds %d snapshots, want at most %d", n, 2*memoLimit)
 	}
-	again, err := b.Build(in, a)
+	again, err := buildOne(b, in, a)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,6 +198,47 @@ func TestMemoEvictsOldInputs(t *testing.T) {
 	if !mapsEqual(versions(again), versions(first)) {
 		t.Error("rebuilt snapshot has other versions")
 	}
+}
+
+// TestAssignmentKey: the per-node part of the memo key tells assignments
+// apart exactly when they differ, whatever the map's order.
+func TestAssignmentKey(t *testing.T) {
+	base := wtypes.Assignment{
+		"auth":      {Stable: digest("auth-v1")},
+		"transform": {Stable: digest("transform-v1"), Candidate: digest("transform-v2"), CandidateShare: 1000},
+	}
+	tests := []struct {
+		name     string
+		a        wtypes.Assignment
+		wantSame bool
+	}{
+		{name: "equal values in another map", a: maps.Clone(base), wantSame: true},
+		{name: "stable differs", a: with(base, "auth", wtypes.FilterVersions{Stable: digest("auth-v2")})},
+		{name: "candidate differs", a: with(base, "transform", wtypes.FilterVersions{Stable: digest("transform-v1"), Candidate: digest("x"), CandidateShare: 1000})},
+		{name: "share differs", a: with(base, "transform", wtypes.FilterVersions{Stable: digest("transform-v1"), Candidate: digest("transform-v2"), CandidateShare: 1001})},
+		{name: "stable and candidate swapped", a: with(base, "transform", wtypes.FilterVersions{Stable: digest("transform-v2"), Candidate: digest("transform-v1"), CandidateShare: 1000})},
+		{name: "filter missing", a: wtypes.Assignment{"auth": base["auth"]}},
+		{name: "filter renamed", a: wtypes.Assignment{"auth": base["auth"], "transforms": base["transform"]}},
+		{name: "empty", a: wtypes.Assignment{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if same := assignmentKey(tt.a) == assignmentKey(base); same != tt.wantSame {
+				t.Errorf("same key = %v, want %v", same, tt.wantSame)
+			}
+		})
+	}
+	// Length prefixes keep boundaries: a name's tail cannot pass for a digest.
+	if assignmentKey(wtypes.Assignment{"ab": {Stable: "c"}}) == assignmentKey(wtypes.Assignment{"a": {Stable: "bc"}}) {
+		t.Error("boundary shift gives equal keys")
+	}
+}
+
+// with returns a copy of a with filter set to fv.
+func with(a wtypes.Assignment, filter string, fv wtypes.FilterVersions) wtypes.Assignment {
+	out := maps.Clone(a)
+	out[filter] = fv
+	return out
 }
 
 // TestRealModule sends a compiled filter both ways and checks Envoy would get
@@ -205,7 +258,7 @@ func TestRealModule(t *testing.T) {
 			cfg := config.Default()
 			cfg.Filters = []config.Filter{{Name: "hello", Code: tt.code}}
 			in := inputFrom(cfg, map[wtypes.Digest][]byte{d: mod})
-			s, err := NewBuilder().Build(in, wtypes.Assignment{"hello": {Stable: d}})
+			s, err := buildOne(NewBuilder(), in, wtypes.Assignment{"hello": {Stable: d}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -251,7 +304,7 @@ func TestBuildErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			in, a := baseInput()
 			tt.change(&in)
-			_, err := NewBuilder().Build(in, a)
+			_, err := buildOne(NewBuilder(), in, a)
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("Build error = %v, want %v", err, tt.want)
 			}
@@ -259,10 +312,17 @@ func TestBuildErrors(t *testing.T) {
 	}
 }
 
+// TestConcurrentBuild builds from many goroutines, half of the time through
+// one NodeBuilder they share (as a reconcile could), half of the time through
+// a NodeBuilder of their own for an equal input.
 func TestConcurrentBuild(t *testing.T) {
 	b := NewBuilder()
 	in, a := baseInput()
-	want, err := NewBuilder().Build(in, a)
+	want, err := buildOne(NewBuilder(), in, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared, err := b.For(in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,10 +334,14 @@ func TestConcurrentBuild(t *testing.T) {
 			defer wg.Done()
 			for i := range 50 {
 				in, a := baseInput()
+				var s *cache.Snapshot
+				var err error
 				if i%2 == 0 {
 					a["auth"] = wtypes.FilterVersions{Stable: digest(fmt.Sprint("auth-", g%4))}
+					s, err = buildOne(b, in, a)
+				} else {
+					s, err = shared.Build(a)
 				}
-				s, err := b.Build(in, a)
 				if err != nil {
 					errs <- err
 					return
@@ -301,16 +365,29 @@ func TestConcurrentBuild(t *testing.T) {
 // BenchmarkBuild1000Nodes measures one rollout round: a filter's version
 // changes and every node's snapshot is rebuilt and set on a real cache. 10%
 // of the nodes run a transform candidate, so there are two assignments.
-func BenchmarkBuild1000Nodes(b *testing.B) {
-	const nodes = 1000
+func BenchmarkBuild1000Nodes(b *testing.B) { benchmarkBuild(b, 1000) }
+
+// BenchmarkBuild10000Nodes is the same round at the fleet size the scale
+// benchmarks use.
+func BenchmarkBuild10000Nodes(b *testing.B) { benchmarkBuild(b, 10000) }
+
+func benchmarkBuild(b *testing.B, nodes int) {
 	in, _ := baseInput()
 	sc := cache.NewSnapshotCache(true, cache.IDHash{}, nil)
 	bld := NewBuilder()
 	ctx := context.Background()
+	ids := make([]string, nodes)
+	for n := range ids {
+		ids[n] = fmt.Sprint("node-", n)
+	}
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		auth := digest(fmt.Sprint("auth-", i))
-		for n := range nodes {
+		nb, err := bld.For(in) // once per reconcile, as the controller does
+		if err != nil {
+			b.Fatal(err)
+		}
+		for n, id := range ids {
 			a := wtypes.Assignment{
 				"auth":      {Stable: auth},
 				"transform": {Stable: digest("transform-v1")},
@@ -319,11 +396,11 @@ func BenchmarkBuild1000Nodes(b *testing.B) {
 			if n%10 == 0 {
 				a["transform"] = wtypes.FilterVersions{Stable: digest("transform-v2")}
 			}
-			s, err := bld.Build(in, a)
+			s, err := nb.Build(a)
 			if err != nil {
 				b.Fatal(err)
 			}
-			if err := sc.SetSnapshot(ctx, fmt.Sprint("node-", n), s); err != nil {
+			if err := sc.SetSnapshot(ctx, id, s); err != nil {
 				b.Fatal(err)
 			}
 		}

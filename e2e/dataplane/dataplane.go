@@ -106,11 +106,20 @@ const (
 	// CodeFailed: remote code could not be fetched or loaded; the filter has
 	// no VM and follows its failure_policy.
 	CodeFailed CodeState = "failed"
+	// CodeNotFetched: uncached remote code replaced the config of a filter
+	// on a listener that was already serving. Envoy accepts such an update
+	// but never starts the fetch (its init target joins a listener init
+	// manager that has finished), so the filter has no VM and is skipped
+	// whatever its failure_policy says.
+	CodeNotFetched CodeState = "not-fetched"
 )
 
 // ExtensionStatus is the state of one ECDS resource (a filter config slot).
 type ExtensionStatus struct {
-	// Version is the version_info of the response whose config the slot runs.
+	// Version is the version_info of the response whose config the slot
+	// runs. It can lag the type's ACKed version: Envoy ACKs a re-sent config
+	// identical to the last one it received without building it, even when
+	// that one was rejected, and keeps running the config before it.
 	Version string
 	// Error says why the latest update to this resource was rejected; empty
 	// when it was accepted. A rejected update leaves the previous config in place.
@@ -120,7 +129,8 @@ type ExtensionStatus struct {
 	// Digest is the sha256 of the Wasm code, when the config is a Wasm filter.
 	Digest string
 	Code   CodeState
-	// CodeError says why the code failed to fetch or load (CodeFailed).
+	// CodeError says why the code failed to fetch or load (CodeFailed) or
+	// was not fetched (CodeNotFetched).
 	CodeError string
 }
 

@@ -63,6 +63,10 @@ func startPlane(tb testing.TB, debounce time.Duration) *plane {
 	cfg.WatchDir = filepath.Join(dir, "filters.d")
 	cfg.DataDir = filepath.Join(dir, "data")
 	cfg.Limits.Debounce = config.Duration(debounce)
+	// Remote code: the fleet's xDS fan-out is what is measured, and the
+	// load generator's nodes do not fetch. Inline would put the module's
+	// bytes in every node's ECDS response (see the README's Rollouts).
+	cfg.Filters = []config.Filter{{Name: filterName, Code: config.CodeRemote}}
 	if err := os.MkdirAll(cfg.WatchDir, 0o755); err != nil {
 		tb.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -498,6 +499,28 @@ func (f *testFleet) getJSON(path string, v any) {
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		f.t.Fatalf("admin %s: %v", path, err)
 	}
+}
+
+// metric returns the value of one sample in the admin API's /metrics text
+// ("name{labels}" as Prometheus writes it), and whether it is there.
+func (f *testFleet) metric(sample string) (float64, bool) {
+	f.t.Helper()
+	resp, err := adminClient.Get("http://" + f.cp.addrs.Admin + "/metrics")
+	if err != nil {
+		f.t.Fatalf("admin /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		f.t.Fatalf("admin /metrics: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+			x, err := strconv.ParseFloat(v, 64)
+			return x, err == nil
+		}
+	}
+	return 0, false
 }
 
 // moduleStatus returns the HTTP status the module server answers for d.

@@ -53,11 +53,13 @@ var (
 func TestFleet(t *testing.T) {
 	mods := buildModules(t)
 	filters := []config.Filter{
-		// Inline code: a swap is applied when it arrives (no fetch window
-		// in which the filter is skipped) and a load failure is a NACK.
+		// Inline code: a swap is applied when it arrives and a load failure
+		// is a NACK. Uncached remote code replacing a filter on a serving
+		// listener is never fetched by Envoy (e2e/standin/SIMPLIFICATIONS.md),
+		// and every module here lands in a slot that is already serving.
 		{Name: "auth", Required: true, Code: config.CodeInline, Config: authConfig(sharedKey, alphaKey)},
-		{Name: "logging", Config: loggingConfig},
-		{Name: "transform", Config: transformConfig},
+		{Name: "logging", Code: config.CodeInline, Config: loggingConfig},
+		{Name: "transform", Code: config.CodeInline, Config: transformConfig},
 	}
 	f := newFleet(t, func(c *config.Config) { c.Filters = filters })
 	small := nodeOptions{}
@@ -331,8 +333,8 @@ func (s *scenario) refused(t *testing.T) {
 
 // sameXDS reports whether a node holds the same xDS state: every type's
 // accepted version, and in every ECDS slot the same kind of filter running
-// the same code. (A slot's own Version is not compared: it is the version
-// of the last response that carried the resource, changed or not.)
+// the same code. (A slot's own Version is not compared: what matters is
+// the code it runs.)
 func sameXDS(a, b dataplane.Status) bool {
 	if len(a.Types) != len(b.Types) || len(a.Extensions) != len(b.Extensions) {
 		return false
@@ -392,12 +394,22 @@ func (s *scenario) nodeNACK(t *testing.T) {
 	if nack == "" || nack != mark.Reason {
 		t.Errorf("status of %s shows NACK %q, want the reason of the bad mark %q", weak, nack, mark.Reason)
 	}
+	// Every push is timed until its answer, NACKs included.
+	for _, result := range []string{"ack", "nack"} {
+		sample := `wasmfleet_xds_response_seconds_count{result="` + result + `",type="ecds"}`
+		if n, ok := f.metric(sample); !ok || n < 1 {
+			t.Errorf("/metrics: %s = %v (present %v), want at least 1", sample, n, ok)
+		}
+	}
 	// The rollback restores the same content, so every node must end on
 	// the ECDS version it had before. The nodes that loaded the candidate
 	// must have processed two responses since (the candidate, then the
 	// rollback), not merely still be on the old version because the
-	// candidate is still loading. The node that refused it kept its config
-	// and is not sent the old version again (it never left it).
+	// candidate is still loading. The node that refused it kept its config.
+	// If go-control-plane re-sends the refused version before the rollback
+	// reaches the cache, the node ACKs it without loading it, as Envoy does
+	// (e2e/standin/SIMPLIFICATIONS.md), and then loads its old config again
+	// when the rollback arrives.
 	f.awaitErr("every node back on its previous ECDS version", func() error {
 		for _, m := range f.members() {
 			was, now := before[m.id], m.node.Status().Types[dataplane.ExtensionType]

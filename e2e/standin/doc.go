@@ -9,6 +9,18 @@
 // through the project's proxy-wasm host (controlplane/wasmhost), and proxies
 // real HTTP through the filter chain to the upstream cluster.
 //
+// It also follows two Envoy behaviours that surprise control planes
+// (references to Envoy's source in SIMPLIFICATIONS.md):
+//   - An ECDS resource remembers the last config it received, even one that
+//     failed to build and was NACKed (FilterConfigSubscription::onConfigUpdate
+//     compares the hash of typed_config with it). The identical re-send that
+//     go-control-plane makes after a NACK is ACKed without being built, and
+//     the previous filter keeps running.
+//   - Uncached remote code in the first config of a slot holds its listener
+//     in warming until the fetch ends; uncached remote code replacing a
+//     filter on a serving listener is ACKed and never fetched, and the
+//     filter is skipped whatever its failure_policy (CodeNotFetched).
+//
 // Where it is simpler than Envoy is listed in SIMPLIFICATIONS.md next to this
 // file; read it before trusting a scenario's result for something it lists.
 package standin

@@ -3,6 +3,7 @@ package standin
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -18,6 +19,7 @@ import (
 
 	wftypes "github.com/wasmfleet/wasmfleet/controlplane/types"
 	"github.com/wasmfleet/wasmfleet/e2e/dataplane"
+	"github.com/wasmfleet/wasmfleet/e2e/internal/ads"
 )
 
 // Type URLs of the filter configs the stand-in understands.
@@ -32,13 +34,21 @@ var (
 	ErrCodeCacheMiss = errors.New("wasm: code cache miss")
 	// ErrDigestMismatch: fetched code does not hash to the configured sha256.
 	ErrDigestMismatch = errors.New("wasm: sha256 mismatch")
+	// ErrNotFetched: uncached remote code replaced a filter on a serving
+	// listener, where Envoy never starts the fetch (CodeNotFetched).
+	ErrNotFetched = errors.New("wasm: not fetched: remote code on a serving listener (Envoy does not start the fetch)")
 )
 
-// slot is one ECDS resource: the config it runs and its status.
+// slot is one ECDS resource: the config it runs, the last one it received
+// and its status.
 type slot struct {
-	res    *core.TypedExtensionConfig // last accepted
-	cur    *slotConfig
-	status dataplane.ExtensionStatus
+	// received is the typed_config of the last update that got as far as
+	// building a filter, whether the build worked or not. Envoy keeps the
+	// same thing (FilterConfigSubscription's last_ config hash) and ACKs a
+	// re-sent identical config without building it again.
+	received *anypb.Any
+	cur      *slotConfig
+	status   dataplane.ExtensionStatus
 }
 
 // slotConfig is one accepted config of a slot. It never changes; a state
@@ -52,9 +62,9 @@ type slotConfig struct {
 }
 
 // newStream returns the filter for one request, or nil when the filter is
-// skipped: the no-op placeholder, FAIL_OPEN without a VM, or code still
-// being fetched (Envoy's createFilter returns no filter while the plugin has
-// no handle yet; see SIMPLIFICATIONS.md).
+// skipped: the no-op placeholder, FAIL_OPEN without a VM, or code that was
+// not fetched (Envoy's PluginConfig::createContext returns no context
+// without a plugin handle, and the filter lets the request through).
 func (sc *slotConfig) newStream() (filterStream, error) {
 	switch {
 	case sc.vm != nil:
@@ -91,20 +101,34 @@ func (n *node) applyExtensions(version string, msgs []proto.Message) error {
 	return errors.Join(errs...)
 }
 
+// applyExtension follows FilterConfigSubscription::onConfigUpdate: a config
+// equal to the last one received is accepted and changes nothing; a config
+// that fails validation is rejected and forgotten; a config that passes
+// validation becomes the last one received before its filter is built, so
+// a build failure rejects it once and an identical re-send is accepted
+// without building it, the previous filter still running.
 func (n *node) applyExtension(version string, tec *core.TypedExtensionConfig) error {
 	name := tec.GetName()
 	n.mu.RLock()
 	s := n.slots[name]
-	unchanged := s != nil && proto.Equal(s.res, tec)
+	same := s != nil && s.received != nil && proto.Equal(s.received, tec.GetTypedConfig())
 	n.mu.RUnlock()
-	if unchanged {
-		// Same content: Envoy keeps the running filter (no reload).
+	if same {
 		n.mu.Lock()
-		s.status.Version, s.status.Error = version, ""
+		s.status.Error = ""
 		n.mu.Unlock()
 		return nil
 	}
-	sc, st, background, err := n.prepare(name, tec)
+	st := dataplane.ExtensionStatus{Type: tec.GetTypedConfig().GetTypeUrl(), Version: version}
+	var (
+		sc         *slotConfig
+		background func()
+	)
+	p, err := parse(name, tec)
+	built := err == nil
+	if built {
+		sc, background, err = n.build(p, &st)
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	s = n.slots[name]
@@ -112,13 +136,15 @@ func (n *node) applyExtension(version string, tec *core.TypedExtensionConfig) er
 		s = &slot{}
 		n.slots[name] = s
 	}
+	if built {
+		s.received = tec.GetTypedConfig()
+	}
 	if err != nil {
 		s.status.Error = err.Error()
 		return err
 	}
 	old := s.cur
-	st.Version = version
-	s.res, s.cur, s.status = tec, sc, st
+	s.cur, s.status = sc, st
 	if old != nil {
 		n.retire(old)
 	}
@@ -128,39 +154,58 @@ func (n *node) applyExtension(version string, tec *core.TypedExtensionConfig) er
 	return nil
 }
 
-// prepare turns a resource into a config to install. Inline and cached code
-// is loaded now (a failure NACKs); uncached remote code yields a pending
-// config and the background work that fetches and loads it.
-func (n *node) prepare(name string, tec *core.TypedExtensionConfig) (*slotConfig, dataplane.ExtensionStatus, func(), error) {
-	st := dataplane.ExtensionStatus{Type: tec.GetTypedConfig().GetTypeUrl()}
+// filterPlan is a validated ECDS config: the no-op placeholder (wasm nil)
+// or a Wasm filter.
+type filterPlan struct {
+	slot string
+	wasm *wasmpb.PluginConfig
+}
+
+// parse unpacks and validates a resource, as Envoy does before it builds
+// anything (FilterConfigProviderManager::getMessage, validateMessage).
+func parse(name string, tec *core.TypedExtensionConfig) (filterPlan, error) {
+	p := filterPlan{slot: name}
 	inner, err := tec.GetTypedConfig().UnmarshalNew()
 	if err == nil {
 		err = validate(inner)
 	}
 	if err != nil {
-		return nil, st, nil, err
+		return p, err
 	}
-	if hm, ok := anyOf(tec.GetTypedConfig(), &headermutationpb.HeaderMutation{}); ok {
-		if hm.GetMutations() != nil {
-			return nil, st, nil, fmt.Errorf("header_mutation with mutations: %w", errUnsupported)
+	switch c := inner.(type) {
+	case *headermutationpb.HeaderMutation:
+		if c.GetMutations() != nil {
+			return p, fmt.Errorf("header_mutation with mutations: %w", errUnsupported)
 		}
-		return &slotConfig{}, st, nil, nil
+	case *wasmfilterpb.Wasm:
+		if c.GetConfig().GetVmConfig() == nil {
+			return p, fmt.Errorf("wasm: vm_config is required: %w", errUnsupported)
+		}
+		p.wasm = c.GetConfig()
+	default:
+		return p, fmt.Errorf("typed_config %s: %w", tec.GetTypedConfig().GetTypeUrl(), errUnsupported)
 	}
-	w, ok := anyOf(tec.GetTypedConfig(), &wasmfilterpb.Wasm{})
-	if !ok {
-		return nil, st, nil, fmt.Errorf("typed_config %s: %w", st.Type, errUnsupported)
+	return p, nil
+}
+
+// build makes the config to install and fills in st. Inline and cached code
+// is loaded now (a failure rejects the update). Uncached remote code is
+// fetched in the background (the returned func) while no serving listener
+// runs the slot, which is when Envoy's fetch can hold a warming listener;
+// on a serving listener Envoy never fetches it, and the filter is skipped.
+func (n *node) build(p filterPlan, st *dataplane.ExtensionStatus) (*slotConfig, func(), error) {
+	pc := p.wasm
+	if pc == nil {
+		return &slotConfig{}, nil, nil
 	}
-	pc := w.GetConfig()
 	vmc := pc.GetVmConfig()
-	if vmc == nil {
-		return nil, st, nil, fmt.Errorf("wasm: vm_config is required: %w", errUnsupported)
-	}
-	spec := pluginSpec{slot: name, name: pc.GetName(), rootID: pc.GetRootId(), vmID: vmc.GetVmId()}
+	spec := pluginSpec{slot: p.slot, name: pc.GetName(), rootID: pc.GetRootId(), vmID: vmc.GetVmId()}
+	var err error
 	if spec.vmConfig, err = anyBytes(vmc.GetConfiguration()); err != nil {
-		return nil, st, nil, fmt.Errorf("wasm: vm configuration: %w", err)
+		return nil, nil, fmt.Errorf("wasm: vm configuration: %w", err)
 	}
 	if spec.configuration, err = anyBytes(pc.GetConfiguration()); err != nil {
-		return nil, st, nil, fmt.Errorf("wasm: plugin configuration: %w", err)
+		return nil, nil, fmt.Errorf("wasm: plugin configuration: %w", err)
 	}
 	// FAIL_RELOAD falls back to FAIL_CLOSED for everything but a VM that
 	// failed at run time; the stand-in never reloads (SIMPLIFICATIONS.md).
@@ -171,22 +216,41 @@ func (n *node) prepare(name string, tec *core.TypedExtensionConfig) (*slotConfig
 	st.Digest = digest
 	switch {
 	case err != nil:
-		return nil, st, nil, err
+		return nil, nil, err
 	case code != nil:
 		v, err := n.host.load(n.ctx, spec, code, digest)
 		if err != nil {
-			return nil, st, nil, err
+			return nil, nil, err
 		}
 		st.Code = dataplane.CodeReady
-		return &slotConfig{vm: v, state: dataplane.CodeReady}, st, nil, nil
+		return &slotConfig{vm: v, state: dataplane.CodeReady}, nil, nil
 	case vmc.GetNackOnCodeCacheMiss():
 		n.startPrefetch(vmc.GetCode().GetRemote())
-		return nil, st, nil, fmt.Errorf("%w: sha256 %s (fetching)", ErrCodeCacheMiss, digest)
+		return nil, nil, fmt.Errorf("%w: sha256 %s (fetching)", ErrCodeCacheMiss, digest)
+	case n.serving(p.slot):
+		st.Code, st.CodeError = dataplane.CodeNotFetched, ErrNotFetched.Error()
+		n.log.Warn("wasm code not fetched", zap.String("filter", p.slot), zap.String("digest", digest))
+		return &slotConfig{state: dataplane.CodeNotFetched}, nil, nil
 	}
 	pending := &slotConfig{state: dataplane.CodePending, failOpen: spec.failOpen}
 	st.Code = dataplane.CodePending
 	remote := vmc.GetCode().GetRemote()
-	return pending, st, func() { n.fetchAndLoad(name, pending, spec, remote) }, nil
+	return pending, func() { n.fetchAndLoad(p.slot, pending, spec, remote) }, nil
+}
+
+// serving reports whether a serving listener runs the slot name.
+func (n *node) serving(name string) bool {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	for _, ls := range n.listeners {
+		if ls.active == nil {
+			continue
+		}
+		if _, exts := ads.Refs(ls.active.hcm); slices.Contains(exts, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // codeNow returns the module bytes if they are at hand: inline, or remote
@@ -218,10 +282,21 @@ func (n *node) codeNow(vmc *wasmpb.VmConfig) ([]byte, string, error) {
 
 // fetchAndLoad fetches remote code for a pending config and installs the
 // loaded filter, or a failed one that follows failure_policy, unless the
-// slot has moved on to another config meanwhile.
+// slot has moved on to another config meanwhile. Then the listeners that
+// were warming for it may start serving.
 func (n *node) fetchAndLoad(name string, pending *slotConfig, spec pluginSpec, remote *core.RemoteDataSource) {
+	if n.install(name, pending, spec, remote) {
+		if err := n.reconcile(); err != nil {
+			n.log.Warn("listener not started", zap.String("filter", name), zap.Error(err))
+		}
+	}
+}
+
+// install does fetchAndLoad's fetch and load and reports whether it
+// installed the result.
+func (n *node) install(name string, pending *slotConfig, spec pluginSpec, remote *core.RemoteDataSource) bool {
 	next := &slotConfig{state: dataplane.CodeFailed, failOpen: pending.failOpen}
-	code, err := n.fetch(n.ctx, remote)
+	code, err := n.fetch(n.ctx, remote, true)
 	if err == nil {
 		var v vm
 		if v, err = n.host.load(n.ctx, spec, code, strings.ToLower(remote.GetSha256())); err == nil {
@@ -235,7 +310,7 @@ func (n *node) fetchAndLoad(name string, pending *slotConfig, spec pluginSpec, r
 		if next.vm != nil {
 			next.vm.close()
 		}
-		return
+		return false
 	}
 	s.cur = next
 	s.status.Code, s.status.CodeError = next.state, ""
@@ -243,6 +318,7 @@ func (n *node) fetchAndLoad(name string, pending *slotConfig, spec pluginSpec, r
 		s.status.CodeError = err.Error()
 		n.log.Warn("wasm code failed", zap.String("filter", name), zap.String("digest", remote.GetSha256()), zap.Error(err))
 	}
+	return true
 }
 
 // anyBytes is what a plugin sees of a configuration Any: the string of a

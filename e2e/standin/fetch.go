@@ -23,15 +23,18 @@ const (
 	maxModuleBytes = 256 << 20
 )
 
-// fetch gets remote code through the cluster http_uri names, retrying as the
-// resource's retry_policy says (Envoy's default: once, after 1 s), checks the
-// sha256 and caches the bytes by digest. A digest mismatch is a failed
-// attempt like any other.
-func (n *node) fetch(ctx context.Context, remote *core.RemoteDataSource) ([]byte, error) {
+// fetch gets remote code through the cluster http_uri names, checks the
+// sha256 and caches the bytes by digest. With retry it retries as the
+// resource's retry_policy says (Envoy's default: once, after 1 s); without,
+// it makes one attempt, as Envoy's fetch after a cache-miss NACK does. A
+// digest mismatch is a failed attempt like any other.
+func (n *node) fetch(ctx context.Context, remote *core.RemoteDataSource, retry bool) ([]byte, error) {
 	want := strings.ToLower(remote.GetSha256())
 	retries := DefaultFetchRetries
 	base, maxDelay := DefaultFetchBackoff, defaultFetchBackoffMax
-	if rp := remote.GetRetryPolicy(); rp != nil {
+	if !retry {
+		retries = 0
+	} else if rp := remote.GetRetryPolicy(); rp != nil {
 		if nr := rp.GetNumRetries(); nr != nil {
 			retries = int(nr.GetValue())
 		}
@@ -120,7 +123,8 @@ func (n *node) get(ctx context.Context, hu *core.HttpUri) ([]byte, error) {
 }
 
 // startPrefetch fills the code cache in the background after a NACK for a
-// cache miss (nack_on_code_cache_miss), once per digest at a time.
+// cache miss (nack_on_code_cache_miss), once per digest at a time, with no
+// retries.
 func (n *node) startPrefetch(remote *core.RemoteDataSource) {
 	digest := strings.ToLower(remote.GetSha256())
 	n.mu.Lock()
@@ -130,7 +134,7 @@ func (n *node) startPrefetch(remote *core.RemoteDataSource) {
 	}
 	n.fetching[digest] = true
 	n.goBackground(func() {
-		if _, err := n.fetch(n.ctx, remote); err != nil {
+		if _, err := n.fetch(n.ctx, remote, false); err != nil {
 			n.log.Warn("wasm prefetch failed", zap.String("digest", digest), zap.Error(err))
 		}
 		n.mu.Lock()

@@ -3,6 +3,7 @@ package standin
 import (
 	"testing"
 
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"google.golang.org/protobuf/proto"
@@ -15,8 +16,9 @@ import (
 // FuzzResponse feeds arbitrary DiscoveryResponses for clusters, listeners
 // and routes through decoding, validation and the state updates, then
 // routes a request through every route configuration received. Nothing may
-// panic; whatever is accepted must leave usable state. (ECDS is left out:
-// it loads Wasm, which the other tests cover with real modules.)
+// panic; whatever is accepted must leave usable state. ECDS resources go
+// through parse (unpacking and validation) only: building them loads Wasm,
+// which the other tests cover with real modules.
 func FuzzResponse(f *testing.F) {
 	seed := func(typ string, items ...types.Resource) {
 		resp := &discovery.DiscoveryResponse{TypeUrl: typ, VersionInfo: "1"}
@@ -38,6 +40,9 @@ func FuzzResponse(f *testing.F) {
 	seed(dataplane.RouteType, xdstest.Routes(f, "ingress",
 		xdstest.Route{Prefix: "/a", Cluster: "upstream", Slots: []string{"s0"}, Share: xdstest.Share(5000)},
 		xdstest.Route{Prefix: "/", Cluster: "upstream", Slots: []string{"s1"}}))
+	seed(dataplane.ExtensionType, xdstest.Noop(f, "s0"),
+		xdstest.Wasm(f, "s1", xdstest.Filter{Name: "tagger", Config: "x", ModuleBaseURL: "http://modules", Digest: "ab12"}),
+		xdstest.Wasm(f, "s2", xdstest.Filter{Name: "tagger", Config: "y", Inline: []byte("\x00asm")}))
 	f.Fuzz(func(t *testing.T, b []byte, path string) {
 		resp := &discovery.DiscoveryResponse{}
 		if proto.Unmarshal(b, resp) != nil {
@@ -61,6 +66,13 @@ func FuzzResponse(f *testing.F) {
 					_ = n.warm(ls.hcm)
 				}
 				_ = n.Names(dataplane.ExtensionType)
+			}
+		case dataplane.ExtensionType:
+			for _, m := range msgs {
+				tec := m.(*core.TypedExtensionConfig)
+				if p, err := parse(tec.GetName(), tec); err == nil && p.wasm != nil && p.wasm.GetVmConfig() == nil {
+					t.Errorf("%s: accepted a wasm config without vm_config", tec.GetName())
+				}
 			}
 		case dataplane.RouteType:
 			_ = n.applyRoutes(msgs)

@@ -17,7 +17,6 @@ import (
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/wasmfleet/wasmfleet/e2e/dataplane"
 	"github.com/wasmfleet/wasmfleet/e2e/internal/ads"
@@ -284,11 +283,15 @@ func (n *node) applyRoutes(msgs []proto.Message) error {
 
 // reconcile starts serving every listener whose latest config differs from
 // the one serving and is warm: its routes and every filter config it names
-// have arrived. Replacing a serving listener is a drain. It returns an error
+// have arrived, and the remote code of those configs has been fetched (or
+// failed to be). Replacing a serving listener is a drain. It returns an error
 // when a listener cannot bind, which NACKs the update that caused it.
 func (n *node) reconcile() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.stopped {
+		return nil // a fetch that ends after stop starts nothing
+	}
 	var errs []error
 	names := make([]string, 0, len(n.listeners))
 	for name := range n.listeners {
@@ -318,7 +321,9 @@ func (n *node) warm(m *hcmpb.HttpConnectionManager) bool {
 		}
 	}
 	for _, e := range exts {
-		if s, ok := n.slots[e]; !ok || s.cur == nil {
+		// Remote code being fetched holds the listener: Envoy registers the
+		// fetch as an init target of the warming listener.
+		if s, ok := n.slots[e]; !ok || s.cur == nil || s.cur.state == dataplane.CodePending {
 			return false
 		}
 	}
@@ -365,12 +370,4 @@ func (n *node) shutdown(srv *http.Server) {
 			srv.Close()
 		}
 	})
-}
-
-// anyOf returns a's message when it holds an m.
-func anyOf[M proto.Message](a *anypb.Any, m M) (M, bool) {
-	if a == nil || !a.MessageIs(m) {
-		return m, false
-	}
-	return m, a.UnmarshalTo(m) == nil
 }
