@@ -158,7 +158,8 @@ type Rollout struct {
 	// Steps are percentages the rollout advances through, each held for
 	// Interval while the candidate is healthy. At 100% the candidate runs on
 	// every node and is promoted to stable once every connected node has
-	// ACKed it; until then a NACK still rolls it back.
+	// ACKed it (or failed it within MaxFailedNodes, with at least one ACK);
+	// until then a NACK still rolls it back.
 	Steps    []int    `json:"steps,omitempty"`
 	Interval Duration `json:"interval,omitempty"`
 	// MaxFailedNodes is how many nodes may fail to load the candidate before

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -406,19 +407,25 @@ func (c *Controller) handleFleet(ctx context.Context, ev fleet.Event) {
 	}
 }
 
-// confirm promotes a filter's candidate once it runs at 100% and every
-// connected node has ACKed it, or failed it within max_failed_nodes: only
-// then is there no node left that could still reject it, so the previous
-// stable version can be let go.
+// confirm promotes a filter's candidate once it runs at 100%, at least one
+// node has ACKed it and every other connected node has ACKed it or failed
+// it within max_failed_nodes: only then is there no node left that could
+// still reject it, so the previous stable version can be let go. Nodes that
+// failed it are then sent the new stable version, which they will likely
+// reject again and keep running what they ran; the filter's last error
+// names them.
 func (c *Controller) confirm(ctx context.Context, filter string) {
 	rec, ok := c.filters[filter]
-	if !ok || rec.state.Candidate == "" || len(c.nodes) == 0 {
+	if !ok || rec.state.Candidate == "" || len(c.nodes) == 0 || len(rec.ackedCandidate()) == 0 {
 		return
 	}
-	settled := len(rec.ackedCandidate()) // connected nodes only
+	acked := len(rec.ackedCandidate()) // connected nodes only
+	settled := acked
+	var failed []string
 	for n := range rec.failed.forCandidate(rec) {
 		if c.nodes[n] {
 			settled++
+			failed = append(failed, n)
 		}
 	}
 	if settled < len(c.nodes) {
@@ -431,7 +438,12 @@ func (c *Controller) confirm(ctx context.Context, filter string) {
 	}
 	rec.state = next
 	log := c.log.With(zap.String("filter", filter))
-	log.Info("candidate promoted to stable: every node accepted it", zap.String("version", d.Short()), zap.Int("nodes", len(c.nodes)))
+	log.Info("candidate promoted to stable", zap.String("version", d.Short()),
+		zap.Int("acked", acked), zap.Int("failed", len(failed)))
+	if len(failed) > 0 {
+		slices.Sort(failed)
+		c.fail(rec, fmt.Errorf("version %s promoted although nodes %s failed to load it (within max_failed_nodes)", d.Short(), strings.Join(failed, ", ")))
+	}
 	c.saveAndReconcile(ctx, rec, log)
 }
 

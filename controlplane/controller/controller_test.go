@@ -321,3 +321,27 @@ func TestToleratedNACKKeepsTheNodeOnStable(t *testing.T) {
 		return st.Stable == v2 && st.Candidate == "" && len(st.Bad) == 0
 	})
 }
+
+// TestNoPromotionWithoutAnACK: failures within max_failed_nodes settle their
+// nodes, but a candidate that no node loaded is not promoted.
+func TestNoPromotionWithoutAnACK(t *testing.T) {
+	cfg := config.Default()
+	cfg.Filters = []config.Filter{{Name: "hello", Rollout: config.Rollout{MaxFailedNodes: 1}}}
+	h := newHarness(t, cfg, fleet.Config{})
+	h.connect("n1")
+	hello := wasmtest.Module(t, "internal/wasmtest/testdata/hello")
+	v1 := h.drop("hello", hello)
+	h.respond("n1", "hello", v1, "")
+	h.wait("v1 to be promoted", func() bool { st := h.status("hello"); return st.Stable == v1 && st.Candidate == "" })
+
+	v2 := h.drop("hello", variant(hello, 2))
+	h.respond("n1", "hello", v2, "wasm: proxy_on_configure failed")
+	h.wait("the controller to see the NACK", func() bool { return testutil.ToFloat64(h.metrics.Nacks.WithLabelValues("ecds")) >= 1 })
+	if _, err := h.ctrl.DryRun(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if st := h.status("hello"); st.Stable != v1 || st.Candidate != v2 {
+		t.Fatalf("after the only node failed v2: %+v, want v1 stable and v2 still the candidate", st)
+	}
+	h.wait("n1 kept on v1", func() bool { return h.planned("n1", v1) && !h.planned("n1", v2) })
+}

@@ -312,6 +312,12 @@ type assignments struct {
 	// away is when the node was last found without a stream; only the
 	// departure with this time may expire the record.
 	away time.Time
+	// rejected is the ECDS version the node last NACKed, until it loads
+	// another. Envoy keeps a rejected config as its latest, across stream
+	// reconnects, and ACKs an identical re-send without loading it, so an
+	// ACK (or a reconnect report) of that version is not news of what the
+	// node runs. An Envoy that restarted reports no version and forgets it.
+	rejected string
 }
 
 type assignedVersion struct {
@@ -340,12 +346,6 @@ type typeState struct {
 	TypeStatus
 	sent []sentResponse // newest last
 	push push
-	// rejected is the version this node last NACKed and the stream it
-	// NACKed it on. Envoy remembers a rejected config as its latest and ACKs
-	// an identical re-send without loading it, so an ACK of that version on
-	// that stream is not news of what the node runs.
-	rejected       string
-	rejectedStream Stream
 }
 
 // push is the latest new version sent of one type, timed until answered.
@@ -428,10 +428,15 @@ func (r *registry) Requested(s Stream, id Identity, req Request) {
 	now := r.now()
 	n.lastSeen = now
 	ts := n.typeState(req.TypeURL)
+	ecds := req.TypeURL == resource.ExtensionConfigType
+	h := r.assigned[n.id.ID]
 	if req.Nonce == "" {
+		if ecds && h != nil && req.Version == "" && !s.Delta {
+			h.rejected = "" // a restarted Envoy: nothing rejected is remembered
+		}
 		// A new subscription. After a reconnect the node reports the
 		// version it already runs; record it, but it is no news.
-		if !s.Delta && req.Version != "" && ts.AckedVersion == "" {
+		if !s.Delta && req.Version != "" && ts.AckedVersion == "" && !(ecds && h != nil && req.Version == h.rejected) {
 			ts.AckedVersion, ts.AckedAt = req.Version, now
 			if req.TypeURL == resource.ExtensionConfigType {
 				r.resolveAck(n, req.Version, false, now)
@@ -445,7 +450,9 @@ func (r *registry) Requested(s Stream, id Identity, req Request) {
 	}
 	if req.NACK {
 		ts.LastNack = &Nack{Version: sentVersion, Reason: req.Reason, At: now}
-		ts.rejected, ts.rejectedStream = sentVersion, s
+		if ecds && known && h != nil {
+			h.rejected = sentVersion
+		}
 		r.log.Warn("xds update rejected", zap.String("node", n.id.ID), zap.String("type", req.TypeURL),
 			zap.String("version", sentVersion), zap.String("reason", req.Reason))
 		if req.TypeURL == resource.ExtensionConfigType && known {
@@ -460,15 +467,18 @@ func (r *registry) Requested(s Stream, id Identity, req Request) {
 	if v == "" {
 		return
 	}
-	if v == ts.rejected && s == ts.rejectedStream {
+	if ecds && h != nil && v == h.rejected {
 		r.log.Debug("ack of a version the node rejected: a skipped re-send, not a load",
-			zap.String("node", n.id.ID), zap.String("type", req.TypeURL), zap.String("version", v))
+			zap.String("node", n.id.ID), zap.String("version", v))
 		return
 	}
 	// A repeated ACK of the same version still clears a NACK recorded in
 	// between; resolveAck announces only digests that are new to the node.
 	ts.AckedVersion, ts.AckedAt = v, now
-	if req.TypeURL == resource.ExtensionConfigType {
+	if ecds {
+		if h != nil {
+			h.rejected = "" // the node loaded another config
+		}
 		r.resolveAck(n, v, true, now)
 	}
 }

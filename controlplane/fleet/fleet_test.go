@@ -103,9 +103,34 @@ func TestRegistry(t *testing.T) {
 			wantNack:  "bad",
 		},
 		{
-			// A new stream is a restarted Envoy, or one that reconnected:
-			// what it reports running is news again.
-			name: "a rejected version acked on a new stream is a load",
+			// The same Envoy on a new stream still remembers what it rejected
+			// (it reports the version it last ACKed: here the skipped one).
+			name: "a reconnect keeps the rejection",
+			steps: append(slices.Clone(ackV1), assigned("v2", v2), sent(sotw, "v2", "2"),
+				req(sotw, Request{Version: "v1", Nonce: "2", NACK: true, Reason: "bad"}),
+				sent(sotw, "v2", "3"), req(sotw, Request{Version: "v2", Nonce: "3"}), closed(sotw),
+				open(sotw2), req(sotw2, Request{Version: "v2"}), sent(sotw2, "v2", "4"), req(sotw2, Request{Version: "v2", Nonce: "4"})),
+			wantEvents: []string{"node-connected n1", "acked n1 auth " + d("auth-1").Short(), "acked n1 transform " + d("transform-1").Short(),
+				"nacked n1 transform " + d("transform-2").Short() + ": bad", "node-disconnected n1", "node-connected n1"},
+			wantNodes: []string{"n1: auth pending, transform pending"}, // it runs v1, but says v2
+		},
+		{
+			// After loading another version Envoy builds the rejected one
+			// again when it comes back.
+			name: "a rejection is forgotten once another version loads",
+			steps: append(slices.Clone(ackV1), assigned("v2", v2), sent(sotw, "v2", "2"),
+				req(sotw, Request{Version: "v1", Nonce: "2", NACK: true, Reason: "bad"}),
+				assigned("v1", v1), sent(sotw, "v1", "3"), req(sotw, Request{Version: "v1", Nonce: "3"}),
+				assigned("v2", v2), sent(sotw, "v2", "4"), req(sotw, Request{Version: "v2", Nonce: "4"})),
+			wantEvents: []string{"node-connected n1", "acked n1 auth " + d("auth-1").Short(), "acked n1 transform " + d("transform-1").Short(),
+				"nacked n1 transform " + d("transform-2").Short() + ": bad", "acked n1 transform " + d("transform-2").Short()},
+			wantNodes: []string{"n1: auth acked " + d("auth-1").Short() + ", transform acked " + d("transform-2").Short()},
+			wantNack:  "bad",
+		},
+		{
+			// A new stream with no version is a restarted Envoy: it has
+			// forgotten what it rejected, so what it then ACKs it loaded.
+			name: "a rejected version acked after a restart is a load",
 			steps: append(slices.Clone(ackV1), assigned("v2", v2), sent(sotw, "v2", "2"),
 				req(sotw, Request{Version: "v1", Nonce: "2", NACK: true, Reason: "bad"}), closed(sotw),
 				open(sotw2), req(sotw2, Request{}), sent(sotw2, "v2", "4"), req(sotw2, Request{Version: "v2", Nonce: "4"})),
@@ -169,23 +194,7 @@ func TestRegistry(t *testing.T) {
 			for _, s := range tt.steps {
 				s(r)
 			}
-			// A sentinel: its arrival means every earlier event was delivered.
-			r.StreamOpened(Stream{ID: 99})
-			r.Requested(Stream{ID: 99}, Identity{ID: "sentinel"}, Request{TypeURL: ecds})
-			var got []string
-			for e := range events {
-				if e.Node == "sentinel" {
-					break
-				}
-				s := fmt.Sprintf("%s %s", e.Kind, e.Node)
-				if e.Kind == Acked || e.Kind == Nacked {
-					s += fmt.Sprintf(" %s %s", e.Filter, e.Digest.Short())
-				}
-				if e.Reason != "" {
-					s += ": " + e.Reason
-				}
-				got = append(got, s)
-			}
+			got := collect(r, events, n1.ID)
 			cancel()
 			if !slices.Equal(got, tt.wantEvents) {
 				t.Errorf("events:\n got  %q\n want %q", got, tt.wantEvents)

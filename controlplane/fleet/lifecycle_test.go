@@ -293,7 +293,7 @@ func TestRetention(t *testing.T) {
 			defer cancel()
 			events := r.Subscribe(ctx)
 			run(r, &c, tt.steps)
-			if got := collect(r, events); !slices.Equal(got, tt.wantEvents) {
+			if got := collect(r, events, "n1"); !slices.Equal(got, tt.wantEvents) {
 				t.Errorf("events:\n got  %q\n want %q", got, tt.wantEvents)
 			}
 			if got := recorded(r, "n1"); got != tt.wantRecorded {
@@ -310,8 +310,8 @@ func TestRetention(t *testing.T) {
 	}
 }
 
-// collect returns every event published so far about n1, as text.
-func collect(r Registry, events <-chan Event) []string {
+// collect returns every event published so far about node, as text.
+func collect(r Registry, events <-chan Event, node string) []string {
 	// A sentinel: its arrival means every earlier event was delivered.
 	r.StreamOpened(Stream{ID: 99})
 	r.Requested(Stream{ID: 99}, Identity{ID: "sentinel"}, Request{TypeURL: ecds})
@@ -320,7 +320,7 @@ func collect(r Registry, events <-chan Event) []string {
 		if e.Node == "sentinel" {
 			break
 		}
-		if e.Node != "n1" {
+		if e.Node != node {
 			continue
 		}
 		s := fmt.Sprintf("%s %s", e.Kind, e.Node)

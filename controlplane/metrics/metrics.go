@@ -24,7 +24,8 @@ type Metrics struct {
 	SnapshotPushes prometheus.Counter
 	// SnapshotBuildSeconds is how long one fleet-wide reconcile took.
 	SnapshotBuildSeconds prometheus.Histogram
-	// Acks and Nacks count xDS responses by short type ("ecds", "lds", ...).
+	// Acks and Nacks count filter versions nodes accepted or rejected over
+	// ECDS: one per node, filter and digest (type "ecds"), not per response.
 	Acks  *prometheus.CounterVec
 	Nacks *prometheus.CounterVec
 	// ResponseSeconds is how long a node took from the first response that
@@ -32,6 +33,9 @@ type Metrics struct {
 	// that version, by short type and result ("ack", "nack"). For ECDS
 	// with remote code an Envoy ACKs before it fetches the module (unless
 	// nack_on_code_cache_miss is set); inline code is loaded before the ACK.
+	// A push replaced before its answer is not observed, so a node that
+	// never keeps up with frequent pushes does not show here (its status's
+	// last answer grows old instead).
 	ResponseSeconds *prometheus.HistogramVec
 	// ConnectedNodes is the number of nodes with an open xDS stream.
 	ConnectedNodes prometheus.Gauge
@@ -62,10 +66,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
 		Acks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wasmfleet_xds_acks_total", Help: "xDS responses acknowledged by nodes, by resource type.",
+			Name: "wasmfleet_xds_acks_total", Help: "Filter versions accepted by nodes over ECDS (one per node, filter and digest), by type.",
 		}, []string{"type"}),
 		Nacks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wasmfleet_xds_nacks_total", Help: "xDS responses rejected by nodes, by resource type.",
+			Name: "wasmfleet_xds_nacks_total", Help: "Filter versions rejected by nodes over ECDS (one per node, filter and digest), by type.",
 		}, []string{"type"}),
 		ResponseSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "wasmfleet_xds_response_seconds",
@@ -98,13 +102,13 @@ func (m *Metrics) ObserveResponse(typeURL string, nack bool, d time.Duration) {
 	if nack {
 		result = "nack"
 	}
-	m.ResponseSeconds.WithLabelValues(ShortType(typeURL), result).Observe(d.Seconds())
+	m.ResponseSeconds.WithLabelValues(shortType(typeURL), result).Observe(d.Seconds())
 }
 
-// ShortType names an xDS type URL as the type labels do ("lds", "rds",
+// shortType names an xDS type URL as the type labels do ("lds", "rds",
 // "cds", "eds", "ecds", "sds", "rtds"). Type URLs come from the nodes, so
 // any other is "other": a label's values must stay few.
-func ShortType(typeURL string) string {
+func shortType(typeURL string) string {
 	switch typeURL {
 	case resource.ListenerType:
 		return "lds"

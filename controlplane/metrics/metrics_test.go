@@ -54,8 +54,8 @@ func TestShortType(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := ShortType(tt.typeURL); got != tt.want {
-				t.Errorf("ShortType(%q) = %q, want %q", tt.typeURL, got, tt.want)
+			if got := shortType(tt.typeURL); got != tt.want {
+				t.Errorf("shortType(%q) = %q, want %q", tt.typeURL, got, tt.want)
 			}
 		})
 	}

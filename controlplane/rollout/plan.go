@@ -55,7 +55,9 @@ func CurrentPercent(spec config.Filter, st types.FilterState) int {
 //     filter at 10% is expected to reach 10% of the fleet, not all of it.
 //     With by request this is planned by node too, since there is no stable
 //     version to split requests with.
-//   - A node in Failed runs the stable version only, whatever the percent.
+//   - A node in Failed runs the stable version only, whatever the percent,
+//     while the candidate lasts (with no stable version it gets the
+//     candidate as the others do; after a promotion there is no candidate).
 //     Sending it the candidate again would not be loaded: Envoy skips a
 //     config equal to the last one it received, even one it rejected, and
 //     ACKs it, so the node would look as if it ran the candidate.

@@ -383,3 +383,43 @@ func TestP256FieldMul(t *testing.T) {
 		}
 	}
 }
+
+// TestP256XAboveN covers the rare branch where the sum's x is at least n,
+// so r = x - n and the check must compare against (r+n)*Z. Random signing
+// never gets there (p - n is about 2^128), so the key is built for it: Q is
+// a point whose x is in [n, p), and with digest 0 and r = s = x - n,
+// u1 = 0 and u2 = 1, so the sum is Q itself.
+func TestP256XAboveN(t *testing.T) {
+	curveParams := elliptic.P256().Params()
+	p, n, b := curveParams.P, curveParams.N, curveParams.B
+	three := big.NewInt(3)
+	x := new(big.Int).Set(n)
+	var y *big.Int
+	for ; x.Cmp(p) < 0; x.Add(x, big.NewInt(1)) {
+		rhs := new(big.Int).Exp(x, three, p)
+		rhs.Sub(rhs, new(big.Int).Mul(three, x)).Add(rhs, b).Mod(rhs, p)
+		if y = new(big.Int).ModSqrt(rhs, p); y != nil {
+			break
+		}
+	}
+	if y == nil {
+		t.Fatal("no point with x in [n, p)")
+	}
+	key, err := NewP256(x.FillBytes(make([]byte, 32)), y.FillBytes(make([]byte, 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := new(big.Int).Sub(x, n).FillBytes(make([]byte, 32))
+	digest := make([]byte, 32)
+	sig := append(append([]byte(nil), r...), r...)
+	pub := &ecdsa.PublicKey{Curve: elliptic.P256(), X: x, Y: y}
+	if !ecdsa.Verify(pub, digest, new(big.Int).SetBytes(r), new(big.Int).SetBytes(r)) {
+		t.Fatal("crypto/ecdsa refuses the constructed signature: the construction is wrong")
+	}
+	if !key.VerifySHA256(digest, sig) {
+		t.Fatal("a valid signature whose x is above n did not verify")
+	}
+	if key.VerifySHA256(digest, flip(sig, 255)) {
+		t.Fatal("r+1 verified")
+	}
+}
