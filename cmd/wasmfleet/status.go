@@ -5,7 +5,9 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
+	resource "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/admin"
@@ -49,13 +51,14 @@ func printStatus(w io.Writer, st admin.Status) {
 	tw.Flush()
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tCLUSTER\tENVOY\tFILTER\tACKED\tNACKED")
+	fmt.Fprintln(tw, "NODE\tCLUSTER\tENVOY\tLAST PUSH\tFILTER\tACKED\tNACKED")
 	for _, n := range st.Nodes {
+		push := lastPushCell(n)
 		if len(n.Filters) == 0 {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\n", n.ID, orDash(n.Cluster), orDash(n.UserAgent))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t-\t-\t-\n", n.ID, orDash(n.Cluster), orDash(n.UserAgent), push)
 		}
 		for _, f := range n.Filters {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.ID, orDash(n.Cluster), orDash(n.UserAgent), f.Filter, versionsCell(f.Acked), nackCell(f))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.ID, orDash(n.Cluster), orDash(n.UserAgent), push, f.Filter, versionsCell(f.Acked), nackCell(f))
 		}
 	}
 	tw.Flush()
@@ -87,6 +90,22 @@ func filterState(f controller.FilterStatus) string {
 		return "stable"
 	}
 	return "no version"
+}
+
+// lastPushCell is how the node answered the last new ECDS version it was
+// sent and how long it took: for inline code, the time to load the module.
+func lastPushCell(n fleet.NodeStatus) string {
+	for _, ts := range n.Types {
+		if ts.TypeURL != resource.ExtensionConfigType || ts.LastAnswer == nil {
+			continue
+		}
+		verb := "ack"
+		if ts.LastAnswer.NACK {
+			verb = "nack"
+		}
+		return verb + " in " + ts.LastAnswer.Latency.Round(time.Millisecond).String()
+	}
+	return "-"
 }
 
 func nackCell(f fleet.FilterStatus) string {
