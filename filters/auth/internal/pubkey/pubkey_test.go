@@ -80,8 +80,8 @@ func TestRSAVerify(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if key.Size() != priv.Size() {
-			t.Fatalf("Size %d, want %d", key.Size(), priv.Size())
+		if key.size != priv.Size() {
+			t.Fatalf("size %d, want %d", key.size, priv.Size())
 		}
 		digest := sha256.Sum256([]byte("signing input"))
 		sig, err := rsa.SignPKCS1v15(rand.Reader, priv, crypto.SHA256, digest[:])
@@ -149,7 +149,7 @@ func TestNewRSARefuses(t *testing.T) {
 		})
 	}
 	// Leading zero bytes are not part of the size.
-	if k, err := NewRSA(append([]byte{0, 0}, n2048...), []byte{0, 1, 0, 1}); err != nil || k.Size() != 256 {
+	if k, err := NewRSA(append([]byte{0, 0}, n2048...), []byte{0, 1, 0, 1}); err != nil || k.size != 256 {
 		t.Fatalf("padded 2048-bit key: %v, %v", k, err)
 	}
 }

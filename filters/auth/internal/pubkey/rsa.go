@@ -57,9 +57,6 @@ func bitLen(b []byte) int {
 	return n
 }
 
-// Size is the modulus length in bytes, the length of every signature.
-func (k *RSA) Size() int { return k.size }
-
 // sha256DigestInfo is the DER prefix of a SHA-256 DigestInfo (RFC 8017
 // section 9.2, note 1).
 var sha256DigestInfo = []byte{0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20}
