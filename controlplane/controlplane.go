@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -27,11 +26,9 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/signature"
 	"github.com/wasmfleet/wasmfleet/controlplane/snapshot"
 	"github.com/wasmfleet/wasmfleet/controlplane/source"
-	"github.com/wasmfleet/wasmfleet/controlplane/source/oci"
 	"github.com/wasmfleet/wasmfleet/controlplane/store"
 	"github.com/wasmfleet/wasmfleet/controlplane/types"
 	"github.com/wasmfleet/wasmfleet/controlplane/wasmhost"
-	"github.com/wasmfleet/wasmfleet/internal/ociartifact"
 )
 
 // ErrListen is returned when one of the three addresses cannot be bound.
@@ -67,8 +64,8 @@ type ControlPlane struct {
 	adminSrv *http.Server
 	reload   *configWatcher
 	metrics  *metrics.Metrics
-	// registries are the oci:// sources, one per filter that names one.
-	registries []runner
+	// registries polls the oci:// sources and follows config reloads.
+	registries *registrySet
 }
 
 // Addrs are the addresses the control plane is bound to (useful with port 0).
@@ -136,7 +133,7 @@ func New(opts Options) (_ *ControlPlane, err error) {
 		Dir: cfg.WatchDir, Debounce: time.Duration(cfg.Limits.Debounce), MaxModuleBytes: cfg.Limits.MaxModuleBytes,
 		Log: log.Named("source"),
 	}, events)
-	cp.registries = registrySources(cfg, events, log)
+	cp.registries = newRegistrySet(cfg, events, log)
 	snapCache := cache.NewSnapshotCache(cfg.Mode == config.ModeManaged, cache.IDHash{}, server.Logger(log))
 	registry := fleet.New(fleet.Config{Log: log, Metrics: m})
 	cp.xds = server.New(server.Config{Listener: cp.xdsLn, Cache: snapCache, Fleet: registry, Log: log})
@@ -155,7 +152,9 @@ func New(opts Options) (_ *ControlPlane, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("controlplane: %w", err)
 		}
-		cp.reload = newConfigWatcher(opts.ConfigPath, initial, cp.ctrl, m, log)
+		// The controller first: a module from a new registry source is
+		// admitted with its filter's new settings.
+		cp.reload = newConfigWatcher(opts.ConfigPath, initial, []reconfigurer{cp.ctrl, cp.registries}, m, log)
 	}
 	cp.cfg = cfg
 	return cp, nil
@@ -183,8 +182,8 @@ func (cp *ControlPlane) Start(ctx context.Context) error {
 		{"xds", cp.xds.Start},
 		{"modules", httpRunner(cp.modHTTP, cp.modLn)},
 		{"admin", httpRunner(cp.adminSrv, cp.adminLn)},
+		{"registries", cp.registries.Start},
 	}
-	runners = append(runners, cp.registries...)
 	if cp.reload != nil {
 		runners = append(runners, runner{"config", cp.reload.Start})
 	}
@@ -205,29 +204,6 @@ func (cp *ControlPlane) Start(ctx context.Context) error {
 	}
 	wg.Wait()
 	return firstErr
-}
-
-// registrySources makes a polling source for every filter whose source is
-// an oci:// reference (config validation has parsed each one already).
-func registrySources(cfg config.Config, events chan<- types.Event, log *zap.Logger) []runner {
-	var out []runner
-	for _, f := range cfg.Filters {
-		if f.Source == "" {
-			continue
-		}
-		f = f.WithDefaults()
-		ref, err := ociartifact.ParseRef(f.Source)
-		if err != nil {
-			continue
-		}
-		src := oci.New(oci.Config{
-			Filter: f.Name, Ref: f.Source, PollInterval: time.Duration(f.PollInterval),
-			MaxBytes: cfg.Limits.MaxModuleBytes, Insecure: slices.Contains(cfg.InsecureRegistries, ref.Registry),
-			Log: log.Named("source.oci").With(zap.String("filter", f.Name)),
-		}, events)
-		out = append(out, runner{"source." + f.Name, src.Start})
-	}
-	return out
 }
 
 // runner is a long-running part: run blocks until ctx ends.

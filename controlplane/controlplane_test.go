@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/config"
@@ -64,46 +65,78 @@ func TestPortInUse(t *testing.T) {
 	}
 }
 
-// TestConfigReload edits the config file of a running control plane: a valid
-// edit reorders the chain, a broken one is refused and changes nothing.
-func TestConfigReload(t *testing.T) {
+// configFile is a config file that a running control plane watches.
+type configFile struct {
+	path string
+	// header is the part every version of the file shares: loopback
+	// listeners on port 0 and directories under a temp dir.
+	header string
+	cfg    config.Config
+}
+
+func newConfigFile(t *testing.T) *configFile {
+	t.Helper()
 	cfg := testConfig(t)
-	path := filepath.Join(t.TempDir(), "wasmfleet.yaml")
-	write := func(body string) {
-		t.Helper()
-		// Write then rename, as editors do.
-		tmp := path + ".tmp"
-		if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			t.Fatal(err)
-		}
+	return &configFile{
+		path: filepath.Join(t.TempDir(), "wasmfleet.yaml"),
+		header: "watch_dir: " + cfg.WatchDir + "\ndata_dir: " + cfg.DataDir +
+			"\nlisten: {xds: 127.0.0.1:0, modules: 127.0.0.1:0, admin: 127.0.0.1:0}\nlimits: {debounce: 20ms}\n",
+		cfg: cfg,
 	}
-	header := "watch_dir: " + cfg.WatchDir + "\ndata_dir: " + cfg.DataDir +
-		"\nlisten: {xds: 127.0.0.1:0, modules: 127.0.0.1:0, admin: 127.0.0.1:0}\nlimits: {debounce: 20ms}\n"
-	write(header + "filters: [{name: a}, {name: b}]\n")
-	loaded, err := config.Load(path)
+}
+
+// write replaces the file with header+body, by write then rename as
+// editors do.
+func (f *configFile) write(t *testing.T, body string) {
+	t.Helper()
+	tmp := f.path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(f.header+body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, f.path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// start writes body, loads it and runs a control plane on it until the
+// test ends.
+func (f *configFile) start(t *testing.T, body string, log *zap.Logger) *ControlPlane {
+	t.Helper()
+	f.write(t, body)
+	loaded, err := config.Load(f.path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cp, err := New(Options{Config: loaded, ConfigPath: path, Log: zaptest.NewLogger(t)})
+	cp, err := New(Options{Config: loaded, ConfigPath: f.path, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- cp.Start(ctx) }()
-	defer func() {
+	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Start: %v", err)
 		}
-	}()
+	})
+	return cp
+}
+
+// TestConfigReload edits the config file of a running control plane: a valid
+// edit reorders the chain, a broken one is refused and changes nothing.
+func TestConfigReload(t *testing.T) {
+	file := newConfigFile(t)
+	cp := file.start(t, "filters: [{name: a}, {name: b}]\n", zaptest.NewLogger(t))
 
 	module := wasmtest.Module(t, "internal/wasmtest/testdata/hello")
+	// The directory source creates the directory when it starts, which may
+	// not have happened yet; the files are read either way.
+	if err := os.MkdirAll(file.cfg.WatchDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for _, name := range []string{"a", "b"} {
-		if err := os.WriteFile(filepath.Join(cfg.WatchDir, name+".wasm"), module, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(file.cfg.WatchDir, name+".wasm"), module, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -127,7 +160,7 @@ func TestConfigReload(t *testing.T) {
 	}
 	waitOrder("a,b")
 
-	write(header + "filters: [{name: b}, {name: a}]\n")
+	file.write(t, "filters: [{name: b}, {name: a}]\n")
 	waitOrder("b,a")
 
 	// A typo and an invalid value are refused one after the other; the
@@ -136,11 +169,11 @@ func TestConfigReload(t *testing.T) {
 		"filterz: [{name: a}, {name: b}]\n",
 		"filters: [{name: a}, {name: b, failure_policy: SOMETIMES}]\n",
 	} {
-		write(header + bad)
+		file.write(t, bad)
 		waitCount(t, cp.metrics.ConfigReloads.WithLabelValues("refused"), float64(i+1))
 		waitOrder("b,a")
 	}
-	write(header + "filters: [{name: a}, {name: b}]\n")
+	file.write(t, "filters: [{name: a}, {name: b}]\n")
 	waitOrder("a,b")
 }
 

@@ -19,24 +19,27 @@ import (
 // so an editor's write-rename-chmod burst is one reload.
 const reloadQuiet = 100 * time.Millisecond
 
-// reconfigurer is the part of the controller a config reload needs.
+// reconfigurer is a part that follows config reloads: the controller, and
+// the registry pollers. Reconfigure must be safe to call from the watcher's
+// goroutine while the part runs; an error means cfg was applied with
+// problems (it is logged), not that it was refused.
 type reconfigurer interface {
 	Reconfigure(ctx context.Context, cfg config.Config) error
 }
 
-// configWatcher reloads the config file when it changes. A file that no
-// longer parses or validates is refused with every problem logged, and the
-// running configuration stays.
+// configWatcher reloads the config file when it changes and hands a valid
+// one to each part, in order. A file that no longer parses or validates is
+// refused with every problem logged, and no part sees it.
 type configWatcher struct {
 	path    string
 	last    []byte
-	ctrl    reconfigurer
+	parts   []reconfigurer
 	metrics *metrics.Metrics
 	log     *zap.Logger
 }
 
-func newConfigWatcher(path string, initial []byte, ctrl reconfigurer, m *metrics.Metrics, log *zap.Logger) *configWatcher {
-	return &configWatcher{path: path, last: initial, ctrl: ctrl, metrics: m, log: log.Named("config")}
+func newConfigWatcher(path string, initial []byte, parts []reconfigurer, m *metrics.Metrics, log *zap.Logger) *configWatcher {
+	return &configWatcher{path: path, last: initial, parts: parts, metrics: m, log: log.Named("config")}
 }
 
 // Start watches the file's directory (editors replace files by renaming, which
@@ -86,7 +89,9 @@ func (w *configWatcher) reload(ctx context.Context) {
 	}
 	w.last = b
 	w.metrics.ConfigReloads.WithLabelValues("applied").Inc()
-	if err := w.ctrl.Reconfigure(ctx, cfg); err != nil {
-		w.log.Error("config reloaded with problems", zap.String("path", w.path), zap.Error(err))
+	for _, p := range w.parts {
+		if err := p.Reconfigure(ctx, cfg); err != nil {
+			w.log.Error("config reloaded with problems", zap.String("path", w.path), zap.Error(err))
+		}
 	}
 }

@@ -349,10 +349,13 @@ func (c *Controller) reconfigure(ctx context.Context, next config.Config) error 
 	if next.Limits != cur.Limits {
 		restart = append(restart, "limits")
 	}
+	if !slices.Equal(next.Trust.Keys, cur.Trust.Keys) || next.Trust.RequireSignature != cur.Trust.RequireSignature {
+		restart = append(restart, "trust") // the verifier is built at start
+	}
 	if next.ModuleBaseURL == "" {
 		next.ModuleBaseURL = cur.ModuleBaseURL
 	}
-	next.Listen, next.WatchDir, next.DataDir, next.Mode, next.Limits = cur.Listen, cur.WatchDir, cur.DataDir, cur.Mode, cur.Limits
+	next.Listen, next.WatchDir, next.DataDir, next.Mode, next.Limits, next.Trust = cur.Listen, cur.WatchDir, cur.DataDir, cur.Mode, cur.Limits, cur.Trust
 	c.cfg.Config = next
 	var errs []error
 	for name, rec := range c.filters {

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -344,4 +345,23 @@ func TestNoPromotionWithoutAnACK(t *testing.T) {
 		t.Fatalf("after the only node failed v2: %+v, want v1 stable and v2 still the candidate", st)
 	}
 	h.wait("n1 kept on v1", func() bool { return h.planned("n1", v1) && !h.planned("n1", v2) })
+}
+
+// TestReloadKeepsRestartOnlyFields: fields that only a restart can apply
+// keep their running values after a reload, so status and later reloads
+// compare against what actually runs.
+func TestReloadKeepsRestartOnlyFields(t *testing.T) {
+	cfg := config.Default()
+	h := newHarness(t, cfg, fleet.Config{})
+	next := cfg
+	next.Trust = config.Trust{Keys: []string{"cosign.pub"}, RequireSignature: true}
+	next.Limits.Debounce = config.Duration(time.Second)
+	next.Mode = config.ModeECDS
+	if err := h.ctrl.Reconfigure(context.Background(), next); err != nil {
+		t.Fatal(err)
+	}
+	got := h.ctrl.cfg.Config
+	if !slices.Equal(got.Trust.Keys, cfg.Trust.Keys) || got.Trust.RequireSignature || got.Limits != cfg.Limits || got.Mode != cfg.Mode {
+		t.Fatalf("after the reload: trust %+v limits %+v mode %s, want the running ones", got.Trust, got.Limits, got.Mode)
+	}
 }

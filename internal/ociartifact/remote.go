@@ -37,6 +37,26 @@ type Remote struct {
 	// Keychain finds credentials; nil means authn.DefaultKeychain (the
 	// Docker config file in $DOCKER_CONFIG or ~/.docker, and its helpers).
 	Keychain authn.Keychain
+
+	// puller, set by Reusing, holds what go-containerregistry learned about
+	// each repository: the scheme, the credentials and the auth token.
+	puller *remote.Puller
+}
+
+// Reusing returns a copy of r whose calls share, per repository, the
+// registry's API check (GET /v2/), the credentials and the auth token,
+// instead of doing them again for every call: a poller's steady round is
+// then its HEAD requests only. The credentials are read once, so a caller
+// that keeps the copy should take a new one after a failure. Safe for
+// concurrent use.
+func (r Remote) Reusing() (Remote, error) {
+	r.puller = nil
+	p, err := remote.NewPuller(r.options(context.Background())...)
+	if err != nil {
+		return Remote{}, fmt.Errorf("ociartifact: %w", err)
+	}
+	r.puller = p
+	return r, nil
 }
 
 // options turns r into go-containerregistry options. Its own retries are
@@ -46,12 +66,17 @@ func (r Remote) options(ctx context.Context) []remote.Option {
 	if keychain == nil {
 		keychain = authn.DefaultKeychain
 	}
-	return []remote.Option{
+	opts := []remote.Option{
 		remote.WithContext(ctx),
 		remote.WithAuthFromKeychain(keychain),
 		remote.WithTransport(&guard{base: remote.DefaultTransport, insecure: r.Insecure}),
 		remote.WithRetryBackoff(remote.Backoff{Steps: 1}),
 	}
+	if r.puller != nil {
+		// The puller was made from the same options; only ctx is per call.
+		opts = append(opts, remote.Reuse(r.puller))
+	}
+	return opts
 }
 
 // guard refuses plain HTTP unless allowed and cuts manifest bodies off past

@@ -46,7 +46,11 @@ type Source struct {
 	cfg Config
 	out chan<- types.Event
 	log *zap.Logger
-	rem ociartifact.Remote
+	// rem is how the registry is reached; session is rem reusing its
+	// transport between polls, nil after a failure (a restarted registry or
+	// new credentials get a fresh look).
+	rem     ociartifact.Remote
+	session *ociartifact.Remote
 
 	// reported is what the last ModuleChanged was built from.
 	reported state
@@ -107,6 +111,9 @@ func (s *Source) Start(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		if err != nil {
+			s.session = nil
+		}
 		s.track(err)
 		timer.Reset(s.delay())
 	}
@@ -116,15 +123,23 @@ func (s *Source) Start(ctx context.Context) error {
 // The error is a registry failure to back off from; problems with the
 // artifact itself are reported as events and return nil.
 func (s *Source) poll(ctx context.Context, ref ociartifact.Ref) error {
+	if s.session == nil {
+		rem, err := s.rem.Reusing()
+		if err != nil {
+			return err
+		}
+		s.session = &rem
+	}
+	rem := *s.session
 	digest := ref.Digest
 	if digest == "" || s.reported.manifest == "" {
-		d, err := ociartifact.Resolve(ctx, ref, s.rem)
+		d, err := ociartifact.Resolve(ctx, ref, rem)
 		if err != nil {
 			return s.failed(ctx, state{manifest: "unresolvable"}, err)
 		}
 		digest = d
 	}
-	sigDigest, err := ociartifact.Resolve(ctx, ociartifact.SignatureRef(ref, digest), s.rem)
+	sigDigest, err := ociartifact.Resolve(ctx, ociartifact.SignatureRef(ref, digest), rem)
 	switch {
 	case errors.Is(err, ociartifact.ErrNotFound):
 		sigDigest = ""
@@ -135,7 +150,7 @@ func (s *Source) poll(ctx context.Context, ref ociartifact.Ref) error {
 	if now == s.reported || now == s.refused {
 		return nil
 	}
-	a, err := ociartifact.Fetch(ctx, ref.Pinned(digest), s.cfg.MaxBytes, s.rem)
+	a, err := ociartifact.Fetch(ctx, ref.Pinned(digest), s.cfg.MaxBytes, rem)
 	if err != nil {
 		return s.failed(ctx, now, err)
 	}
@@ -145,7 +160,7 @@ func (s *Source) poll(ctx context.Context, ref ociartifact.Ref) error {
 		Module: a.Module, Digest: types.DigestOf(a.Module), Manifest: a.Manifest,
 	}
 	if sigDigest != "" {
-		if ev.Signature, err = s.bundle(ctx, ref, sigDigest, a); err != nil {
+		if ev.Signature, err = s.bundle(ctx, rem, ref, sigDigest, a); err != nil {
 			return s.failed(ctx, now, err)
 		}
 	}
@@ -158,8 +173,8 @@ func (s *Source) poll(ctx context.Context, ref ociartifact.Ref) error {
 
 // bundle fetches cosign's signatures of the artifact and packs them with
 // what binds them to the module, for the signature verifier.
-func (s *Source) bundle(ctx context.Context, ref ociartifact.Ref, sigDigest string, a ociartifact.Artifact) ([]byte, error) {
-	sigs, err := ociartifact.FetchSignatures(ctx, ref.Pinned(sigDigest), s.rem)
+func (s *Source) bundle(ctx context.Context, rem ociartifact.Remote, ref ociartifact.Ref, sigDigest string, a ociartifact.Artifact) ([]byte, error) {
+	sigs, err := ociartifact.FetchSignatures(ctx, ref.Pinned(sigDigest), rem)
 	if err != nil {
 		return nil, err
 	}

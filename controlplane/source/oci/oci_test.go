@@ -51,6 +51,9 @@ type fakeRegistry struct {
 	user     atomic.Pointer[string] // basic auth user:password; nil means none
 	requests atomic.Int64
 	blobGets atomic.Int64
+	// pings are GET /v2/, the API check a client does before it
+	// authenticates to a repository.
+	pings atomic.Int64
 }
 
 func startRegistry(t *testing.T) *fakeRegistry {
@@ -72,6 +75,9 @@ func startRegistry(t *testing.T) *fakeRegistry {
 		}
 		if req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/blobs/") {
 			r.blobGets.Add(1)
+		}
+		if req.Method == http.MethodGet && req.URL.Path == "/v2/" {
+			r.pings.Add(1)
 		}
 		reg.ServeHTTP(w, req)
 	}))
@@ -192,6 +198,34 @@ func TestTagMoves(t *testing.T) {
 		t.Fatalf("re-push gave %s, want the same manifest %s", again, da)
 	}
 	wantModule(t, next(t, ch), a, da, r)
+}
+
+// TestTransportReused checks that polls share one transport: the registry is
+// pinged once for the first poll's requests and not again while it answers,
+// before and after an outage (after which the source starts afresh).
+func TestTransportReused(t *testing.T) {
+	a, b := modules(t)
+	reg := startRegistry(t)
+	r := ref(t, "oci://"+reg.host+"/filters/auth:stable")
+	da := push(t, r, a, nil)
+	before := reg.pings.Load()
+	ch := run(t, oci.Config{Ref: r.String(), Insecure: true})
+	wantModule(t, next(t, ch), a, da, r)
+	reg.waitRequests(t, 20) // about ten polls
+	if n := reg.pings.Load() - before; n != 1 {
+		t.Fatalf("%d pings over the first poll and ten more, want 1", n)
+	}
+
+	reg.down.Store(true)
+	reg.waitRequests(t, 2)
+	reg.down.Store(false)
+	db := push(t, r, b, nil)
+	wantModule(t, next(t, ch), b, db, r)
+	before = reg.pings.Load()
+	reg.waitRequests(t, 20)
+	if n := reg.pings.Load() - before; n != 0 {
+		t.Fatalf("%d pings over ten polls after the registry came back, want 0", n)
+	}
 }
 
 func TestDigestPinned(t *testing.T) {
