@@ -64,27 +64,21 @@ func QueryParam(path, name string) (string, bool) {
 // its '?'. Filters use it to keep a credential sent in the query away from
 // the upstream and its access logs.
 func WithoutQueryParam(path, name string) (string, bool) {
-	base, query, ok := strings.Cut(path, "?")
-	if !ok {
-		return path, false
+	if _, found := QueryParam(path, name); !found {
+		return path, false // the common case: nothing to build
 	}
+	base, query, _ := strings.Cut(path, "?")
 	query, fragment, hasFragment := strings.Cut(query, "#")
 	kept := make([]byte, 0, len(path))
 	kept = append(kept, base...)
 	sep := byte('?')
-	removed := false
 	for query != "" {
 		var pair string
 		pair, query, _ = strings.Cut(query, "&")
-		if key, _, _ := strings.Cut(pair, "="); isParam(key, name) {
-			removed = true
-			continue
+		if key, _, _ := strings.Cut(pair, "="); !isParam(key, name) {
+			kept = append(append(kept, sep), pair...)
+			sep = '&'
 		}
-		kept = append(append(kept, sep), pair...)
-		sep = '&'
-	}
-	if !removed {
-		return path, false
 	}
 	if hasFragment {
 		kept = append(append(kept, '#'), fragment...)

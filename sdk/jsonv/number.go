@@ -1,6 +1,9 @@
 package jsonv
 
-import "math"
+import (
+	"math"
+	"strings"
+)
 
 // Numbers are converted here rather than with strconv.ParseInt/ParseFloat:
 // their *NumError drags strconv's quoting and Unicode printability tables
@@ -10,15 +13,8 @@ import "math"
 // Int returns the value of an integer Number (no fraction or exponent) that
 // fits in an int64.
 func (v *Value) Int() (int64, bool) {
-	if v.Kind != Number {
-		return 0, false
-	}
-	s := v.Str
-	neg := len(s) > 0 && s[0] == '-'
-	if neg {
-		s = s[1:]
-	}
-	if s == "" {
+	s, neg, ok := v.unsigned()
+	if !ok || s == "" {
 		return 0, false
 	}
 	var n uint64
@@ -47,13 +43,9 @@ func (v *Value) Int() (int64, bool) {
 // beyond that it may be off by an ulp. Out-of-range magnitudes give ±Inf
 // and report false.
 func (v *Value) Float() (float64, bool) {
-	if v.Kind != Number {
+	s, neg, ok := v.unsigned()
+	if !ok {
 		return 0, false
-	}
-	s := v.Str
-	neg := len(s) > 0 && s[0] == '-'
-	if neg {
-		s = s[1:]
 	}
 	var mant uint64
 	exp, digits, dot := 0, 0, false
@@ -115,4 +107,14 @@ func (v *Value) Float() (float64, bool) {
 		f = -f
 	}
 	return f, !math.IsInf(f, 0)
+}
+
+// unsigned splits a Number's text into its sign and the rest; ok is false
+// for any other kind.
+func (v *Value) unsigned() (s string, neg, ok bool) {
+	if v.Kind != Number {
+		return "", false, false
+	}
+	s, neg = strings.CutPrefix(v.Str, "-")
+	return s, neg, true
 }

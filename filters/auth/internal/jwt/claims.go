@@ -1,6 +1,7 @@
 package jwt
 
 import (
+	"math"
 	"slices"
 
 	"github.com/wasmfleet/wasmfleet/sdk/jsonv"
@@ -136,87 +137,24 @@ func audience(obj *jsonv.Value) ([]string, error) {
 // nanoseconds): whether a token with that exp is still good.
 func Before(now, expiry, skew int64) bool { return now < expiry+skew }
 
-// maxNumericDate caps exp and nbf, in nanoseconds (year 2255), so that adding
-// a skew cannot overflow; anything later is as good as never.
-const maxNumericDate = 9e18
+// maxNumericDate caps exp and nbf, in seconds (year 2255), so that the
+// nanoseconds and a skew added to them cannot overflow; anything later is as
+// good as never.
+const maxNumericDate = 9e9
 
-// numericDate decodes seconds since the epoch, possibly fractional or with
-// an exponent (RFC 7519 section 2: a JSON number), into Unix nanoseconds.
+// numericDate decodes seconds since the epoch, possibly fractional (RFC 7519
+// section 2: a JSON number), into Unix nanoseconds. Zero and negative
+// numbers are refused; a number too large for a float64 counts as never.
 func numericDate(obj *jsonv.Value, name string) (int64, error) {
 	v := obj.Field(name)
 	if v == nil {
 		return 0, nil
 	}
-	nanos, ok := int64(0), false
-	if v.Kind == jsonv.Number {
-		nanos, ok = secondsToNanos(v.Str)
-	}
-	if !ok {
+	secs, _ := v.Float() // +Inf past float64's range: clamped below
+	if !(secs > 0) {
 		return 0, wrap(name, wrap("want a positive NumericDate", ErrMalformed))
 	}
-	return nanos, nil
+	secs = min(secs, maxNumericDate)
+	whole := math.Floor(secs)
+	return int64(whole)*1e9 + int64((secs-whole)*1e9), nil
 }
-
-// secondsToNanos turns a JSON number of seconds into nanoseconds,
-// truncating below a nanosecond and saturating at maxNumericDate. Zero and
-// negative numbers are refused. It does the decimal arithmetic itself
-// rather than through strconv.ParseFloat, which would link ~30 KB of
-// float parsing into the module, and is exact where a float64 is not.
-func secondsToNanos(s string) (int64, bool) {
-	if s == "" || s[0] == '-' {
-		return 0, false
-	}
-	// s = digits x 10^exp10, digits without leading zeros.
-	var digits []byte
-	exp10 := 0
-	i := 0
-	for ; i < len(s) && isDigit(s[i]); i++ {
-		if len(digits) > 0 || s[i] != '0' {
-			digits = append(digits, s[i])
-		}
-	}
-	if i < len(s) && s[i] == '.' {
-		for i++; i < len(s) && isDigit(s[i]); i++ {
-			if len(digits) > 0 || s[i] != '0' {
-				digits = append(digits, s[i])
-			}
-			exp10--
-		}
-	}
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		neg := i < len(s) && s[i] == '-'
-		if i < len(s) && (s[i] == '-' || s[i] == '+') {
-			i++
-		}
-		e := 0
-		for ; i < len(s) && isDigit(s[i]); i++ {
-			e = min(e*10+int(s[i]-'0'), 1000) // beyond 1000 the answer no longer changes
-		}
-		if neg {
-			e = -e
-		}
-		exp10 += e
-	}
-	if i != len(s) || len(digits) == 0 {
-		return 0, false // not a number, or zero
-	}
-	shift := exp10 + 9 // nanoseconds = digits x 10^shift
-	if len(digits)+shift > 19 {
-		return maxNumericDate, true // at least 10^19 ns
-	}
-	if shift < 0 {
-		digits = digits[:max(len(digits)+shift, 0)]
-		shift = 0
-	}
-	var n uint64 // below 10^19: fits
-	for _, d := range digits {
-		n = n*10 + uint64(d-'0')
-	}
-	for range shift {
-		n *= 10
-	}
-	return max(int64(min(n, maxNumericDate)), 1), true
-}
-
-func isDigit(c byte) bool { return '0' <= c && c <= '9' }
