@@ -46,6 +46,12 @@ type Options struct {
 	Log        *zap.Logger
 	// Registry receives the metrics; nil means a new one.
 	Registry *prometheus.Registry
+	// Unsequenced is for tests only: it sends each node's snapshot whole, as
+	// wasmfleet did before make-before-break sequencing, so that the bypass
+	// scenarios can show what the sequencing prevents. Never set it in
+	// production: Envoy applies RDS before ECDS and a route can then enable
+	// a slot that holds no filter yet.
+	Unsequenced bool
 }
 
 // ControlPlane is a whole wasmfleet control plane.
