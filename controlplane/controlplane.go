@@ -145,7 +145,7 @@ func New(opts Options) (_ *ControlPlane, err error) {
 	cp.xds = server.New(server.Config{Listener: cp.xdsLn, Cache: snapCache, Fleet: registry, Log: log})
 	if cp.ctrl, err = controller.New(controller.Config{
 		Config: cfg, Store: cp.store, Admitter: admitter, Builder: snapshot.NewBuilder(),
-		Cache: snapCache, Fleet: registry, Events: events, Metrics: m, Log: log,
+		Cache: snapCache, Fleet: registry, Events: events, Metrics: m, Log: log, Unsequenced: opts.Unsequenced,
 	}); err != nil {
 		return nil, err
 	}

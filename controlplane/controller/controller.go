@@ -18,6 +18,7 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/fleet"
 	"github.com/wasmfleet/wasmfleet/controlplane/metrics"
 	"github.com/wasmfleet/wasmfleet/controlplane/rollout"
+	"github.com/wasmfleet/wasmfleet/controlplane/sequence"
 	"github.com/wasmfleet/wasmfleet/controlplane/snapshot"
 	"github.com/wasmfleet/wasmfleet/controlplane/store"
 	"github.com/wasmfleet/wasmfleet/controlplane/types"
@@ -38,6 +39,9 @@ type Config struct {
 	// Now is the clock; nil means time.Now. Only the controller reads it:
 	// the planner gets times passed in.
 	Now func() time.Time
+	// Unsequenced is for tests only (see controlplane.Options): each node
+	// gets its target snapshot at once, RDS and ECDS together.
+	Unsequenced bool
 }
 
 // Controller is the reconcile loop. One goroutine (Start) owns all mutable
@@ -50,7 +54,9 @@ type Controller struct {
 	nodes   map[string]bool
 	// sent remembers the snapshot versions last set per node, so a node
 	// whose resources did not change is not pushed again.
-	sent  map[string]string
+	sent map[string]string
+	// seq makes every change to a managed node make-before-break.
+	seq   *sequence.Sequencer
 	cmds  chan command
 	timer *time.Timer
 
@@ -101,6 +107,7 @@ func New(cfg Config) (*Controller, error) {
 		filters: map[string]*filterRec{},
 		nodes:   map[string]bool{},
 		sent:    map[string]string{},
+		seq:     sequence.New(),
 		cmds:    make(chan command),
 	}
 	names, err := cfg.Store.Filters()
@@ -137,6 +144,9 @@ func (c *Controller) Start(ctx context.Context) error {
 	// events to nobody: take them from the registry's state.
 	for _, n := range c.cfg.Fleet.Nodes() {
 		c.markConnected(n.ID)
+		for _, ts := range n.Types {
+			c.answered(fleet.Event{Kind: fleet.Answered, Node: n.ID, TypeURL: ts.TypeURL, Version: ts.AckedVersion, Report: true})
+		}
 	}
 	c.reconcile(ctx)
 	c.timer = time.NewTimer(time.Hour)
@@ -385,9 +395,14 @@ func (c *Controller) handleFleet(ctx context.Context, ev fleet.Event) {
 	case fleet.NodeConnected:
 		c.markConnected(ev.Node)
 		c.reconcile(ctx, ev.Node)
+	case fleet.Answered:
+		if c.answered(ev) {
+			c.reconcile(ctx, ev.Node)
+		}
 	case fleet.NodeDisconnected:
 		delete(c.nodes, ev.Node)
 		delete(c.sent, ev.Node)
+		c.seq.Forget(ev.Node)
 		c.cfg.Cache.ClearSnapshot(ev.Node)
 		c.cfg.Metrics.ConnectedNodes.Set(float64(len(c.nodes)))
 		// The node that left may have been the last one yet to ACK.
@@ -455,6 +470,7 @@ func (c *Controller) confirm(ctx context.Context, filter string) {
 // an Acked event: those count toward confirming a candidate here.
 func (c *Controller) markConnected(node string) {
 	c.nodes[node] = true
+	c.seq.Connected(node)
 	c.cfg.Metrics.ConnectedNodes.Set(float64(len(c.nodes)))
 	for name, rec := range c.filters {
 		if d := rec.state.Candidate; d != "" && c.nodeRuns(node, name, d) && !rec.failed.forCandidate(rec)[node] {
@@ -562,34 +578,103 @@ func (c *Controller) reconcile(ctx context.Context, only ...string) {
 	}
 	inputs, settings := c.chain()
 	plan := rollout.Plan(inputs, nodes)
-	nb, err := c.cfg.Builder.For(c.snapshotInput(settings))
+	in := c.snapshotInput(settings)
+	nb, err := c.cfg.Builder.For(in)
 	if err != nil {
 		c.log.Error("cannot build snapshots", zap.Error(err))
 		return
 	}
+	key := func(f config.Filter, d types.Digest) string { return snapshot.ConfigKey(in, f, d) }
 	for _, node := range nodes {
 		a := plan[node]
-		snap, err := nb.Build(a)
+		snap, step, err := c.nodeSnapshot(nb, node, a, settings, key)
 		if err != nil {
 			c.log.Error("cannot build snapshot", zap.String("node", node), zap.Error(err))
 			continue
 		}
-		key := snapshotKey(snap)
-		if c.sent[node] == key {
+		if snap == nil {
+			continue // the sequencer waits for the node to report what it runs
+		}
+		versions := snapshotKey(snap)
+		if c.sent[node] == versions {
 			continue
 		}
 		// Record the assignment before the snapshot can reach the node:
 		// SetSnapshot answers open watches at once, and an ACK that arrives
-		// before Assigned could not be resolved to its modules.
+		// before Assigned could not be resolved to its modules. Every ECDS
+		// version the sequencer sends holds the assignment's modules.
 		c.cfg.Fleet.Assigned(node, snap.GetVersion(resourcev3.ExtensionConfigType), a)
 		if err := c.cfg.Cache.SetSnapshot(ctx, node, snap); err != nil {
 			c.log.Error("cannot set snapshot", zap.String("node", node), zap.Error(err))
 			continue
 		}
-		c.sent[node] = key
+		if step != nil {
+			c.seq.Sent(node, *step)
+		}
+		c.sent[node] = versions
 		c.cfg.Metrics.SnapshotPushes.Inc()
 	}
 	c.cfg.Metrics.SnapshotBuildSeconds.Observe(time.Since(start).Seconds())
+}
+
+// nodeSnapshot builds what node may be sent now: in managed mode what the
+// sequencer allows (nil while it waits for the node's reports), otherwise
+// (ECDS-only mode, or the test-only unsequenced mode) the target at once.
+func (c *Controller) nodeSnapshot(nb snapshot.NodeBuilder, node string, a types.Assignment, settings []config.Filter, key sequence.KeyFunc) (*cache.Snapshot, *sequence.Step, error) {
+	if c.cfg.Config.Mode == config.ModeECDS || c.cfg.Unsequenced {
+		snap, err := nb.Build(a)
+		return snap, nil, err
+	}
+	step, ok, err := c.seq.Next(node, c.cfg.Config.Managed.FilterSlots, sequence.Wants(settings, a, key))
+	if err != nil || !ok {
+		return nil, nil, err
+	}
+	snap, err := nb.BuildLayout(step.Layout)
+	return snap, &step, err
+}
+
+// answered feeds a node's answer (or report) about its listeners, routes
+// or filter slots to the sequencer, decoding what it runs from the version.
+// It reports whether the node may now be sent something new.
+func (c *Controller) answered(ev fleet.Event) bool {
+	if c.cfg.Config.Mode == config.ModeECDS || c.cfg.Unsequenced {
+		return false
+	}
+	var kind sequence.Kind
+	var routes []types.Link
+	var slots []string
+	ok := true
+	switch ev.TypeURL {
+	case resourcev3.ListenerType:
+		kind = sequence.Listeners
+	case resourcev3.RouteType:
+		kind = sequence.Routes
+		routes, ok = snapshot.ParseRoutes(ev.Version)
+	case resourcev3.ExtensionConfigType:
+		kind = sequence.Slots
+		slots, ok = snapshot.ParseSlots(ev.Version)
+	default:
+		return false
+	}
+	if ev.Report {
+		if ev.Version != "" && !ok && kind != sequence.Listeners {
+			c.log.Warn("node reports a version this control plane cannot read; treating its routes and slots as unknown",
+				zap.String("node", ev.Node), zap.String("type", ev.TypeURL), zap.String("version", ev.Version))
+		}
+		return c.seq.Reported(ev.Node, kind, ev.Version, routes, slots, ok)
+	}
+	if !ok {
+		return false
+	}
+	switch kind {
+	case sequence.Routes:
+		c.seq.AnsweredRoutes(ev.Node, routes, ev.NACK)
+	case sequence.Slots:
+		c.seq.AnsweredSlots(ev.Node, slots, ev.NACK)
+	default:
+		return false
+	}
+	return true
 }
 
 func snapshotKey(s *cache.Snapshot) string {

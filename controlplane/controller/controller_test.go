@@ -82,12 +82,27 @@ func newHarness(t *testing.T, cfg config.Config, fc fleet.Config) *harness {
 func (h *harness) connect(node string) { h.reconnect(node, "") }
 
 // reconnect opens a new stream for node, which reports running ECDS
-// version running ("" for none), as Envoy does on its first request.
+// version running ("" for none), as Envoy does on its first requests: a
+// fresh Envoy asks for listeners from nothing, a reconnecting one reports
+// the listeners, routes and filter configs it has.
 func (h *harness) reconnect(node, running string) {
 	s := fleet.Stream{ID: h.nonce.Add(1)} // any number not used before will do
 	h.stream[node] = s
 	h.fleet.StreamOpened(s)
-	h.fleet.Requested(s, fleet.Identity{ID: node}, fleet.Request{TypeURL: resourcev3.ExtensionConfigType, Version: running})
+	var lds, rds string
+	if running != "" {
+		lds = "listeners-it-had"
+		if snap, err := h.cache.GetSnapshot(node); err == nil {
+			rds = snap.GetVersion(resourcev3.RouteType)
+		}
+	}
+	for _, r := range []fleet.Request{
+		{TypeURL: resourcev3.ListenerType, Version: lds},
+		{TypeURL: resourcev3.RouteType, Version: rds},
+		{TypeURL: resourcev3.ExtensionConfigType, Version: running},
+	} {
+		h.fleet.Requested(s, fleet.Identity{ID: node}, r)
+	}
 }
 
 func (h *harness) disconnect(node string) { h.fleet.StreamClosed(h.stream[node]) }

@@ -129,6 +129,12 @@ const (
 	// Digest. Filter and Digest are empty when the rejected version changed
 	// no module (only configuration), so no module can be blamed.
 	Nacked
+	// Answered: the node answered a listener, route or extension-config
+	// response (TypeURL, Version, NACK), or started a subscription on a new
+	// stream from Version, the one it last accepted (Report; Version is
+	// empty for a node that has none). Every answer is published, also an
+	// ACK of an identical re-send, which Acked does not count as a load.
+	Answered
 )
 
 func (k EventKind) String() string {
@@ -141,6 +147,8 @@ func (k EventKind) String() string {
 		return "acked"
 	case Nacked:
 		return "nacked"
+	case Answered:
+		return "answered"
 	}
 	return "unknown"
 }
@@ -151,10 +159,15 @@ type Event struct {
 	Node   string
 	Filter string
 	Digest types.Digest
-	// Version is the ECDS version acked or nacked.
+	// Version is the ECDS version acked or nacked; for Answered, the
+	// version of TypeURL answered or reported.
 	Version string
 	Reason  string
 	At      time.Time
+	// TypeURL, NACK and Report describe an Answered event.
+	TypeURL string
+	NACK    bool
+	Report  bool
 }
 
 // NodeStatus is a copy of what the registry knows about a node.
@@ -430,6 +443,7 @@ func (r *registry) Requested(s Stream, id Identity, req Request) {
 	ts := n.typeState(req.TypeURL)
 	ecds := req.TypeURL == resource.ExtensionConfigType
 	h := r.assigned[n.id.ID]
+	r.publishAnswer(n, ts, s, req, now)
 	if req.Nonce == "" {
 		if ecds && h != nil && req.Version == "" && !s.Delta {
 			h.rejected = "" // a restarted Envoy: nothing rejected is remembered
@@ -483,6 +497,36 @@ func (r *registry) Requested(s Stream, id Identity, req Request) {
 	}
 }
 
+// sequenced are the types whose answers the sequencing stage follows.
+var sequenced = map[string]bool{
+	resource.ListenerType: true, resource.RouteType: true, resource.ExtensionConfigType: true,
+}
+
+// publishAnswer publishes an Answered event for a request of a sequenced
+// type: a report on a new subscription, or the ACK or NACK of a known
+// response. It does not forget the response (answered does). The caller
+// holds r.mu.
+func (r *registry) publishAnswer(n *node, ts *typeState, s Stream, req Request, now time.Time) {
+	if !sequenced[req.TypeURL] {
+		return
+	}
+	ev := Event{Kind: Answered, Node: n.id.ID, TypeURL: req.TypeURL, NACK: req.NACK, Reason: req.Reason, At: now}
+	switch {
+	case req.Nonce == "":
+		ev.Report, ev.Version = true, req.Version
+		if s.Delta {
+			ev.Version = "" // delta requests carry no system version
+		}
+	default:
+		v, ok := ts.peek(s, req.Nonce)
+		if !ok {
+			return
+		}
+		ev.Version = v
+	}
+	r.publish(ev)
+}
+
 // bind returns the node a stream belongs to, binding it on its first request.
 func (r *registry) bind(s Stream, id Identity) *node {
 	bound, ok := r.streams[s]
@@ -526,6 +570,16 @@ func (n *node) filter(name string) *FilterStatus {
 		n.filters[name] = fs
 	}
 	return fs
+}
+
+// peek returns the version of the response sent on s with nonce.
+func (ts *typeState) peek(s Stream, nonce string) (string, bool) {
+	for i := len(ts.sent) - 1; i >= 0; i-- {
+		if ts.sent[i].stream == s && ts.sent[i].nonce == nonce {
+			return ts.sent[i].version, true
+		}
+	}
+	return "", false
 }
 
 // answered returns the version of the response sent on s with nonce and

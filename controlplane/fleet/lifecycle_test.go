@@ -320,8 +320,8 @@ func collect(r Registry, events <-chan Event, node string) []string {
 		if e.Node == "sentinel" {
 			break
 		}
-		if e.Node != node {
-			continue
+		if e.Node != node || e.Kind == Answered {
+			continue // answers have their own test
 		}
 		s := fmt.Sprintf("%s %s", e.Kind, e.Node)
 		if e.Kind == Acked || e.Kind == Nacked {

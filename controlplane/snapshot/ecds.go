@@ -31,50 +31,34 @@ var (
 	emptyTypeURL = resource.APITypePrefix + "envoy.extensions.filters.http.header_mutation.v3.HeaderMutation"
 )
 
-// link is one filter in a node's chain with the versions the node runs.
-type link struct {
-	filter   config.Filter
-	versions wtypes.FilterVersions
-}
-
-// split reports whether requests are divided between stable and candidate.
-func (l link) split() bool {
-	return l.versions.Candidate != "" && l.versions.CandidateShare > 0 && l.versions.CandidateShare < 10000
-}
-
-// chain lists the filters of in.Filters that the assignment gives a version,
-// in chain order. A candidate at 100% simply replaces the stable version.
-func chain(in Input, a wtypes.Assignment) []link {
-	var out []link
-	for _, f := range in.Filters {
-		v, ok := a[f.Name]
-		if !ok || v.Stable == "" {
-			continue
-		}
-		if v.Candidate != "" && v.CandidateShare >= 10000 {
-			v = wtypes.FilterVersions{Stable: v.Candidate}
-		}
-		if v.Candidate == "" || v.CandidateShare <= 0 {
-			v = wtypes.FilterVersions{Stable: v.Stable}
-		}
-		out = append(out, link{filter: f, versions: v})
-	}
-	return out
-}
-
-// ecdsOnly serves one TypedExtensionConfig per filter, named ECDSName. There
-// are no routes of ours to split requests with, so a node runs the stable
-// version of a split filter (the planner should not split in this mode).
-func ecdsOnly(in Input, a wtypes.Assignment) (map[resource.Type][]types.Resource, error) {
+// ecdsOnly serves one TypedExtensionConfig per filter, named ECDSName, with
+// the version in the stable slot of its pair. There are no routes of ours to
+// split requests with, so a split filter runs its stable version (the
+// planner does not split in this mode).
+func ecdsOnly(in Input, l wtypes.Layout) (map[resource.Type][]types.Resource, error) {
 	var out []types.Resource
-	for _, l := range chain(in, a) {
-		r, err := wasmConfig(in, ECDSName(l.filter.Name), l.filter, l.versions.Stable)
+	for _, ln := range l.Chain {
+		f, ok := in.filter(ln.Filter)
+		if !ok {
+			return nil, fmt.Errorf("snapshot: %s: %w", ln.Filter, ErrUnknownFilter)
+		}
+		r, err := wasmConfig(in, ECDSName(ln.Filter), f, l.Slots[2*ln.Pair].Digest)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, r)
 	}
 	return map[resource.Type][]types.Resource{resource.ExtensionConfigType: out}, nil
+}
+
+// filter returns the settings of the named filter.
+func (in Input) filter(name string) (config.Filter, bool) {
+	for _, f := range in.Filters {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return config.Filter{}, false
 }
 
 // wasmConfig is the ECDS resource that runs module d of filter f.

@@ -29,40 +29,43 @@ import (
 // connectTimeout is the upstream connect timeout of every cluster we serve.
 const connectTimeout = 5 * time.Second
 
-// managed builds LDS, RDS, CDS and ECDS as docs/xds-resources.md lays out.
-// LDS and CDS depend only on the configuration and the slot count, never on
-// the assignment, so rollouts never drain a listener.
-func managed(in Input, a wtypes.Assignment) (map[resource.Type][]types.Resource, error) {
-	links := chain(in, a)
-	slots := slotCount(in.Managed, len(links))
-
-	var ecds []types.Resource
-	for p := range slots {
-		stable, canary := types.Resource(emptyConfig(SlotName(p, false))), types.Resource(emptyConfig(SlotName(p, true)))
-		if p < len(links) {
-			l := links[p]
-			r, err := wasmConfig(in, SlotName(p, false), l.filter, l.versions.Stable)
-			if err != nil {
-				return nil, err
-			}
-			stable = r
-			if l.split() {
-				if canary, err = wasmConfig(in, SlotName(p, true), l.filter, l.versions.Candidate); err != nil {
-					return nil, err
-				}
-			}
+// managed builds LDS, RDS, CDS and ECDS as docs/xds-resources.md lays out,
+// from the slots and chain the sequencing stage chose. LDS and CDS depend
+// only on the configuration and the number of slot pairs, never on what the
+// slots hold, so rollouts never drain a listener.
+func managed(in Input, l wtypes.Layout) (map[resource.Type][]types.Resource, error) {
+	pairs := l.Pairs()
+	ecds := make([]types.Resource, 0, len(l.Slots))
+	for i, fill := range l.Slots {
+		name := SlotName(i/2, i%2 == 1)
+		if fill.Filter == "" {
+			ecds = append(ecds, emptyConfig(name))
+			continue
 		}
-		ecds = append(ecds, stable, canary)
+		f, ok := in.filter(fill.Filter)
+		if !ok {
+			return nil, fmt.Errorf("snapshot: slot %s: %s: %w", name, fill.Filter, ErrUnknownFilter)
+		}
+		r, err := wasmConfig(in, name, f, fill.Digest)
+		if err != nil {
+			return nil, err
+		}
+		ecds = append(ecds, r)
+	}
+	for _, ln := range l.Chain {
+		if ln.Pair < 0 || ln.Pair >= pairs || l.Slots[2*ln.Pair].Filter != ln.Filter {
+			return nil, fmt.Errorf("snapshot: chain: %s at pair %d: %w", ln.Filter, ln.Pair, ErrLayout)
+		}
 	}
 
 	var listeners, routes []types.Resource
-	for _, l := range in.Managed.Listeners {
-		lis, err := httpListener(l, slots)
+	for _, ls := range in.Managed.Listeners {
+		lis, err := httpListener(ls, pairs)
 		if err != nil {
 			return nil, err
 		}
 		listeners = append(listeners, lis)
-		routes = append(routes, routeConfig(l, links))
+		routes = append(routes, routeConfig(ls, l.Chain))
 	}
 
 	var clusters []types.Resource
@@ -87,15 +90,12 @@ func managed(in Input, a wtypes.Assignment) (map[resource.Type][]types.Resource,
 	}, nil
 }
 
-// slotCount is managed.filter_slots, or the chain length when the chain is
-// longer: then LDS changes (and drains) once, which raising filter_slots
-// ahead of time avoids.
-func slotCount(m config.Managed, chainLen int) int {
-	s := m.FilterSlots
-	if s <= 0 {
-		s = config.DefaultFilterSlots
+// slotPairs is managed.filter_slots, or its default.
+func slotPairs(m config.Managed) int {
+	if m.FilterSlots <= 0 {
+		return config.DefaultFilterSlots
 	}
-	return max(s, chainLen)
+	return m.FilterSlots
 }
 
 // adsSource points a discovery reference back at the ADS stream.
@@ -161,16 +161,16 @@ func httpListener(l config.Listener, slots int) (*listener.Listener, error) {
 // then gets exactly its share of requests, with one route per distinct share
 // rather than a cross product whose independent fractions Envoy's shared
 // random value would not honour.
-func routeConfig(l config.Listener, links []link) *route.RouteConfiguration {
+func routeConfig(l config.Listener, links []wtypes.Link) *route.RouteConfiguration {
 	var shares []int
 	keyOf := map[int]string{}
 	for _, ln := range links {
-		if !ln.split() {
+		if !ln.Split() {
 			continue
 		}
-		s := int(ln.versions.CandidateShare)
+		s := int(ln.Share)
 		if _, ok := keyOf[s]; !ok {
-			keyOf[s] = RuntimeKey(ln.filter.Name)
+			keyOf[s] = RuntimeKey(ln.Filter)
 			shares = append(shares, s)
 		}
 	}
@@ -209,19 +209,19 @@ func routeConfig(l config.Listener, links []link) *route.RouteConfiguration {
 	}
 }
 
-// enabled turns on, per chain position, the canary slot when the filter is
+// enabled turns on, per link of the chain, its pair's canary slot when the filter is
 // split with a share of at least threshold (0: never), else the stable slot.
 // Envoy treats a FilterConfig without config as an error; one whose config is
 // an empty Any enables the filter with its listener-level configuration.
-func enabled(links []link, threshold int) map[string]*anypb.Any {
+func enabled(links []wtypes.Link, threshold int) map[string]*anypb.Any {
 	if len(links) == 0 {
 		return nil
 	}
 	on := mustAny(&route.FilterConfig{Config: &anypb.Any{}})
 	out := make(map[string]*anypb.Any, len(links))
-	for p, l := range links {
-		canary := threshold > 0 && l.split() && int(l.versions.CandidateShare) >= threshold
-		out[SlotName(p, canary)] = on
+	for _, l := range links {
+		canary := threshold > 0 && l.Split() && int(l.Share) >= threshold
+		out[SlotName(l.Pair, canary)] = on
 	}
 	return out
 }

@@ -7,9 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
-	"sync"
+		"sync"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/wasmfleet/wasmfleet/controlplane/config"
 	"github.com/wasmfleet/wasmfleet/controlplane/modserver"
+	"github.com/wasmfleet/wasmfleet/controlplane/sequence"
 	wtypes "github.com/wasmfleet/wasmfleet/controlplane/types"
 )
 
@@ -57,6 +56,13 @@ func RuntimeKey(filter string) string { return "wasmfleet." + filter + ".candida
 // bytes available for its digest.
 var ErrInline = errors.New("inline code unavailable")
 
+// ErrUnknownFilter is wrapped when a layout names a filter the input has no
+// settings for.
+var ErrUnknownFilter = errors.New("filter not in the input")
+
+// ErrLayout is wrapped when a layout's chain does not match its slots.
+var ErrLayout = errors.New("chain link does not match its slot")
+
 // ErrModuleURL is wrapped when Input.ModuleURL cannot be turned into the
 // wasmfleet_modules cluster.
 var ErrModuleURL = errors.New("invalid module base URL")
@@ -87,13 +93,18 @@ type Builder interface {
 
 // NodeBuilder builds the snapshots of nodes that share one Input.
 type NodeBuilder interface {
-	// Build returns the snapshot for a node with this assignment. Snapshots
-	// for equal (input, assignment) are identical and memoised, because
-	// 10,000 nodes typically share a handful of assignments: the returned
-	// snapshot may be shared with other nodes and must not be modified. Its
-	// delta version map is already built, so concurrent readers never write
-	// to it. Safe for concurrent use.
+	// Build returns the snapshot for a node with this assignment, laid out
+	// as for a node that runs nothing yet (sequence.Canonical). ECDS-only
+	// mode has no routes to sequence and always builds this way.
 	Build(a wtypes.Assignment) (*cache.Snapshot, error)
+	// BuildLayout returns the snapshot of a managed node whose slots and
+	// routes the sequencing stage chose. Snapshots for equal (input, layout)
+	// are identical and memoised, because 10,000 nodes typically share a
+	// handful of layouts: the returned snapshot may be shared with other
+	// nodes and must not be modified. Its delta version map is already
+	// built, so concurrent readers never write to it. Both methods are safe
+	// for concurrent use.
+	BuildLayout(l wtypes.Layout) (*cache.Snapshot, error)
 }
 
 // memoLimit bounds each generation of the memo. Two generations are kept, so
@@ -116,10 +127,10 @@ type builder struct {
 }
 
 // memoKey identifies a snapshot: the input's hash, shared by every node of a
-// reconcile, and the node's assignment as assignmentKey encodes it.
+// reconcile, and the node's layout as layoutKey encodes it.
 type memoKey struct {
 	in [sha256.Size]byte
-	a  string
+	l  string
 }
 
 var _ Builder = (*builder)(nil)
@@ -143,11 +154,15 @@ type nodeBuilder struct {
 var _ NodeBuilder = (*nodeBuilder)(nil)
 
 func (nb *nodeBuilder) Build(a wtypes.Assignment) (*cache.Snapshot, error) {
-	key := memoKey{in: nb.sum, a: assignmentKey(a)}
+	return nb.BuildLayout(sequence.Canonical(slotPairs(nb.in.Managed), sequence.Wants(nb.in.Filters, a, nil)))
+}
+
+func (nb *nodeBuilder) BuildLayout(l wtypes.Layout) (*cache.Snapshot, error) {
+	key := memoKey{in: nb.sum, l: layoutKey(l)}
 	if s := nb.memo.lookup(key); s != nil {
 		return s, nil
 	}
-	s, err := build(nb.in, a)
+	s, err := build(nb.in, l)
 	if err != nil {
 		return nil, err
 	}
@@ -191,34 +206,39 @@ func inputHash(in Input) ([sha256.Size]byte, error) {
 	return sha256.Sum256(raw), nil
 }
 
-// assignmentKey encodes an assignment so that equal assignments, and only
-// those, give equal keys: filters in name order, every string length-prefixed
-// so no boundary can shift. It is the part of the memo key computed per node,
-// so it avoids reflection.
-func assignmentKey(a wtypes.Assignment) string {
-	// A capacity guess: two 64-character digests, a short name, prefixes.
-	buf := make([]byte, 0, 160*len(a))
-	for _, name := range slices.Sorted(maps.Keys(a)) {
-		fv := a[name]
-		for _, s := range []string{name, string(fv.Stable), string(fv.Candidate)} {
-			buf = binary.AppendUvarint(buf, uint64(len(s)))
-			buf = append(buf, s...)
-		}
-		buf = binary.AppendVarint(buf, int64(fv.CandidateShare))
+// layoutKey encodes a layout so that equal layouts, and only those, give
+// equal keys: every string length-prefixed so no boundary can shift. It is
+// the part of the memo key computed per node, so it avoids reflection.
+func layoutKey(l wtypes.Layout) string {
+	// A capacity guess: a short name and a 64-character digest per slot.
+	buf := make([]byte, 0, 80*len(l.Slots)+24*len(l.Chain))
+	str := func(s string) {
+		buf = binary.AppendUvarint(buf, uint64(len(s)))
+		buf = append(buf, s...)
+	}
+	buf = binary.AppendUvarint(buf, uint64(len(l.Slots)))
+	for _, f := range l.Slots {
+		str(f.Filter)
+		str(string(f.Digest))
+	}
+	for _, ln := range l.Chain {
+		buf = binary.AppendUvarint(buf, uint64(ln.Pair))
+		str(ln.Filter)
+		buf = binary.AppendVarint(buf, int64(ln.Share))
 	}
 	return string(buf)
 }
 
 // build makes the resources for the mode and wraps them in a snapshot whose
 // per-type versions are content hashes.
-func build(in Input, a wtypes.Assignment) (*cache.Snapshot, error) {
+func build(in Input, l wtypes.Layout) (*cache.Snapshot, error) {
 	var res map[resource.Type][]types.Resource
 	var err error
 	switch in.Mode {
 	case config.ModeECDS:
-		res, err = ecdsOnly(in, a)
+		res, err = ecdsOnly(in, l)
 	default:
-		res, err = managed(in, a)
+		res, err = managed(in, l)
 	}
 	if err != nil {
 		return nil, err
@@ -228,6 +248,14 @@ func build(in Input, a wtypes.Assignment) (*cache.Snapshot, error) {
 		v, err := version(items)
 		if err != nil {
 			return nil, err
+		}
+		if in.Mode != config.ModeECDS {
+			switch typ {
+			case resource.RouteType:
+				v = routesVersion(v, l.Chain)
+			case resource.ExtensionConfigType:
+				v = slotsVersion(v, in, l.Slots)
+			}
 		}
 		s.Resources[cache.GetResponseType(typ)] = cache.NewResources(v, items)
 	}

@@ -75,9 +75,11 @@ func TestVersionsTrackContent(t *testing.T) {
 		{name: "candidate at 0% is ignored", change: func(_ *Input, a wtypes.Assignment) {
 			a["auth"] = wtypes.FilterVersions{Stable: digest("auth-v1"), Candidate: digest("auth-v2")}
 		}},
+		// The routes enable the same slots, but their version names the
+		// filter each one runs, for the sequencing stage.
 		{name: "chain reordered", change: func(in *Input, _ wtypes.Assignment) {
 			in.Filters[0], in.Filters[1] = in.Filters[1], in.Filters[0]
-		}, want: []string{ecds}},
+		}, want: []string{rds, ecds}},
 		{name: "plugin configuration changed", change: func(in *Input, _ wtypes.Assignment) {
 			in.Filters[2].Config = []byte(`{"level":"debug"}`)
 		}, want: []string{ecds}},
@@ -200,36 +202,44 @@ func TestMemoEvictsOldInputs(t *testing.T) {
 	}
 }
 
-// TestAssignmentKey: the per-node part of the memo key tells assignments
-// apart exactly when they differ, whatever the map's order.
-func TestAssignmentKey(t *testing.T) {
-	base := wtypes.Assignment{
-		"auth":      {Stable: digest("auth-v1")},
-		"transform": {Stable: digest("transform-v1"), Candidate: digest("transform-v2"), CandidateShare: 1000},
+// TestLayoutKey: the per-node part of the memo key tells layouts apart
+// exactly when they differ.
+func TestLayoutKey(t *testing.T) {
+	fill := func(f, d string) wtypes.SlotFill { return wtypes.SlotFill{Filter: f, Digest: digest(d)} }
+	base := wtypes.Layout{
+		Slots: []wtypes.SlotFill{fill("auth", "a1"), fill("auth", "a1"), fill("transform", "t1"), fill("transform", "t2"), {}, {}},
+		Chain: []wtypes.Link{{Pair: 0, Filter: "auth"}, {Pair: 1, Filter: "transform", Share: 1000}},
+	}
+	edit := func(f func(l *wtypes.Layout)) wtypes.Layout {
+		l := wtypes.Layout{Slots: slices.Clone(base.Slots), Chain: slices.Clone(base.Chain)}
+		f(&l)
+		return l
 	}
 	tests := []struct {
 		name     string
-		a        wtypes.Assignment
+		l        wtypes.Layout
 		wantSame bool
 	}{
-		{name: "equal values in another map", a: maps.Clone(base), wantSame: true},
-		{name: "stable differs", a: with(base, "auth", wtypes.FilterVersions{Stable: digest("auth-v2")})},
-		{name: "candidate differs", a: with(base, "transform", wtypes.FilterVersions{Stable: digest("transform-v1"), Candidate: digest("x"), CandidateShare: 1000})},
-		{name: "share differs", a: with(base, "transform", wtypes.FilterVersions{Stable: digest("transform-v1"), Candidate: digest("transform-v2"), CandidateShare: 1001})},
-		{name: "stable and candidate swapped", a: with(base, "transform", wtypes.FilterVersions{Stable: digest("transform-v2"), Candidate: digest("transform-v1"), CandidateShare: 1000})},
-		{name: "filter missing", a: wtypes.Assignment{"auth": base["auth"]}},
-		{name: "filter renamed", a: wtypes.Assignment{"auth": base["auth"], "transforms": base["transform"]}},
-		{name: "empty", a: wtypes.Assignment{}},
+		{name: "equal copy", l: edit(func(*wtypes.Layout) {}), wantSame: true},
+		{name: "slot digest differs", l: edit(func(l *wtypes.Layout) { l.Slots[1] = fill("auth", "a2") })},
+		{name: "slot emptied", l: edit(func(l *wtypes.Layout) { l.Slots[3] = wtypes.SlotFill{} })},
+		{name: "more pairs", l: edit(func(l *wtypes.Layout) { l.Slots = append(l.Slots, wtypes.SlotFill{}, wtypes.SlotFill{}) })},
+		{name: "share differs", l: edit(func(l *wtypes.Layout) { l.Chain[1].Share = 1001 })},
+		{name: "pair differs", l: edit(func(l *wtypes.Layout) { l.Chain[1].Pair = 2 })},
+		{name: "link missing", l: edit(func(l *wtypes.Layout) { l.Chain = l.Chain[:1] })},
+		{name: "empty", l: wtypes.Layout{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if same := assignmentKey(tt.a) == assignmentKey(base); same != tt.wantSame {
+			if same := layoutKey(tt.l) == layoutKey(base); same != tt.wantSame {
 				t.Errorf("same key = %v, want %v", same, tt.wantSame)
 			}
 		})
 	}
 	// Length prefixes keep boundaries: a name's tail cannot pass for a digest.
-	if assignmentKey(wtypes.Assignment{"ab": {Stable: "c"}}) == assignmentKey(wtypes.Assignment{"a": {Stable: "bc"}}) {
+	a := wtypes.Layout{Slots: []wtypes.SlotFill{{Filter: "ab", Digest: "c"}, {}}}
+	b := wtypes.Layout{Slots: []wtypes.SlotFill{{Filter: "a", Digest: "bc"}, {}}}
+	if layoutKey(a) == layoutKey(b) {
 		t.Error("boundary shift gives equal keys")
 	}
 }

@@ -188,3 +188,62 @@ type FilterState struct {
 	// unless an operator clears the mark.
 	Bad []BadMark `json:"bad,omitempty"`
 }
+
+// Full reports whether the candidate has replaced the stable version on
+// this node (a share of 10000 or more).
+func (v FilterVersions) Full() bool { return v.Candidate != "" && v.CandidateShare >= 10000 }
+
+// Split reports whether requests are divided between stable and candidate.
+func (v FilterVersions) Split() bool {
+	return v.Candidate != "" && v.CandidateShare > 0 && v.CandidateShare < 10000
+}
+
+// Effective is what the node really runs: a candidate at 100% is its only
+// version, and a candidate with no share is not run at all.
+func (v FilterVersions) Effective() FilterVersions {
+	switch {
+	case v.Full():
+		return FilterVersions{Stable: v.Candidate}
+	case !v.Split():
+		return FilterVersions{Stable: v.Stable}
+	}
+	return v
+}
+
+// Layout is what a managed node's HTTP connection managers run: the module
+// in each filter slot (served over ECDS) and the slots the routes enable
+// (served over RDS). The sequencing stage chooses it per node, so that a
+// route only ever enables a slot the node has loaded.
+type Layout struct {
+	// Slots has two entries per slot pair p, in HTTP filter order: the
+	// stable slot at 2p and its canary twin at 2p+1. A zero SlotFill is the
+	// no-op that fills an unused slot.
+	Slots []SlotFill `json:"slots"`
+	// Chain is the filter chain the routes run, in order: each link
+	// enables its pair's stable slot, and for Share of the requests the
+	// canary slot instead.
+	Chain []Link `json:"chain,omitempty"`
+}
+
+// Pairs is the number of slot pairs.
+func (l Layout) Pairs() int { return len(l.Slots) / 2 }
+
+// SlotFill is the module one slot runs.
+type SlotFill struct {
+	Filter string `json:"filter,omitempty"`
+	Digest Digest `json:"digest,omitempty"`
+}
+
+// Link is one filter of a route's chain.
+type Link struct {
+	Pair   int    `json:"pair"`
+	Filter string `json:"filter"`
+	// Share of the requests run the canary slot of the pair; 0 (or 10000
+	// and more) means none (all) are split off, and only the stable slot is
+	// enabled.
+	Share BasisPoints `json:"share,omitempty"`
+}
+
+// Split reports whether the link's requests are divided between its pair's
+// stable and canary slots.
+func (l Link) Split() bool { return l.Share > 0 && l.Share < 10000 }

@@ -1,0 +1,125 @@
+package snapshot
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/config"
+	wtypes "github.com/wasmfleet/wasmfleet/controlplane/types"
+)
+
+// Managed-mode RDS and ECDS versions carry, after the content hash, what
+// they enable and load, so that the version a node reports back (on every
+// ACK, and on the first request of a new stream) tells the sequencing stage
+// what the node runs, also after a control-plane restart or on another
+// replica:
+//
+//	RDS:  <hash>~<pair>:<filter>[:<share>],...       the chain the routes run
+//	ECDS: <hash>~<pairs>~<slot>=<filter>@<key>,...   the non-empty slots
+//
+// Filter names are lower-case letters, digits, '-' and '_' (config
+// validation), so the separators cannot occur inside them.
+const versionSep = "~"
+
+// maxPairs bounds the slot pairs a parsed version may claim: well above any
+// listener's (filter_slots is at most 64), well below a costly allocation.
+const maxPairs = 1024
+
+// ConfigKey identifies the ECDS config of filter f running module d: equal
+// keys mean the same Wasm config, whatever the slot. It covers every field
+// wasmConfig puts in the resource.
+func ConfigKey(in Input, f config.Filter, d wtypes.Digest) string {
+	h := sha256.New()
+	for _, s := range []string{string(d), string(f.Config), f.RootID, string(f.FailurePolicy), string(f.Code)} {
+		fmt.Fprintf(h, "%d:%s", len(s), s)
+	}
+	if f.Code != config.CodeInline {
+		h.Write([]byte(in.ModuleURL))
+	}
+	return f.Name + "@" + hex.EncodeToString(h.Sum(nil))[:8]
+}
+
+func routesVersion(hash string, chain []wtypes.Link) string {
+	parts := make([]string, len(chain))
+	for i, l := range chain {
+		parts[i] = strconv.Itoa(l.Pair) + ":" + l.Filter
+		if l.Split() {
+			parts[i] += ":" + strconv.Itoa(int(l.Share))
+		}
+	}
+	return hash + versionSep + strings.Join(parts, ",")
+}
+
+func slotsVersion(hash string, in Input, slots []wtypes.SlotFill) string {
+	var parts []string
+	for i, fill := range slots {
+		if fill.Filter == "" {
+			continue
+		}
+		f, _ := in.filter(fill.Filter) // build checked it exists
+		parts = append(parts, strconv.Itoa(i)+"="+ConfigKey(in, f, fill.Digest))
+	}
+	return hash + versionSep + strconv.Itoa(len(slots)/2) + versionSep + strings.Join(parts, ",")
+}
+
+// ParseRoutes returns the chain a managed-mode RDS version enables; ok is
+// false for a version this builder did not make.
+func ParseRoutes(v string) (chain []wtypes.Link, ok bool) {
+	_, body, found := strings.Cut(v, versionSep)
+	if !found {
+		return nil, false
+	}
+	if body == "" {
+		return nil, true
+	}
+	for _, part := range strings.Split(body, ",") {
+		f := strings.Split(part, ":")
+		if len(f) < 2 || len(f) > 3 || f[1] == "" {
+			return nil, false
+		}
+		p, err := strconv.Atoi(f[0])
+		if err != nil || p < 0 {
+			return nil, false
+		}
+		l := wtypes.Link{Pair: p, Filter: f[1]}
+		if len(f) == 3 {
+			share, err := strconv.Atoi(f[2])
+			if err != nil {
+				return nil, false
+			}
+			l.Share = wtypes.BasisPoints(share)
+		}
+		chain = append(chain, l)
+	}
+	return chain, true
+}
+
+// ParseSlots returns the config key of every slot of a managed-mode ECDS
+// version ("" for the no-op), two per pair; ok is false for a version this
+// builder did not make.
+func ParseSlots(v string) (keys []string, ok bool) {
+	parts := strings.Split(v, versionSep)
+	if len(parts) != 3 {
+		return nil, false
+	}
+	pairs, err := strconv.Atoi(parts[1])
+	if err != nil || pairs < 0 || pairs > maxPairs {
+		return nil, false
+	}
+	keys = make([]string, 2*pairs)
+	if parts[2] == "" {
+		return keys, true
+	}
+	for _, e := range strings.Split(parts[2], ",") {
+		slot, key, found := strings.Cut(e, "=")
+		i, err := strconv.Atoi(slot)
+		if !found || err != nil || i < 0 || i >= len(keys) || !strings.Contains(key, "@") {
+			return nil, false
+		}
+		keys[i] = key
+	}
+	return keys, true
+}
