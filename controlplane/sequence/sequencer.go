@@ -39,11 +39,8 @@ func New() *Sequencer {
 
 // node is the sequencer's view of one connected node.
 type node struct {
-	// ready is false until the node's live state is known: a fresh node
-	// (no listener yet) at once, a reconnecting one once it reported the
-	// routes and slots it runs.
+	// ready is false until the node's live state is known (Reported).
 	ready               bool
-	reconnect           bool
 	sawRoutes, sawSlots bool
 	pairs               int
 	ackedRoutes         []types.Link
@@ -78,26 +75,29 @@ func (s *Sequencer) Forget(id string) { delete(s.nodes, id) }
 // the version (ParseRoutes, ParseSlots); ok is false when it could not, for
 // a version this control plane did not make. It reports whether the node
 // became ready.
+//
+// A node with no listeners, no routes or no filter configs yet runs nothing
+// a change could break (its listeners warm until every slot has its first
+// config), so any empty report makes it ready at once; a node that has all
+// three is ready once it reported its routes and slots.
 func (s *Sequencer) Reported(id string, k Kind, version string, routes []types.Link, slots []string, ok bool) bool {
 	n := s.nodes[id]
 	if n == nil || n.ready {
 		return false
 	}
+	if version == "" {
+		n.ready = true
+		return true
+	}
 	switch k {
-	case Listeners:
-		if version == "" {
-			n.ready = true // a fresh Envoy: its listeners warm on what we send
-			return true
-		}
-		n.reconnect = true
 	case Routes:
 		n.sawRoutes = true
-		if version != "" && ok {
+		if ok {
 			n.ackedRoutes, n.ackedRoutesKnown = routes, true
 		}
 	case Slots:
 		n.sawSlots = true
-		if version != "" && ok {
+		if ok {
 			n.pairs = len(slots) / 2
 			for i, key := range slots {
 				if key != "" {
@@ -106,7 +106,7 @@ func (s *Sequencer) Reported(id string, k Kind, version string, routes []types.L
 			}
 		}
 	}
-	n.ready = n.reconnect && n.sawRoutes && n.sawSlots
+	n.ready = n.sawRoutes && n.sawSlots
 	return n.ready
 }
 
