@@ -49,6 +49,12 @@ type harness struct {
 // (the harness sets the logger).
 func newHarness(t *testing.T, cfg config.Config, fc fleet.Config) *harness {
 	t.Helper()
+	return newHarnessWith(t, cfg, fc, nil)
+}
+
+// newHarnessWith is newHarness with edit applied to the controller's Config.
+func newHarnessWith(t *testing.T, cfg config.Config, fc fleet.Config, edit func(*Config)) *harness {
+	t.Helper()
 	log := zaptest.NewLogger(t)
 	fc.Log = log
 	st, err := store.Open(t.TempDir(), log)
@@ -65,10 +71,14 @@ func newHarness(t *testing.T, cfg config.Config, fc fleet.Config) *harness {
 		stream:  map[string]fleet.Stream{},
 		modules: map[types.Digest][]byte{},
 	}
-	h.ctrl, err = New(Config{
+	cc := Config{
 		Config: cfg, Store: st, Admitter: admission.New(admission.Config{Log: log}), Builder: snapshot.NewBuilder(),
 		Cache: h.cache, Fleet: h.fleet, Events: h.events, Metrics: h.metrics, Log: log,
-	})
+	}
+	if edit != nil {
+		edit(&cc)
+	}
+	h.ctrl, err = New(cc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -379,4 +389,51 @@ func TestReloadKeepsRestartOnlyFields(t *testing.T) {
 	if !slices.Equal(got.Trust.Keys, cfg.Trust.Keys) || got.Trust.RequireSignature || got.Limits != cfg.Limits || got.Mode != cfg.Mode {
 		t.Fatalf("after the reload: trust %+v limits %+v mode %s, want the running ones", got.Trust, got.Limits, got.Mode)
 	}
+}
+
+// TestRoutesWaitForTheSlotsACK: a request split's routes reach a node only
+// after it ACKed the ECDS version that loads the candidate into the canary
+// slot; with the sequencing switched off they go out with it (and Envoy
+// applies them first).
+func TestRoutesWaitForTheSlotsACK(t *testing.T) {
+	for _, unsequenced := range []bool{false, true} {
+		t.Run(fmt.Sprintf("unsequenced=%v", unsequenced), func(t *testing.T) {
+			cfg := config.Default()
+			cfg.Filters = []config.Filter{{Name: "hello"}}
+			h := newHarnessWith(t, cfg, fleet.Config{}, func(c *Config) { c.Unsequenced = unsequenced })
+			h.connect("n1")
+			hello := wasmtest.Module(t, "internal/wasmtest/testdata/hello")
+			v1 := h.drop("hello", hello)
+			h.respond("n1", "hello", v1, "")
+			h.wait("v1 stable", func() bool { return h.status("hello").Stable == v1 })
+			cfg.Filters = []config.Filter{{Name: "hello", Rollout: config.Rollout{By: config.ByRequest, Percent: new(30)}}}
+			if err := h.ctrl.Reconfigure(context.Background(), cfg); err != nil {
+				t.Fatal(err)
+			}
+
+			v2 := h.drop("hello", variant(hello, 2))
+			h.wait("v2 sent to n1", func() bool { return h.planned("n1", v2) })
+			if got := h.split("n1"); got != unsequenced {
+				t.Fatalf("before n1 ACKed v2: routes split = %v, want %v", got, unsequenced)
+			}
+			h.respond("n1", "hello", v2, "")
+			h.wait("the split's routes", func() bool { return h.split("n1") })
+		})
+	}
+}
+
+// split reports whether node's routes send a share of requests to a
+// canary slot.
+func (h *harness) split(node string) bool {
+	snap, err := h.cache.GetSnapshot(node)
+	if err != nil {
+		return false
+	}
+	for _, r := range snap.GetResources(resourcev3.RouteType) {
+		js, err := protojson.Marshal(r)
+		if err == nil && strings.Contains(string(js), ".canary") && strings.Contains(string(js), "runtimeFraction") {
+			return true
+		}
+	}
+	return false
 }
