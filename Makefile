@@ -30,6 +30,7 @@ bench:
 ## plane's CPU and heap are measured alone); several minutes
 bench-scale:
 	$(GO) test -run '^$$' -bench 'FileToSnapshot' -benchtime 20x ./e2e/scale/
+	$(GO) test -run '^$$' -bench 'EnableFilter' -benchtime 10x ./e2e/scale/
 	$(GO) test -run '^$$' -bench 'FleetConvergence/nodes=1000$$' -benchtime 5x ./e2e/scale/
 	$(GO) test -run '^$$' -bench 'FleetConvergence/nodes=10000$$' -benchtime 3x ./e2e/scale/
 

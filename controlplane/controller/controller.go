@@ -614,7 +614,11 @@ func (c *Controller) reconcile(ctx context.Context, only ...string) {
 		c.sent[node] = versions
 		c.cfg.Metrics.SnapshotPushes.Inc()
 	}
-	c.cfg.Metrics.SnapshotBuildSeconds.Observe(time.Since(start).Seconds())
+	if len(only) == 0 {
+		// The metric is the fleet-wide reconcile; one node's (on its
+		// connect or answers) is a small part of the same work.
+		c.cfg.Metrics.SnapshotBuildSeconds.Observe(time.Since(start).Seconds())
+	}
 }
 
 // nodeSnapshot builds what node may be sent now: in managed mode what the

@@ -207,6 +207,9 @@ func (s *Sequencer) Sent(id string, step Step) {
 	}
 	n.sentSlots, n.sentKeys = step.Layout.Slots, step.keys
 	if !n.hasLastChain || !slices.Equal(n.lastChain, step.Layout.Chain) {
+		// The routes in flight matter as a set; keeping each chain once
+		// bounds it for a client that never answers routes.
+		n.inflight = slices.DeleteFunc(n.inflight, func(c []types.Link) bool { return slices.Equal(c, step.Layout.Chain) })
 		n.inflight = append(n.inflight, step.Layout.Chain)
 	}
 	n.lastChain, n.hasLastChain = step.Layout.Chain, true

@@ -1,8 +1,13 @@
 package scale_test
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
+
 	"context"
 	"fmt"
+	"github.com/wasmfleet/wasmfleet/controlplane/types"
 	"runtime"
 	"slices"
 	"testing"
@@ -200,4 +205,59 @@ func cpuTime(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return d
+}
+
+// BenchmarkEnableFilter measures the round trip the make-before-break
+// sequencing adds to a change that enables a slot: per iteration, a filter
+// the node does not run yet is written to the watched directory, and the
+// probe (a node that answers routes and filter configs as Envoy does)
+// reports (ecds) when the slot config carrying it arrived and (routes) when
+// the routes that enable it arrived, which the control plane sends only
+// after the node's ACK of the slot. The filter's file is then removed and
+// (disable) is when routes without it arrived: disabling goes routes first,
+// with no wait.
+//
+//	go test -run '^$' -bench EnableFilter -benchtime 10x ./e2e/scale/
+func BenchmarkEnableFilter(b *testing.B) {
+	p := startPlane(b, config.DefaultDebounce)
+	p.rollOut(b)
+	const extra = "extra"
+	enables := func(v string) bool { return strings.Contains(v, ":"+extra) }
+	var ecds, routes, gap, disable samples
+	for b.Loop() {
+		ctx, cancel := context.WithTimeout(context.Background(), measureTimeout)
+		p.written++
+		module := scale.Variant(p.module, p.written)
+		d := types.DigestOf(module)
+		path := filepath.Join(p.watchDir, extra+".wasm")
+		start := time.Now()
+		if err := os.WriteFile(path, module, 0o644); err != nil {
+			b.Fatal(err)
+		}
+		a, err := p.probe.WaitDigest(ctx, d)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r, err := p.probe.WaitRoutes(ctx, start, enables)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ecds = append(ecds, a.At.Sub(start))
+		routes = append(routes, r.At.Sub(start))
+		gap = append(gap, r.At.Sub(a.At))
+		removed := time.Now()
+		if err := os.Remove(path); err != nil {
+			b.Fatal(err)
+		}
+		off, err := p.probe.WaitRoutes(ctx, removed, func(v string) bool { return !enables(v) })
+		if err != nil {
+			b.Fatal(err)
+		}
+		disable = append(disable, off.At.Sub(removed))
+		cancel()
+	}
+	ecds.report(b, "ecds")
+	routes.report(b, "routes")
+	gap.report(b, "ack-gap")
+	disable.report(b, "disable")
 }

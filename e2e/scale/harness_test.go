@@ -83,7 +83,8 @@ func startPlane(tb testing.TB, debounce time.Duration) *plane {
 	for i := range cfg.Managed.FilterSlots {
 		slots = append(slots, snapshot.SlotName(i, false), snapshot.SlotName(i, true))
 	}
-	p.probe, err = scale.NewProbe(scale.ProbeConfig{XDSAddr: p.addrs.XDS, Extensions: slots})
+	p.probe, err = scale.NewProbe(scale.ProbeConfig{XDSAddr: p.addrs.XDS, Extensions: slots,
+		Routes: []string{snapshot.RouteConfigName(cfg.Managed.Listeners[0].Name)}})
 	if err != nil {
 		tb.Fatal(err)
 	}

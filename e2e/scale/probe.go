@@ -31,7 +31,10 @@ type ProbeConfig struct {
 	// ...: the xDS cache answers only requests for all of them), in ECDS mode
 	// "wasmfleet.NAME".
 	Extensions []string
-	Log        *zap.Logger
+	// Routes are the RDS resource names to watch (none: no RDS
+	// subscription), e.g. "wasmfleet.routes.ingress" in managed mode.
+	Routes []string
+	Log    *zap.Logger
 }
 
 // ErrProbeConfig is wrapped by NewProbe for an unusable config.
@@ -46,16 +49,20 @@ type Arrival struct {
 	Digests []types.Digest
 }
 
-// Probe is one ADS node that subscribes only to filter configs (ECDS) and
-// remembers every version it accepted with the time it arrived. Start runs
-// it; WaitDigest may be called from any goroutine.
+// Probe is one ADS node that subscribes to filter configs (ECDS), and to
+// routes when asked, and remembers every version it accepted with the time
+// it arrived. Start runs it; WaitDigest and WaitRoutes may be called from
+// any goroutine.
 type Probe struct {
 	client *ads.Client
 	names  []string
+	routes []string
 
 	mu       sync.Mutex
 	arrivals []Arrival
-	changed  chan struct{} // closed and replaced on every arrival
+	// routeArrivals are the RDS versions accepted (Digests empty).
+	routeArrivals []Arrival
+	changed       chan struct{} // closed and replaced on every arrival
 }
 
 // NewProbe checks cfg and returns a probe that has not connected yet.
@@ -69,11 +76,15 @@ func NewProbe(cfg ProbeConfig) (*Probe, error) {
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
-	p := &Probe{names: slices.Clone(cfg.Extensions), changed: make(chan struct{})}
+	p := &Probe{names: slices.Clone(cfg.Extensions), routes: slices.Clone(cfg.Routes), changed: make(chan struct{})}
+	named := []string{dataplane.ExtensionType}
+	if len(p.routes) > 0 {
+		named = append(named, dataplane.RouteType)
+	}
 	c, err := ads.New(ads.Config{
 		Node:        &core.Node{Id: cfg.Node, Cluster: "scale", UserAgentName: "envoy"},
 		Addr:        cfg.XDSAddr,
-		Named:       []string{dataplane.ExtensionType},
+		Named:       named,
 		Handler:     (*probeHandler)(p),
 		BackoffBase: 50 * time.Millisecond,
 		BackoffMax:  time.Second,
@@ -110,6 +121,27 @@ func (p *Probe) WaitDigest(ctx context.Context, d types.Digest) (Arrival, error)
 	}
 }
 
+// WaitRoutes blocks until an RDS version for which match is true has
+// arrived after since, or ctx ends, and returns the first such arrival.
+func (p *Probe) WaitRoutes(ctx context.Context, since time.Time, match func(version string) bool) (Arrival, error) {
+	for {
+		p.mu.Lock()
+		changed := p.changed
+		for _, a := range p.routeArrivals {
+			if !a.At.Before(since) && match(a.Version) {
+				p.mu.Unlock()
+				return a, nil
+			}
+		}
+		p.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return Arrival{}, fmt.Errorf("scale: probe: no matching RDS version: %w", ctx.Err())
+		case <-changed:
+		}
+	}
+}
+
 // probeHandler is the Probe as the ADS client sees it.
 type probeHandler Probe
 
@@ -117,26 +149,38 @@ var _ ads.Handler = (*probeHandler)(nil)
 
 // Handle records an ECDS response; one that cannot be decoded is NACKed.
 func (h *probeHandler) Handle(resp *discovery.DiscoveryResponse) error {
-	if resp.GetTypeUrl() != dataplane.ExtensionType {
+	at := time.Now()
+	var digests []types.Digest
+	switch resp.GetTypeUrl() {
+	case dataplane.ExtensionType:
+		var err error
+		if digests, err = wasmDigests(resp); err != nil {
+			return err
+		}
+	case dataplane.RouteType:
+	default:
 		return nil
 	}
-	at := time.Now()
-	digests, err := wasmDigests(resp)
-	if err != nil {
-		return err
-	}
 	h.mu.Lock()
-	h.arrivals = append(h.arrivals, Arrival{Version: resp.GetVersionInfo(), At: at, Digests: digests})
+	a := Arrival{Version: resp.GetVersionInfo(), At: at, Digests: digests}
+	if resp.GetTypeUrl() == dataplane.RouteType {
+		h.routeArrivals = append(h.routeArrivals, a)
+	} else {
+		h.arrivals = append(h.arrivals, a)
+	}
 	close(h.changed)
 	h.changed = make(chan struct{})
 	h.mu.Unlock()
 	return nil
 }
 
-// Names is the configured ECDS names.
+// Names is the configured ECDS and RDS names.
 func (h *probeHandler) Names(typeURL string) []string {
-	if typeURL == dataplane.ExtensionType {
+	switch typeURL {
+	case dataplane.ExtensionType:
 		return h.names
+	case dataplane.RouteType:
+		return h.routes
 	}
 	return nil
 }
