@@ -18,6 +18,9 @@ const (
 	DefaultFetchRetries = 1
 	// DefaultFetchTimeout applies when http_uri has no timeout.
 	DefaultFetchTimeout = 5 * time.Second
+	// DefaultInitialFetchTimeout is Envoy's initial_fetch_timeout when a
+	// config source sets none (Utility::configSourceInitialFetchTimeout).
+	DefaultInitialFetchTimeout = 15 * time.Second
 	// DefaultRouteTimeout is Envoy's default route timeout.
 	DefaultRouteTimeout = 15 * time.Second
 	// EnvoyMajor and EnvoyMinor are the version the stand-in claims in its

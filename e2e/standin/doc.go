@@ -9,13 +9,23 @@
 // through the project's proxy-wasm host (controlplane/wasmhost), and proxies
 // real HTTP through the filter chain to the upstream cluster.
 //
-// It also follows two Envoy behaviours that surprise control planes
+// It also follows Envoy behaviours that surprise control planes
 // (references to Envoy's source in SIMPLIFICATIONS.md):
 //   - An ECDS resource remembers the last config it received, even one that
 //     failed to build and was NACKed (FilterConfigSubscription::onConfigUpdate
 //     compares the hash of typed_config with it). The identical re-send that
 //     go-control-plane makes after a NACK is ACKed without being built, and
 //     the previous filter keeps running.
+//   - Each xDS response takes effect on its own; nothing waits for the other
+//     types of the same snapshot. In an ECDS response the subscriptions are
+//     visited newest first, and the first config that fails ends the
+//     response: the ones visited before it stay, the ones after it apply
+//     only when the control plane sends the response again.
+//   - A rejected ECDS response (or initial_fetch_timeout) releases warming
+//     listeners even when a slot has no config; a route that enables such a
+//     slot answers 500 (Envoy's MissingConfigFilter).
+//   - State of the world: an ECDS or RDS resource left out of a response
+//     keeps its config.
 //   - Uncached remote code in the first config of a slot holds its listener
 //     in warming until the fetch ends; uncached remote code replacing a
 //     filter on a serving listener is ACKed and never fetched, and the

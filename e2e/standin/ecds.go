@@ -45,7 +45,8 @@ type slot struct {
 	// received is the typed_config of the last update that got as far as
 	// building a filter, whether the build worked or not. Envoy keeps the
 	// same thing (FilterConfigSubscription's last_ config hash) and ACKs a
-	// re-sent identical config without building it again.
+	// re-sent identical config without building it again. It is forgotten
+	// with the slot's watch (syncWatches).
 	received *anypb.Any
 	cur      *slotConfig
 	status   dataplane.ExtensionStatus
@@ -87,18 +88,35 @@ func (n *node) retire(sc *slotConfig) {
 	})
 }
 
-// applyExtensions applies each ECDS resource on its own: an update that
-// fails leaves that slot's previous config in place, the others take effect,
-// and the response is NACKed with every failure's reason.
+// applyExtensions follows GrpcMuxImpl::processDiscoveryResources: it
+// visits the watches in the mux's order (watchOrder: the most recently
+// started first, whatever the order of the resources in the response) and
+// hands each the resource with its name. A watch whose name is not in the
+// response is not visited and keeps its config (state of the world), and a
+// resource no watch asks for is ignored. The first resource that fails ends
+// the response (THROW_IF_NOT_OK in the mux's loop): the watches visited
+// before it keep their new configs, it and the ones after it keep their
+// previous ones, and the response is NACKed with its reason alone. The
+// configs after it apply when the control plane sends the response again,
+// where the failed one is then skipped as the last config received.
 func (n *node) applyExtensions(version string, msgs []proto.Message) error {
-	var errs []error
+	byName := make(map[string]*core.TypedExtensionConfig, len(msgs))
 	for _, m := range msgs {
 		tec := m.(*core.TypedExtensionConfig)
-		if err := n.applyExtension(version, tec); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", tec.GetName(), err))
+		if _, dup := byName[tec.GetName()]; !dup {
+			byName[tec.GetName()] = tec
 		}
 	}
-	return errors.Join(errs...)
+	for _, name := range n.watchOrder() {
+		tec, ok := byName[name]
+		if !ok {
+			continue
+		}
+		if err := n.applyExtension(version, tec); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // applyExtension follows FilterConfigSubscription::onConfigUpdate: a config
@@ -145,6 +163,10 @@ func (n *node) applyExtension(version string, tec *core.TypedExtensionConfig) er
 	}
 	old := s.cur
 	s.cur, s.status = sc, st
+	if w := n.watches[name]; w != nil {
+		// The config is in place: the subscription's init target is ready.
+		w.markReady()
+	}
 	if old != nil {
 		n.retire(old)
 	}

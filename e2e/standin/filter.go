@@ -61,6 +61,25 @@ func (failClosed) local() *localReply {
 	return &localReply{status: http.StatusServiceUnavailable, body: []byte("wasm_fail_closed\n")}
 }
 
+// missingConfig is Envoy's MissingConfigFilter
+// (source/common/http/filter_chain_helper.h): it stands in the chain where
+// a filter enabled for the route has no config, because its first config
+// was rejected or never arrived before the listener stopped waiting. It
+// answers 500 with an empty body (response flag NFCF, no details) from the
+// request headers, so the filters before it run and the ones after it do not.
+type missingConfig struct{}
+
+var _ filterStream = missingConfig{}
+
+func (missingConfig) requestHeaders(*headerMap, bool) (action, error)  { return actStop, nil }
+func (missingConfig) requestBody(*[]byte, bool) (action, error)        { return actStop, nil }
+func (missingConfig) responseHeaders(*headerMap, bool) (action, error) { return actContinue, nil }
+func (missingConfig) responseBody(*[]byte, bool) (action, error)       { return actContinue, nil }
+func (missingConfig) done()                                            {}
+func (missingConfig) local() *localReply {
+	return &localReply{status: http.StatusInternalServerError}
+}
+
 // headerMap is an ordered header list with lower-case names, pseudo-headers
 // (:method, :path, :authority, :scheme, :status) first, as proxy-wasm sees it.
 type headerMap [][2]string

@@ -49,6 +49,9 @@ type node struct {
 	routes    map[string]*routepb.RouteConfiguration
 	listeners map[string]*listenerState
 	slots     map[string]*slot
+	watches   map[string]*watch // ECDS subscriptions, see syncWatches
+	watchSeq  uint64            // start order of the last watch started
+	ldsOrder  []string          // listener names in the last LDS response's order
 	types     map[string]*dataplane.TypeStatus
 	codeCache map[string][]byte // sha256 hex -> module bytes
 	fetching  map[string]bool   // sha256 hex -> a fetch is running
@@ -78,6 +81,7 @@ func New(cfg Config) (dataplane.Node, error) {
 		routes:    map[string]*routepb.RouteConfiguration{},
 		listeners: map[string]*listenerState{},
 		slots:     map[string]*slot{},
+		watches:   map[string]*watch{},
 		types:     map[string]*dataplane.TypeStatus{},
 		codeCache: map[string][]byte{},
 		fetching:  map[string]bool{},
@@ -130,6 +134,9 @@ func (n *node) stop() {
 		if ls.active != nil {
 			ls.active.srv.Close()
 		}
+	}
+	for _, w := range n.watches {
+		w.stopTimer()
 	}
 	n.mu.Unlock()
 	n.inflight.Wait()

@@ -20,7 +20,9 @@ const maxBodyBytes = 16 << 20
 // chain is what one request runs through, copied from the node's state when
 // the request starts so that updates during the request do not affect it.
 type chain struct {
-	configs []*slotConfig // refs held; release with done
+	// configs are the enabled filters' configs, refs held (release with
+	// done); nil marks where missingConfig stands.
+	configs []*slotConfig
 	cluster *clusterState
 	timeout time.Duration // 0 means none
 	noRoute bool
@@ -28,7 +30,9 @@ type chain struct {
 
 func (c *chain) done() {
 	for _, sc := range c.configs {
-		sc.refs.Done()
+		if sc != nil {
+			sc.refs.Done()
+		}
 	}
 }
 
@@ -75,12 +79,20 @@ func (n *node) chainFor(name string, r *http.Request) (*chain, bool) {
 		ch.timeout = t.AsDuration()
 	}
 	fs := m.GetHttpFilters()
+	missing := false
 	for _, f := range fs[:len(fs)-1] { // the router is last (checkHCM)
 		if !filterEnabled(f.GetName(), f.GetDisabled(), rc, vh, rt) {
 			continue
 		}
 		s := n.slots[f.GetName()]
 		if s == nil || s.cur == nil {
+			// FilterChainUtility::createFilterChainForFactories puts one
+			// MissingConfigFilter where the first enabled filter without a
+			// config would be, and nothing for the others.
+			if !missing {
+				ch.configs = append(ch.configs, nil)
+				missing = true
+			}
 			continue
 		}
 		s.cur.refs.Add(1)
@@ -99,6 +111,10 @@ func (n *node) serve(w http.ResponseWriter, r *http.Request, ch *chain) {
 		}
 	}()
 	for _, sc := range ch.configs {
+		if sc == nil {
+			streams = append(streams, missingConfig{})
+			continue
+		}
 		s, err := sc.newStream()
 		if err != nil {
 			n.fail(w, err)

@@ -432,6 +432,22 @@ func TestInvalidResourceNACKed(t *testing.T) {
 			want: "StatPrefix",
 		},
 		{
+			name: "listener with a default filter config",
+			typ:  dataplane.ListenerType,
+			mutate: func(t *testing.T, e *env, rs xdstest.Resources) {
+				l := xdstest.Listener(t, listener, 10000, slot0, slot1)
+				m := &hcmpb.HttpConnectionManager{}
+				tc := l.GetFilterChains()[0].GetFilters()[0].GetTypedConfig()
+				if err := tc.UnmarshalTo(m); err != nil {
+					t.Fatal(err)
+				}
+				m.GetHttpFilters()[0].GetConfigDiscovery().DefaultConfig = xdstest.Noop(t, slot0).GetTypedConfig()
+				l.GetFilterChains()[0].GetFilters()[0].ConfigType = &listenerpb.Filter_TypedConfig{TypedConfig: xdstest.Any(t, m)}
+				rs[xdstest.ListenerType][0] = l
+			},
+			want: "default_config",
+		},
+		{
 			name: "remote wasm code without a sha256",
 			typ:  dataplane.ExtensionType,
 			mutate: func(t *testing.T, e *env, rs xdstest.Resources) {

@@ -74,8 +74,14 @@ func (n *node) Handle(resp *discovery.DiscoveryResponse) error {
 			err = fmt.Errorf("type %s: %w", resp.GetTypeUrl(), errUnsupported)
 		}
 	}
-	if err == nil {
-		err = n.reconcile()
+	if err != nil && resp.GetTypeUrl() == dataplane.ExtensionType {
+		n.rejectWatches()
+	}
+	// Each response takes effect on its own: a listener that this response
+	// completes starts serving now, whatever the other types hold. A
+	// rejected ECDS response can complete one too (rejectWatches).
+	if rerr := n.reconcile(); rerr != nil {
+		err = errors.Join(err, rerr)
 	}
 	n.mu.Lock()
 	ts, ok := n.types[resp.GetTypeUrl()]
@@ -221,7 +227,11 @@ func (n *node) applyListeners(msgs []proto.Message) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	seen := map[string]bool{}
+	n.ldsOrder = n.ldsOrder[:0]
 	for _, p := range ps {
+		if !seen[p.l.GetName()] {
+			n.ldsOrder = append(n.ldsOrder, p.l.GetName())
+		}
 		seen[p.l.GetName()] = true
 		ls, ok := n.listeners[p.l.GetName()]
 		if !ok {
@@ -255,8 +265,12 @@ func checkHCM(m *hcmpb.HttpConnectionManager) error {
 		return fmt.Errorf("http connection manager: the last http filter must be %s", RouterName)
 	}
 	for _, f := range fs[:len(fs)-1] {
-		if f.GetConfigDiscovery() == nil {
+		cd := f.GetConfigDiscovery()
+		if cd == nil {
 			return fmt.Errorf("http filter %s: only config_discovery filters before the router: %w", f.GetName(), errUnsupported)
+		}
+		if cd.GetDefaultConfig() != nil || cd.GetApplyDefaultConfigWithoutWarming() {
+			return fmt.Errorf("http filter %s: default_config: %w", f.GetName(), errUnsupported)
 		}
 	}
 	return nil
@@ -282,16 +296,17 @@ func (n *node) applyRoutes(msgs []proto.Message) error {
 }
 
 // reconcile starts serving every listener whose latest config differs from
-// the one serving and is warm: its routes and every filter config it names
-// have arrived, and the remote code of those configs has been fetched (or
-// failed to be). Replacing a serving listener is a drain. It returns an error
-// when a listener cannot bind, which NACKs the update that caused it.
+// the one serving and is warm (see warm). Replacing a serving listener is a
+// drain. Then it brings the ECDS watches in line with the listeners. It
+// returns an error when a listener cannot bind, which NACKs the update that
+// caused it.
 func (n *node) reconcile() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.stopped {
 		return nil // a fetch that ends after stop starts nothing
 	}
+	defer n.syncWatches()
 	var errs []error
 	names := make([]string, 0, len(n.listeners))
 	for name := range n.listeners {
@@ -313,6 +328,11 @@ func (n *node) reconcile() error {
 	return errors.Join(errs...)
 }
 
+// warm says whether a listener's init manager would be done: its route
+// configuration has arrived, the watch of every filter it discovers is ready
+// (a config arrived, or an ECDS response was rejected, or the initial fetch
+// timed out: a slot can be warm with no config, see missingConfig), and no
+// slot's remote code is still being fetched. Callers hold mu.
 func (n *node) warm(m *hcmpb.HttpConnectionManager) bool {
 	routes, exts := ads.Refs(m)
 	for _, r := range routes {
@@ -321,9 +341,15 @@ func (n *node) warm(m *hcmpb.HttpConnectionManager) bool {
 		}
 	}
 	for _, e := range exts {
-		// Remote code being fetched holds the listener: Envoy registers the
-		// fetch as an init target of the warming listener.
-		if s, ok := n.slots[e]; !ok || s.cur == nil || s.cur.state == dataplane.CodePending {
+		if s := n.slots[e]; s != nil && s.cur != nil {
+			// Remote code being fetched holds the listener: Envoy registers
+			// the fetch as an init target of the warming listener.
+			if s.cur.state == dataplane.CodePending {
+				return false
+			}
+			continue
+		}
+		if w := n.watches[e]; w == nil || !w.ready {
 			return false
 		}
 	}
