@@ -137,7 +137,7 @@ func New(opts Options) (_ *ControlPlane, err error) {
 	events := make(chan types.Event, 64)
 	cp.dir = source.NewDir(source.DirConfig{
 		Dir: cfg.WatchDir, Debounce: time.Duration(cfg.Limits.Debounce), MaxModuleBytes: cfg.Limits.MaxModuleBytes,
-		Log: log.Named("source"),
+		FollowOutsideSymlinks: cfg.Limits.FollowOutsideSymlinks, Log: log.Named("source"),
 	}, events)
 	cp.registries = newRegistrySet(cfg, events, log)
 	snapCache := cache.NewSnapshotCache(cfg.Mode == config.ModeManaged, cache.IDHash{}, server.Logger(log))
@@ -150,9 +150,10 @@ func New(opts Options) (_ *ControlPlane, err error) {
 		return nil, err
 	}
 	cp.modHTTP = &http.Server{Handler: countCodes(modserver.New(cp.store, log), m), ReadHeaderTimeout: 10 * time.Second}
-	cp.adminSrv = &http.Server{Handler: admin.NewHandler(admin.Config{
-		Controller: cp.ctrl, Fleet: registry, History: cp.store, Gatherer: reg, Token: cfg.AdminToken, Log: log,
-	}), ReadHeaderTimeout: 10 * time.Second}
+	cp.adminSrv = admin.NewServer(admin.Config{
+		Controller: cp.ctrl, Fleet: registry, History: cp.store, Gatherer: reg, Token: cfg.AdminToken,
+		MetricsOpen: cfg.AdminMetricsOpen, Log: log,
+	})
 	if opts.ConfigPath != "" {
 		initial, err := os.ReadFile(opts.ConfigPath)
 		if err != nil {

@@ -3,7 +3,11 @@
 // The CLI's `status` and `rollout` subcommands are clients of this API.
 //
 // It binds loopback by default; when it is bound elsewhere the config must set
-// admin_token, and every /api/ call then needs `Authorization: Bearer TOKEN`.
+// admin_token, and every /api/ call then needs `Authorization: Bearer TOKEN`,
+// as /metrics does unless admin_metrics_open. Request bodies have a size
+// limit (413 beyond it) and NewServer's server a time limit on reading each
+// request and on idle connections, so a client that holds the token still
+// cannot pin memory or connections.
 package admin
 
 import (
@@ -11,8 +15,11 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -40,15 +47,37 @@ type History interface {
 	History(filter string) ([]types.Version, error)
 }
 
+// Limits on what one request may cost.
+const (
+	// MaxPlanBytes bounds a config file sent to POST /api/v1/rollout/plan;
+	// a larger one is answered 413, never planned in part.
+	MaxPlanBytes = 4 << 20
+	// MaxCommandBytes bounds the JSON body of a rollout command.
+	MaxCommandBytes = 1 << 20
+	// DefaultReadHeaderTimeout, DefaultReadTimeout and DefaultIdleTimeout
+	// are NewServer's: how long a client may take to send a request's
+	// headers, the whole request (a plan of MaxPlanBytes included), and how
+	// long a kept-alive connection may sit idle.
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = 30 * time.Second
+	DefaultIdleTimeout       = 2 * time.Minute
+)
+
 // Config wires the handler.
 type Config struct {
 	Controller Controller
 	Fleet      fleet.Registry
 	History    History
 	Gatherer   prometheus.Gatherer
-	// Token, when set, is required on every /api/ call.
+	// Token, when set, is required on every /api/ call, and on /metrics
+	// unless MetricsOpen.
 	Token string
-	Log   *zap.Logger
+	// MetricsOpen serves /metrics without Token (config admin_metrics_open).
+	MetricsOpen bool
+	// ReadTimeout and IdleTimeout are NewServer's limits; zero means
+	// DefaultReadTimeout and DefaultIdleTimeout.
+	ReadTimeout, IdleTimeout time.Duration
+	Log                      *zap.Logger
 }
 
 // Status is the body of GET /api/v1/status.
@@ -68,12 +97,34 @@ type Error struct {
 	Error string `json:"error"`
 }
 
+// NewServer returns an HTTP server for the admin API (NewHandler) with time
+// limits on reading requests and on idle connections; the caller serves it.
+func NewServer(cfg Config) *http.Server {
+	read, idle := cfg.ReadTimeout, cfg.IdleTimeout
+	if read <= 0 {
+		read = DefaultReadTimeout
+	}
+	if idle <= 0 {
+		idle = DefaultIdleTimeout
+	}
+	return &http.Server{
+		Handler:           NewHandler(cfg),
+		ReadHeaderTimeout: min(DefaultReadHeaderTimeout, read),
+		ReadTimeout:       read,
+		IdleTimeout:       idle,
+	}
+}
+
 // NewHandler returns the admin API.
 func NewHandler(cfg Config) http.Handler {
 	h := &handler{cfg: cfg, log: cfg.Log.Named("admin")}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
-	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}))
+	metrics := promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}).ServeHTTP
+	if !cfg.MetricsOpen {
+		metrics = h.auth(metrics)
+	}
+	mux.HandleFunc("GET /metrics", metrics)
 	mux.HandleFunc("GET /api/v1/status", h.auth(h.status))
 	mux.HandleFunc("GET /api/v1/filters/{filter}/history", h.auth(h.history))
 	mux.HandleFunc("POST /api/v1/rollout/{filter}/{action}", h.auth(h.command))
@@ -120,8 +171,8 @@ func (h *handler) history(w http.ResponseWriter, r *http.Request) {
 
 func (h *handler) command(w http.ResponseWriter, r *http.Request) {
 	var req CommandRequest
-	if err := decodeOptional(r, &req); err != nil {
-		writeJSON(w, http.StatusBadRequest, Error{Error: "admin: " + err.Error()})
+	if err := decodeOptional(w, r, &req); err != nil {
+		writeBodyError(w, err)
 		return
 	}
 	err := h.cfg.Controller.Do(r.Context(), controller.Command{
@@ -151,9 +202,9 @@ func (h *handler) filterStatus(name string) *controller.FilterStatus {
 // plan takes a whole config file (YAML) and answers with the per-node
 // changes it would cause.
 func (h *handler) plan(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxPlanBytes))
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, Error{Error: "admin: " + err.Error()})
+		writeBodyError(w, err)
 		return
 	}
 	cfg, err := config.Parse(body)
@@ -172,13 +223,29 @@ func (h *handler) plan(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, changes)
 }
 
-func decodeOptional(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+func decodeOptional(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxCommandBytes))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
 		return err
 	}
 	return nil
+}
+
+// writeBodyError answers a request whose body could not be read or
+// decoded: 413 over the size limit, 408 when the client was too slow to
+// send it (the server's ReadTimeout), 400 otherwise.
+func writeBodyError(w http.ResponseWriter, err error) {
+	var tooLarge *http.MaxBytesError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &tooLarge):
+		writeJSON(w, http.StatusRequestEntityTooLarge, Error{Error: fmt.Sprintf("admin: request body over %d bytes", tooLarge.Limit)})
+	case errors.As(err, &netErr) && netErr.Timeout():
+		writeJSON(w, http.StatusRequestTimeout, Error{Error: "admin: request body not received in time"})
+	default:
+		writeJSON(w, http.StatusBadRequest, Error{Error: "admin: " + err.Error()})
+	}
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

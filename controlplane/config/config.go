@@ -103,8 +103,14 @@ type Config struct {
 	// Trust holds the keys modules may be signed with.
 	Trust Trust `json:"trust,omitempty"`
 	// AdminToken, when set, is required as a bearer token on every admin
-	// API call. Required when the admin API is bound beyond loopback.
+	// API call, /metrics included unless AdminMetricsOpen. Required when the
+	// admin API is bound beyond loopback.
 	AdminToken string `json:"admin_token,omitempty"`
+	// AdminMetricsOpen serves /metrics without the admin token, for
+	// scrapers set up without it (Prometheus can send it: `authorization:
+	// {credentials: TOKEN}`). Metrics name filters, nodes and versions.
+	// Without an admin token /metrics is open anyway.
+	AdminMetricsOpen bool `json:"admin_metrics_open,omitempty"`
 	// InsecureRegistries (host:port) may be reached over plain HTTP; every
 	// other registry needs HTTPS, loopback included.
 	InsecureRegistries []string `json:"insecure_registries,omitempty"`
@@ -124,6 +130,12 @@ type Limits struct {
 	TrialMemoryMiB int      `json:"trial_memory_mib"`
 	// Debounce is how long a watched file must be quiet before it is read.
 	Debounce Duration `json:"debounce"`
+	// FollowOutsideSymlinks lets a file in WatchDir be a symlink that leads
+	// outside it. Off (the default), such a file is refused, unread, with an
+	// error naming it: whoever may add a link to the directory must not get
+	// the control plane to read any file it can. Links that stay inside
+	// WatchDir (a Kubernetes ConfigMap volume's) are followed either way.
+	FollowOutsideSymlinks bool `json:"follow_outside_symlinks"`
 }
 
 // Filter is one filter in the chain.

@@ -173,6 +173,24 @@ func TestExampleFile(t *testing.T) {
 	if len(cfg.Filters) != 3 || !cfg.Filters[0].Required || cfg.Managed.FilterSlots != DefaultFilterSlots {
 		t.Fatalf("example parsed into something unexpected: %+v", cfg)
 	}
+	if cfg.Limits != Default().Limits {
+		t.Fatalf("example limits %+v, want the defaults it documents %+v", cfg.Limits, Default().Limits)
+	}
+}
+
+// TestSafeByDefault: symlinks that leave watch_dir are refused and /metrics
+// follows admin_token unless a file says otherwise.
+func TestSafeByDefault(t *testing.T) {
+	if d := Default(); d.Limits.FollowOutsideSymlinks || d.AdminMetricsOpen {
+		t.Fatalf("default follows outside symlinks (%v) or opens metrics (%v)", d.Limits.FollowOutsideSymlinks, d.AdminMetricsOpen)
+	}
+	cfg, err := Parse([]byte("limits: {follow_outside_symlinks: true}\nadmin_token: t\nadmin_metrics_open: true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Limits.FollowOutsideSymlinks || !cfg.AdminMetricsOpen {
+		t.Fatalf("parsed %+v, admin_metrics_open %v; want both switches on", cfg.Limits, cfg.AdminMetricsOpen)
+	}
 }
 
 // TestParseFilterSettingsLeavesBaseAlone: the base is the running config's

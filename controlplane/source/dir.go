@@ -30,6 +30,10 @@ type DirConfig struct {
 	Debounce time.Duration
 	// MaxModuleBytes refuses larger modules without reading them.
 	MaxModuleBytes int64
+	// FollowOutsideSymlinks lets a file in Dir be a symlink that leads
+	// outside it. Off, such a file is refused (ErrOutsideDir), unread; links
+	// that stay inside Dir are followed either way.
+	FollowOutsideSymlinks bool
 	// Log is used as given (the caller names it); nil discards.
 	Log *zap.Logger
 }
@@ -281,9 +285,18 @@ func (d *Dir) fireDue(ctx context.Context) {
 
 func (d *Dir) path(name string) string { return filepath.Join(d.dir, name) }
 
+// within is the directory files must stay inside, or "" when symlinks may
+// lead anywhere.
+func (d *Dir) within() string {
+	if d.cfg.FollowOutsideSymlinks {
+		return ""
+	}
+	return d.dir
+}
+
 func (d *Dir) settleModule(ctx context.Context, k key) {
 	path := d.path(k.filter + ".wasm")
-	b, err := readSettled(path, d.cfg.MaxModuleBytes)
+	b, err := readSettled(path, d.cfg.MaxModuleBytes, d.within())
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		delete(d.waiting, k)
@@ -308,12 +321,12 @@ func (d *Dir) settleModule(ctx context.Context, k key) {
 	}
 	delete(d.waiting, k)
 
-	sig, err := readOptional(path+".sig", maxSideFileBytes)
+	sig, err := readOptional(path+".sig", maxSideFileBytes, d.within())
 	if d.sideFileFailed(ctx, k, path+".sig", err) {
 		return
 	}
 	manifestPath := d.path(k.filter + ".manifest.json")
-	rawManifest, err := readOptional(manifestPath, maxSideFileBytes)
+	rawManifest, err := readOptional(manifestPath, maxSideFileBytes, d.within())
 	if d.sideFileFailed(ctx, k, manifestPath, err) {
 		return
 	}
@@ -368,7 +381,7 @@ func (d *Dir) sideFileFailed(ctx context.Context, k key, path string, err error)
 
 func (d *Dir) settleSettings(ctx context.Context, k key) {
 	path := d.path(k.filter + ".yaml")
-	b, err := readSettled(path, maxSideFileBytes)
+	b, err := readSettled(path, maxSideFileBytes, d.within())
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		if _, reported := d.settings[k.filter]; reported {

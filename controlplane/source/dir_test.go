@@ -594,14 +594,75 @@ func TestDirRemovedAndRecreated(t *testing.T) {
 
 func TestDirSymlinks(t *testing.T) {
 	a, b := modules(t)
-	t.Run("module symlinked to a file elsewhere", func(t *testing.T) {
+	t.Run("module symlinked to a file elsewhere, when allowed", func(t *testing.T) {
 		elsewhere := t.TempDir()
 		write(t, filepath.Join(elsewhere, "auth-1.0.wasm"), a)
-		h := startDir(t, DirConfig{})
+		h := startDir(t, DirConfig{FollowOutsideSymlinks: true})
 		h.collect(t)
 		symlink(t, filepath.Join(elsewhere, "auth-1.0.wasm"), filepath.Join(h.dir, "auth.wasm"))
 		if got := summaries(h.collect(t)); !slices.Equal(got, []string{changed("auth", a)}) {
 			t.Fatalf("events: %v", got)
+		}
+	})
+
+	t.Run("link inside the directory is followed", func(t *testing.T) {
+		h := startDir(t, DirConfig{})
+		mkdir(t, filepath.Join(h.dir, "builds"))
+		write(t, filepath.Join(h.dir, "builds", "auth-1.0.wasm"), a)
+		symlink(t, "builds/auth-1.0.wasm", filepath.Join(h.dir, "auth.wasm"))
+		symlink(t, filepath.Join(h.dir, "builds", "auth-1.0.wasm"), filepath.Join(h.dir, "logging.wasm"))
+		if got := summaries(h.collect(t)); !slices.Equal(got, []string{changed("auth", a), changed("logging", a)}) {
+			t.Fatalf("events: %v", got)
+		}
+	})
+
+	t.Run("links that leave the directory are refused by default", func(t *testing.T) {
+		elsewhere := t.TempDir()
+		const secret = "root:$y$j9T$not-for-the-status-page:19000:0:99999:7:::\n"
+		write(t, filepath.Join(elsewhere, "shadow"), []byte(secret))
+		write(t, filepath.Join(elsewhere, "auth-1.0.wasm"), a)
+		h := startDir(t, DirConfig{})
+		h.collect(t)
+		symlink(t, filepath.Join(elsewhere, "shadow"), filepath.Join(h.dir, "auth.wasm"))
+		up, err := filepath.Rel(h.dir, filepath.Join(elsewhere, "shadow")) // "../../..."
+		if err != nil {
+			t.Fatal(err)
+		}
+		symlink(t, up, filepath.Join(h.dir, "auth.yaml"))
+		// Through a symlinked directory inside the watched one.
+		symlink(t, elsewhere, filepath.Join(h.dir, "lib"))
+		symlink(t, "lib/auth-1.0.wasm", filepath.Join(h.dir, "logging.wasm"))
+		got := h.collect(t)
+		var files []string
+		for _, ev := range got {
+			if ev.Kind != types.SourceFailed || !errors.Is(ev.Err, ErrOutsideDir) {
+				t.Fatalf("unexpected event %s, want every link refused with ErrOutsideDir", summary(ev))
+			}
+			msg := ev.Err.Error()
+			if !strings.HasPrefix(msg, "source: "+ev.Origin.Ref+": ") || !strings.Contains(msg, elsewhere) || strings.Contains(msg, "not-for-the-status-page") {
+				t.Errorf("error %q should name the link %s and where it leads, and nothing it holds", msg, ev.Origin.Ref)
+			}
+			files = append(files, filepath.Base(ev.Origin.Ref))
+		}
+		slices.Sort(files)
+		if want := []string{"auth.wasm", "auth.yaml", "logging.wasm"}; !slices.Equal(files, want) {
+			t.Fatalf("refused %v, want %v", files, want)
+		}
+	})
+
+	t.Run("a link retargeted outside keeps the module reported before", func(t *testing.T) {
+		h := startDir(t, DirConfig{})
+		write(t, filepath.Join(h.dir, "auth-1.0.wasm"), a)
+		symlink(t, "auth-1.0.wasm", filepath.Join(h.dir, "auth.wasm"))
+		if got := summaries(h.collect(t)); !slices.Equal(got, []string{changed("auth", a)}) {
+			t.Fatalf("events: %v", got)
+		}
+		elsewhere := t.TempDir()
+		write(t, filepath.Join(elsewhere, "auth-2.0.wasm"), b)
+		swapSymlink(t, filepath.Join(elsewhere, "auth-2.0.wasm"), filepath.Join(h.dir, "auth.wasm"))
+		got := h.collect(t)
+		if len(got) != 1 || got[0].Kind != types.SourceFailed || !errors.Is(got[0].Err, ErrOutsideDir) {
+			t.Fatalf("after the swap: %v, want one refusal", summaries(got))
 		}
 	})
 

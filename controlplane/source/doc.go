@@ -26,7 +26,11 @@
 //
 // Problems with a file (not a regular file, over MaxModuleBytes, a symlink
 // loop, unreadable, a bad manifest) become SourceFailed events naming the
-// file; the watcher carries on. The directory may be removed and recreated,
+// file; the watcher carries on. So does a symlink that leads outside the
+// directory (ErrOutsideDir), which is not even opened unless
+// DirConfig.FollowOutsideSymlinks says so: whoever can add a link to the
+// directory must not be able to have the control plane read, and show in
+// its status, any file it can read. Links that stay inside are followed. The directory may be removed and recreated,
 // or swapped as a symlink (Kubernetes ConfigMap volumes swap a "..data"
 // symlink): the parent is watched too, and either case triggers a rescan
 // that reports what appeared and what vanished.

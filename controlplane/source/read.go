@@ -6,6 +6,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
+	"strings"
 	"syscall"
 )
 
@@ -17,6 +19,10 @@ var (
 	ErrTooLarge = errors.New("file too large")
 	// ErrBadManifest: NAME.manifest.json is not a manifest.
 	ErrBadManifest = errors.New("bad manifest")
+	// ErrOutsideDir: the path is a symlink (or goes through one) that leads
+	// outside the watched directory, and DirConfig.FollowOutsideSymlinks is
+	// off. The file was not read.
+	ErrOutsideDir = errors.New("symlink leads outside the watched directory")
 )
 
 // errUnsettled means the file changed while it was being read; the caller
@@ -26,12 +32,20 @@ var errUnsettled = errors.New("file changed while read")
 // readSettled reads the regular file at path, following symlinks, if it is
 // at most limit bytes and did not change while it was read. It never opens
 // a file that is not regular (opening a FIFO would block) and never reads
-// one that is too large. A missing file is fs.ErrNotExist; a file that
-// moved during the read is errUnsettled.
-func readSettled(path string, limit int64) ([]byte, error) {
+// one that is too large. When within is not empty, path must lead to a file
+// inside the directory within once every symlink is followed (ErrOutsideDir
+// otherwise); that is checked before the file is opened and again once it
+// is open, so a link retargeted in between is caught. A missing file is
+// fs.ErrNotExist; a file that moved during the read is errUnsettled.
+func readSettled(path string, limit int64, within string) ([]byte, error) {
 	before, err := os.Stat(path)
 	if err != nil {
 		return nil, err
+	}
+	if within != "" {
+		if _, err := resolveWithin(path, within); err != nil {
+			return nil, err
+		}
 	}
 	if err := acceptable(before, limit); err != nil {
 		return nil, err
@@ -49,6 +63,15 @@ func readSettled(path string, limit int64) ([]byte, error) {
 	}
 	if !os.SameFile(before, opened) {
 		return nil, errUnsettled
+	}
+	if within != "" {
+		target, err := resolveWithin(path, within)
+		if err != nil {
+			return nil, err
+		}
+		if now, err := os.Stat(target); err != nil || !os.SameFile(opened, now) {
+			return nil, errUnsettled // a link changed between the check and the open
+		}
 	}
 	if err := acceptable(opened, limit); err != nil {
 		return nil, err
@@ -102,10 +125,32 @@ func fileType(m fs.FileMode) string {
 	return "mode " + m.Type().String()
 }
 
+// resolveWithin returns where path leads once every symlink is followed,
+// or ErrOutsideDir, naming that place, when it is not inside dir (whose own
+// symlinks are followed too: the directory may be a link, and a ConfigMap
+// volume's files are links into its "..data" directory).
+func resolveWithin(path, dir string) (string, error) {
+	root, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", err
+	}
+	target, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return "", err
+	}
+	if rel, err := filepath.Rel(root, target); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return target, nil
+	}
+	if again, err := filepath.EvalSymlinks(dir); err != nil || again != root {
+		return "", errUnsettled // the directory itself was swapped meanwhile
+	}
+	return "", fmt.Errorf("%w, to %s (limits.follow_outside_symlinks: true would follow it)", ErrOutsideDir, target)
+}
+
 // readOptional is readSettled for files that may be absent: absence is
 // (nil, nil).
-func readOptional(path string, limit int64) ([]byte, error) {
-	b, err := readSettled(path, limit)
+func readOptional(path string, limit int64, within string) ([]byte, error) {
+	b, err := readSettled(path, limit, within)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

@@ -209,6 +209,20 @@ func TestFilter(t *testing.T) {
 		{Name: "audience array", Config: cfg, RequestHeaders: get("/orders", bearer(tok(jwt.ES256, map[string]any{"aud": []string{"billing", "api"}}))),
 			Want: allowedJWT()},
 
+		// A repeated credential header is refused: one copy would be checked
+		// and every copy forwarded.
+		{Name: "authorization repeated: valid token, then a forged one", Config: cfg,
+			RequestHeaders: get("/orders", bearer(valid), bearer(other.Token(t, jwt.RS256, claims(map[string]any{"sub": "root"})))),
+			Want:           invalidToken("duplicate_credentials"), Check: warnLogged("duplicate_credentials")},
+		{Name: "authorization repeated: valid token twice", Config: cfg, RequestHeaders: get("/orders", bearer(valid), bearer(valid)),
+			Want: invalidToken("duplicate_credentials")},
+		{Name: "api key header repeated: valid key, then a forged one", Config: cfg,
+			RequestHeaders: get("/orders", [2]string{"x-api-key", aliceKey}, [2]string{"x-api-key", "k-root"}),
+			Want:           denied("duplicate_credentials", "invalid_api_key", bareChallenges...), Check: warnLogged("duplicate_credentials", aliceKey, "k-root")},
+		{Name: "api key header repeated with a valid token", Config: cfg,
+			RequestHeaders: get("/orders", bearer(valid), [2]string{"X-Api-Key", "k-root"}, [2]string{"x-api-key", aliceKey}),
+			Want:           denied("duplicate_credentials", "invalid_api_key", bareChallenges...)},
+
 		// Forwarded headers cannot be forged.
 		{Name: "spoofed claim headers replaced", Config: cfg,
 			RequestHeaders: get("/orders", [2]string{"x-auth-sub", "root"}, bearer(valid), [2]string{"X-Auth-Sub", "admin"}, [2]string{"x-auth-key", "root-key"}),

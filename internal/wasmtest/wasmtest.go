@@ -1,7 +1,8 @@
 // Package wasmtest gives tests real compiled proxy-wasm modules: it builds a
 // Go main package of this module to .wasm once per test binary and hands out
 // the bytes. Building takes seconds, so every test in a binary shares one build
-// per package.
+// per package. RunTests runs a package's own tests compiled to wasip1, for
+// guest code that is not a whole filter.
 package wasmtest
 
 import (

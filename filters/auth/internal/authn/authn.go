@@ -45,6 +45,7 @@ const (
 	DeniedNotYetValid    Reason = "not_yet_valid"
 	DeniedIssuer         Reason = "wrong_issuer"
 	DeniedAudience       Reason = "wrong_audience"
+	DeniedDuplicate      Reason = "duplicate_credentials"
 )
 
 // DenyReasons lists every denial reason, so the filter can define one
@@ -53,6 +54,7 @@ var DenyReasons = []Reason{
 	DeniedMissing, DeniedAPIKey, DeniedTooLarge, DeniedMalformed, DeniedAlgNone,
 	DeniedAlgUnsupported, DeniedUnknownKey, DeniedAlgMismatch, DeniedSignature,
 	DeniedNoExpiry, DeniedExpired, DeniedNotYetValid, DeniedIssuer, DeniedAudience,
+	DeniedDuplicate,
 }
 
 // Error codes of the JSON body ({"error": code}) of a 401.
@@ -70,6 +72,16 @@ var ErrMissing = errors.New("no credentials in the request")
 
 // ErrTooLarge is the cause of a DeniedTooLarge decision.
 var ErrTooLarge = errors.New("token longer than 16 KiB")
+
+// ErrDuplicateAPIKey and ErrDuplicateToken are the causes of a
+// DeniedDuplicate decision: the request repeats the API key header or the
+// token header. Only one copy could be checked while every copy travels
+// upstream, where another reader may pick a forged one, so such a request
+// is refused whatever the copies hold.
+var (
+	ErrDuplicateAPIKey = errors.New("api key header repeated")
+	ErrDuplicateToken  = errors.New("token header repeated")
+)
 
 // Decision is what Check concluded and what the filter must do about it.
 type Decision struct {
@@ -107,7 +119,9 @@ type Authenticator interface {
 	// API key requests need not pay for.
 	//
 	// Every credential the request presents must verify, and at least one
-	// must be presented; a request that bypasses needs none. Whatever the
+	// must be presented; a request that bypasses needs none. A request
+	// that repeats a credential header (the API key header, or the token
+	// header whatever scheme its copies use) is refused. Whatever the
 	// outcome, Decision.Remove lists the headers the filter owns.
 	Check(headers [][2]string, now func() int64) Decision
 }
@@ -190,6 +204,12 @@ func (a *authenticator) Check(headers [][2]string, now func() int64) Decision {
 		return Decision{Allowed: true, Reason: AllowedBypass, Remove: a.remove, Path: a.withoutKey(path)}
 	}
 	d := Decision{Remove: a.remove}
+	if len(a.keys) > 0 && repeated(headers, a.keyCfg.Header) {
+		return a.deny(d, ErrDuplicateAPIKey)
+	}
+	if a.verifier != nil && repeated(headers, a.tokenCfg.Header) {
+		return a.deny(d, ErrDuplicateToken)
+	}
 	presented := false
 	if len(a.keys) > 0 {
 		if key, ok := a.apiKey(headers, path); ok {
@@ -232,6 +252,21 @@ func (a *authenticator) withoutKey(path string) string {
 		return p
 	}
 	return ""
+}
+
+// repeated reports whether the header name (lower case) occurs more than
+// once in headers, in any case.
+func repeated(headers [][2]string, name string) bool {
+	seen := false
+	for _, h := range headers {
+		if len(h[0]) == len(name) && (h[0] == name || sdk.EqualFoldASCII(h[0], name)) {
+			if seen {
+				return true
+			}
+			seen = true
+		}
+	}
+	return false
 }
 
 func (a *authenticator) apiKey(headers [][2]string, path string) (string, bool) {
@@ -332,6 +367,8 @@ var denyReasons = []struct {
 	{ErrMissing, DeniedMissing},
 	{ErrInvalidAPIKey, DeniedAPIKey},
 	{ErrTooLarge, DeniedTooLarge},
+	{ErrDuplicateAPIKey, DeniedDuplicate},
+	{ErrDuplicateToken, DeniedDuplicate},
 	{jwt.ErrAlgNone, DeniedAlgNone},
 	{jwt.ErrAlgUnsupported, DeniedAlgUnsupported},
 	{jwt.ErrUnknownKey, DeniedUnknownKey},
@@ -358,11 +395,11 @@ func (a *authenticator) deny(d Decision, cause error) Decision {
 		}
 	}
 	d.Detail = string(d.Reason)
-	switch d.Reason {
-	case DeniedMissing:
+	switch {
+	case d.Reason == DeniedMissing:
 		d.Code = CodeMissing
 		d.Challenges = a.challenges
-	case DeniedAPIKey:
+	case d.Reason == DeniedAPIKey, errors.Is(cause, ErrDuplicateAPIKey):
 		d.Code = CodeInvalidKey
 		d.Challenges = a.challenges
 	default:

@@ -137,6 +137,36 @@ func TestCheckDecision(t *testing.T) {
 			reason: authn.DeniedMissing, code: authn.CodeMissing,
 			challenges: []string{`ApiKey realm="api"`, `Bearer realm="api"`},
 		},
+		{
+			name: "api key header repeated, the valid key first", headers: request("GET", "/", [2]string{"x-api-key", "k-alice"}, [2]string{"x-api-key", "k-forged"}),
+			reason: authn.DeniedDuplicate, code: authn.CodeInvalidKey,
+			challenges: []string{`ApiKey realm="api"`, `Bearer realm="api"`},
+		},
+		{
+			name: "api key header repeated in another case, same key", headers: request("GET", "/", [2]string{"x-api-key", "k-alice"}, [2]string{"X-Api-Key", "k-alice"}),
+			reason: authn.DeniedDuplicate, code: authn.CodeInvalidKey,
+			challenges: []string{`ApiKey realm="api"`, `Bearer realm="api"`},
+		},
+		{
+			name: "token header repeated, the valid token first", headers: request("GET", "/", bearer(good), bearer(expired)),
+			reason: authn.DeniedDuplicate, code: authn.CodeInvalidToken,
+			challenges: []string{`Bearer realm="api", error="invalid_token", error_description="duplicate_credentials"`},
+		},
+		{
+			name: "token header repeated with another scheme", headers: request("GET", "/", bearer(good), [2]string{"Authorization", "Basic YTpi"}),
+			reason: authn.DeniedDuplicate, code: authn.CodeInvalidToken,
+			challenges: []string{`Bearer realm="api", error="invalid_token", error_description="duplicate_credentials"`},
+		},
+		{
+			name: "copies joined into one header are no token", headers: request("GET", "/", [2]string{"authorization", "Bearer " + good + ", Bearer " + good}),
+			reason: authn.DeniedMalformed, code: authn.CodeInvalidToken,
+			challenges: []string{`Bearer realm="api", error="invalid_token", error_description="malformed_token"`},
+		},
+		{
+			name: "keys joined into one header are no key", headers: request("GET", "/", [2]string{"x-api-key", "k-alice, k-alice"}),
+			reason: authn.DeniedAPIKey, code: authn.CodeInvalidKey,
+			challenges: []string{`ApiKey realm="api"`, `Bearer realm="api"`},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -12,5 +12,7 @@
 // Everything here works on public values only (keys, signatures, digests),
 // so the arithmetic is variable-time by design and must not be used for
 // signing or with secrets. Tests check it against crypto/rsa and
-// crypto/ecdsa.
+// crypto/ecdsa, and run every Wycheproof ECDSA P-256 and RSASSA-PKCS1-v1_5
+// SHA-256 vector (testdata/wycheproof) natively and compiled to wasip1
+// under wazero.
 package pubkey
