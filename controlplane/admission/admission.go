@@ -78,6 +78,11 @@ type Request struct {
 	Settings config.Filter
 	// Signature is a detached signature of Module, when the source found one.
 	Signature []byte
+	// Redact, when set, is applied to every guest log line and to the
+	// rejection reason before they are logged or returned: the caller's
+	// way to keep secrets it put into Settings.Config out of both (a guest
+	// may echo its configuration). Not part of the cache key.
+	Redact func(string) string
 }
 
 // Verifier checks a module's signature. Implementations decide what an
@@ -188,6 +193,16 @@ type admitter struct {
 
 var _ Admitter = (*admitter)(nil)
 
+// redactedError is a rejection whose message went through Request.Redact;
+// errors.Is still sees the sentinels under it.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
 // result is what the cache keeps: the report and the reason for a
 // rejection, without the file name (the same bytes may come from another
 // file next time).
@@ -201,6 +216,9 @@ func (a *admitter) Admit(ctx context.Context, req Request) (Report, error) {
 	res := a.admit(ctx, req)
 	if res.reason != nil {
 		err := fmt.Errorf("admission: %s: %w", req.File, res.reason)
+		if req.Redact != nil {
+			err = &redactedError{msg: req.Redact(err.Error()), err: err}
+		}
 		log.Warn("module rejected", zap.String("digest", string(res.report.Digest)),
 			zap.Bool("cached", res.report.Cached), zap.Error(err))
 		return res.report, err
@@ -351,6 +369,9 @@ func (a *admitter) trial(ctx context.Context, req Request, digest types.Digest) 
 		VMID:          req.Filter,
 		Configuration: req.Settings.Config,
 		Log: func(level wasmhost.LogLevel, msg string) {
+			if req.Redact != nil {
+				msg = req.Redact(msg)
+			}
 			guest.Debug("trial run guest log", zap.Stringer("level", level), zap.String("msg", msg))
 		},
 	})

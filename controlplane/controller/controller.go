@@ -18,6 +18,7 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/fleet"
 	"github.com/wasmfleet/wasmfleet/controlplane/metrics"
 	"github.com/wasmfleet/wasmfleet/controlplane/rollout"
+	"github.com/wasmfleet/wasmfleet/controlplane/secrets"
 	"github.com/wasmfleet/wasmfleet/controlplane/sequence"
 	"github.com/wasmfleet/wasmfleet/controlplane/snapshot"
 	"github.com/wasmfleet/wasmfleet/controlplane/store"
@@ -66,10 +67,17 @@ type Controller struct {
 
 // filterRec is the controller's view of one filter.
 type filterRec struct {
-	settings  config.Filter
-	state     types.FilterState
-	lastError string
-	errorAt   time.Time
+	// settings hold the plugin configuration as written, $secret
+	// references and all: that is what may be logged or shown. resolved
+	// is the same configuration with the references read, for admission
+	// and the snapshot only (served); resolveErr says why it could not
+	// be read when the filter was first seen.
+	settings   config.Filter
+	resolved   secrets.Resolved
+	resolveErr error
+	state      types.FilterState
+	lastError  string
+	errorAt    time.Time
 	// acked holds the connected nodes known to run the candidate, so
 	// confirming a rollout costs O(1) per ACK rather than a walk over the
 	// fleet; failed holds the nodes that failed to load it.
@@ -91,6 +99,13 @@ func (s *candidateNodes) forCandidate(r *filterRec) map[string]bool {
 	return s.nodes
 }
 
+// served is settings as admission and Envoy get them: secrets resolved.
+func (r *filterRec) served() config.Filter {
+	f := r.settings
+	f.Config = r.resolved.Config
+	return f
+}
+
 // ackedCandidate returns the nodes that ACKed the current candidate.
 func (r *filterRec) ackedCandidate() map[string]bool { return r.acked.forCandidate(r) }
 
@@ -110,6 +125,17 @@ func New(cfg Config) (*Controller, error) {
 		seq:     sequence.New(),
 		cmds:    make(chan command),
 	}
+	// A secret the config file names but the control plane cannot read
+	// is refused at start, like any other bad config.
+	var errs []error
+	for _, f := range cfg.Config.Filters {
+		if _, err := secrets.Resolve(f.Config); err != nil {
+			errs = append(errs, fmt.Errorf("filter %s: %w", f.Name, err))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("controller: %w", errors.Join(errs...))
+	}
 	names, err := cfg.Store.Filters()
 	if err != nil {
 		return nil, fmt.Errorf("controller: %w", err)
@@ -126,10 +152,14 @@ func New(cfg Config) (*Controller, error) {
 		rec.state = st
 		if len(st.Settings) > 0 {
 			s, err := c.parseSettings(name, st.Settings)
+			var res secrets.Resolved
+			if err == nil {
+				res, err = resolve(c.settingsFile(name), s)
+			}
 			if err != nil {
 				c.log.Error("persisted settings no longer valid; using the config file's", zap.String("filter", name), zap.Error(err))
 			} else {
-				rec.settings = s
+				rec.settings, rec.resolved, rec.resolveErr = s, res, nil
 			}
 		}
 	}
@@ -179,9 +209,20 @@ func (c *Controller) filter(name string) *filterRec {
 	if !ok {
 		settings, _ := c.cfg.Config.FilterByName(name)
 		rec = &filterRec{settings: settings, state: types.FilterState{Filter: name}}
+		rec.resolved, rec.resolveErr = resolve("config", settings)
 		c.filters[name] = rec
 	}
 	return rec
+}
+
+// resolve reads the secrets f's plugin configuration refers to; file names
+// where the settings come from in errors.
+func resolve(file string, f config.Filter) (secrets.Resolved, error) {
+	r, err := secrets.Resolve(f.Config)
+	if err != nil {
+		return secrets.Resolved{}, fmt.Errorf("%s: filter %s: %w", file, f.Name, err)
+	}
+	return r, nil
 }
 
 func (c *Controller) parseSettings(name string, raw []byte) (config.Filter, error) {
@@ -193,7 +234,38 @@ func (c *Controller) parseSettings(name string, raw []byte) (config.Filter, erro
 	if err != nil {
 		return config.Filter{}, err
 	}
+	if err := allowedSecrets(c.settingsFile(name), base, f); err != nil {
+		return config.Filter{}, err
+	}
 	return f.WithDefaults(), nil
+}
+
+// ErrSecretNotInConfig refuses a settings file in the watch directory that
+// refers to a secret the config file does not name for its filter.
+var ErrSecretNotInConfig = errors.New("a settings file in the watch directory may only refer to secrets that the config file names for its filter")
+
+// allowedSecrets checks the $secret references of f, read from file in the
+// watch directory over base, the config file's entry: whoever may write
+// there must not get the control plane to read any file or variable it can
+// and send it to the fleet (as for symlinks, limits.follow_outside_symlinks),
+// so the config file's references are the ones allowed.
+func allowedSecrets(file string, base, f config.Filter) error {
+	refs, err := secrets.Refs(f.Config)
+	if err != nil || len(refs) == 0 {
+		return nil // Resolve reports malformed references
+	}
+	allowed := map[secrets.Source]bool{}
+	baseRefs, _ := secrets.Refs(base.Config)
+	for _, r := range baseRefs {
+		allowed[r.Source] = true
+	}
+	var errs []error
+	for _, r := range refs {
+		if !allowed[r.Source] {
+			errs = append(errs, fmt.Errorf("%s: filter %s: %s: $secret %s: %w", file, f.Name, r.Path, r.Source, ErrSecretNotInConfig))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (c *Controller) settingsFile(name string) string {
@@ -248,7 +320,17 @@ func (c *Controller) moduleChanged(ctx context.Context, ev types.Event, log *zap
 		c.fail(rec, err)
 		return
 	}
-	if _, err := c.admit(ctx, ev.Origin.Ref, ev.Module, ev.Digest, ev.Signature, rec.settings); err != nil {
+	if rec.resolveErr != nil {
+		// The secret may have appeared since the filter was first seen.
+		rec.resolved, rec.resolveErr = resolve("config", rec.settings)
+	}
+	if rec.resolveErr != nil {
+		err := fmt.Errorf("%s: not admitted: %w", ev.Origin.Ref, rec.resolveErr)
+		log.Error("module not admitted: its filter's secrets cannot be read", zap.String("digest", ev.Digest.Short()), zap.Error(err))
+		c.fail(rec, err)
+		return
+	}
+	if _, err := c.admit(ctx, ev.Origin.Ref, ev.Module, ev.Digest, ev.Signature, rec.settings, rec.resolved); err != nil {
 		log.Error("module rejected", zap.String("digest", ev.Digest.Short()), zap.Error(err))
 		c.fail(rec, err)
 		return
@@ -272,12 +354,17 @@ func (c *Controller) moduleChanged(ctx context.Context, ev types.Event, log *zap
 	c.scheduleSteps()
 }
 
-// admit runs admission and records the outcome in metrics.
-func (c *Controller) admit(ctx context.Context, file string, module []byte, d types.Digest, sig []byte, settings config.Filter) (admission.Report, error) {
+// admit runs admission with settings' secrets resolved as res says, and
+// records the outcome in metrics. The error holds none of the secrets.
+func (c *Controller) admit(ctx context.Context, file string, module []byte, d types.Digest, sig []byte, settings config.Filter, res secrets.Resolved) (admission.Report, error) {
 	start := c.now()
+	served := settings
+	served.Config = res.Config
 	rep, err := c.cfg.Admitter.Admit(ctx, admission.Request{
-		File: file, Filter: settings.Name, Module: module, Digest: d, Settings: settings, Signature: sig,
+		File: file, Filter: settings.Name, Module: module, Digest: d, Settings: served, Signature: sig,
+		Redact: res.Redact,
 	})
+	err = res.RedactError(err) // whatever the admitter is
 	c.cfg.Metrics.AdmissionSeconds.WithLabelValues(settings.Name).Observe(time.Since(start).Seconds())
 	result := "admitted"
 	if err != nil {
@@ -311,9 +398,18 @@ func (c *Controller) settingsChanged(ctx context.Context, ev types.Event, log *z
 // plugin configuration that makes the running module fail proxy_on_configure
 // would otherwise be NACKed fleet-wide. file names the source of the settings
 // in errors. It does not reconcile.
+//
+// The secrets next refers to are read now: this is when a changed secret
+// file reaches the fleet.
 func (c *Controller) applySettings(ctx context.Context, rec *filterRec, next config.Filter, file string) error {
-	if sameTrialInputs(rec.settings, next) {
-		rec.settings = next
+	res, err := resolve(file, next)
+	if err != nil {
+		return err
+	}
+	nextServed := next
+	nextServed.Config = res.Config
+	if rec.resolveErr == nil && sameTrialInputs(rec.served(), nextServed) {
+		rec.settings, rec.resolved = next, res
 		return nil
 	}
 	for _, d := range []types.Digest{rec.state.Stable, rec.state.Candidate} {
@@ -324,16 +420,17 @@ func (c *Controller) applySettings(ctx context.Context, rec *filterRec, next con
 		if err != nil || !ok {
 			return errors.Join(fmt.Errorf("%s: module %s is missing from the store", file, d.Short()), err)
 		}
-		if _, err := c.admit(ctx, file, module, d, nil, next); err != nil {
+		if _, err := c.admit(ctx, file, module, d, nil, next, res); err != nil {
 			return fmt.Errorf("%s: version %s does not accept these settings: %w", file, d.Short(), err)
 		}
 	}
-	rec.settings = next
+	rec.settings, rec.resolved, rec.resolveErr = next, res, nil
 	return nil
 }
 
 // sameTrialInputs reports whether admission would see the same thing: only
-// the plugin configuration, root id and signature policy feed it.
+// the plugin configuration (secrets resolved), root id and signature policy
+// feed it.
 func sameTrialInputs(a, b config.Filter) bool {
 	return string(a.Config) == string(b.Config) && a.RootID == b.RootID && a.RequireSignature == b.RequireSignature
 }
@@ -502,6 +599,7 @@ func (c *Controller) nacked(ctx context.Context, ev fleet.Event) {
 	failed := rec.failed.forCandidate(rec)
 	failed[ev.Node] = true
 	delete(rec.ackedCandidate(), ev.Node)
+	ev.Reason = rec.resolved.Redact(ev.Reason) // a node may echo its configuration
 	mark := types.BadMark{Digest: ev.Digest, Node: ev.Node, Reason: ev.Reason, At: c.now()}
 	next, rolledBack := rollout.Failed(rec.settings, rec.state, mark, len(failed))
 	if !rolledBack {
@@ -530,6 +628,7 @@ func (c *Controller) saveAndReconcile(ctx context.Context, rec *filterRec, log *
 }
 
 // chain returns the planner inputs and snapshot settings in chain order.
+// The snapshot settings hold resolved secrets: they go to the builder only.
 func (c *Controller) chain() ([]rollout.FilterInput, []config.Filter) {
 	var present []string
 	for name, rec := range c.filters {
@@ -542,7 +641,7 @@ func (c *Controller) chain() ([]rollout.FilterInput, []config.Filter) {
 	for _, name := range c.cfg.Config.FilterOrder(present) {
 		rec := c.filters[name]
 		inputs = append(inputs, rollout.FilterInput{Spec: rec.settings, State: rec.state, Failed: rec.failed.forCandidate(rec)})
-		settings = append(settings, rec.settings)
+		settings = append(settings, rec.served())
 	}
 	return inputs, settings
 }

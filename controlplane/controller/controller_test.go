@@ -36,6 +36,9 @@ type harness struct {
 	t       *testing.T
 	ctrl    *Controller
 	metrics *metrics.Metrics
+	reg     *prometheus.Registry
+	store   store.Store
+	dataDir string
 	cache   cache.SnapshotCache
 	fleet   fleet.Registry
 	events  chan types.Event
@@ -57,14 +60,19 @@ func newHarnessWith(t *testing.T, cfg config.Config, fc fleet.Config, edit func(
 	t.Helper()
 	log := zaptest.NewLogger(t)
 	fc.Log = log
-	st, err := store.Open(t.TempDir(), log)
+	dataDir := t.TempDir()
+	st, err := store.Open(dataDir, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	reg := prometheus.NewRegistry()
 	h := &harness{
 		t:       t,
-		metrics: metrics.New(prometheus.NewRegistry()),
+		reg:     reg,
+		store:   st,
+		dataDir: dataDir,
+		metrics: metrics.New(reg),
 		cache:   cache.NewSnapshotCache(true, cache.IDHash{}, nil),
 		fleet:   fleet.New(fc),
 		events:  make(chan types.Event),
