@@ -1,7 +1,9 @@
 package controlplane
 
 import (
+	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -22,6 +24,7 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/fleet"
 	"github.com/wasmfleet/wasmfleet/controlplane/metrics"
 	"github.com/wasmfleet/wasmfleet/controlplane/modserver"
+	"github.com/wasmfleet/wasmfleet/controlplane/mtls"
 	"github.com/wasmfleet/wasmfleet/controlplane/server"
 	"github.com/wasmfleet/wasmfleet/controlplane/signature"
 	"github.com/wasmfleet/wasmfleet/controlplane/snapshot"
@@ -106,8 +109,28 @@ func New(opts Options) (_ *ControlPlane, err error) {
 			return nil, fmt.Errorf("controlplane: %s: %w %s: %w", l.field, ErrListen, l.addr, err)
 		}
 	}
+	var xdsTLS, modTLS *tls.Config
+	var identity *mtls.NodeIdentity
+	if cfg.TLS.Enabled() {
+		reloader, err := mtls.NewReloader(mtls.Files{Cert: cfg.TLS.CertFile, Key: cfg.TLS.KeyFile, ClientCA: cfg.TLS.ClientCAFile}, log)
+		if err != nil {
+			return nil, fmt.Errorf("controlplane: %w", err)
+		}
+		id, err := mtls.ParseNodeIdentity(cmp.Or(cfg.TLS.NodeIdentity, config.DefaultNodeIdentity))
+		if err != nil {
+			return nil, fmt.Errorf("controlplane: tls.node_identity: %w", err)
+		}
+		identity = &id
+		xdsTLS = reloader.ServerConfig("h2")
+		modTLS = reloader.ServerConfig("http/1.1")
+		cp.modLn = tls.NewListener(cp.modLn, modTLS)
+	}
 	if cfg.ModuleBaseURL == "" {
-		cfg.ModuleBaseURL = "http://" + cp.modLn.Addr().String()
+		scheme := "http://"
+		if modTLS != nil {
+			scheme = "https://"
+		}
+		cfg.ModuleBaseURL = scheme + cp.modLn.Addr().String()
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("controlplane: data_dir: %w", err)
@@ -142,14 +165,16 @@ func New(opts Options) (_ *ControlPlane, err error) {
 	cp.registries = newRegistrySet(cfg, events, log)
 	snapCache := cache.NewSnapshotCache(cfg.Mode == config.ModeManaged, cache.IDHash{}, server.Logger(log))
 	registry := fleet.New(fleet.Config{Log: log, Metrics: m})
-	cp.xds = server.New(server.Config{Listener: cp.xdsLn, Cache: snapCache, Fleet: registry, Log: log})
+	cp.xds = server.New(server.Config{Listener: cp.xdsLn, Cache: snapCache, Fleet: registry, Log: log, TLS: xdsTLS, NodeIdentity: identity})
 	if cp.ctrl, err = controller.New(controller.Config{
 		Config: cfg, Store: cp.store, Admitter: admitter, Builder: snapshot.NewBuilder(),
 		Cache: snapCache, Fleet: registry, Events: events, Metrics: m, Log: log, Unsequenced: opts.Unsequenced,
 	}); err != nil {
 		return nil, err
 	}
-	cp.modHTTP = &http.Server{Handler: countCodes(modserver.New(cp.store, log), m), ReadHeaderTimeout: 10 * time.Second}
+	cp.modHTTP = &http.Server{Handler: countCodes(modserver.New(cp.store, log), m), ReadHeaderTimeout: 10 * time.Second,
+		// Refused TLS handshakes land here, named rather than on stderr.
+		ErrorLog: zap.NewStdLog(log.Named("modules"))}
 	cp.adminSrv = admin.NewServer(admin.Config{
 		Controller: cp.ctrl, Fleet: registry, History: cp.store, Gatherer: reg, Token: cfg.AdminToken,
 		MetricsOpen: cfg.AdminMetricsOpen, Log: log,
@@ -181,7 +206,12 @@ func (cp *ControlPlane) Start(ctx context.Context) error {
 	a := cp.Addrs()
 	cp.log.Info("wasmfleet serving",
 		zap.String("xds", a.XDS), zap.String("modules", a.Modules), zap.String("admin", a.Admin),
-		zap.String("watch_dir", cp.cfg.WatchDir), zap.String("data_dir", cp.cfg.DataDir), zap.String("mode", string(cp.cfg.Mode)))
+		zap.String("watch_dir", cp.cfg.WatchDir), zap.String("data_dir", cp.cfg.DataDir), zap.String("mode", string(cp.cfg.Mode)),
+		zap.Bool("tls", cp.cfg.TLS.Enabled()))
+	if cp.cfg.Listen.Insecure && !cp.cfg.TLS.Enabled() {
+		cp.log.Warn("INSECURE: xDS and the module server run without TLS (listen.insecure): anyone who reaches them can claim any node id, read every filter's configuration and NACK on any node's behalf",
+			zap.String("xds", a.XDS), zap.String("modules", a.Modules))
+	}
 
 	runners := []runner{
 		{"controller", cp.ctrl.Start},

@@ -2,15 +2,19 @@ package envoy
 
 import (
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/config"
+	"github.com/wasmfleet/wasmfleet/controlplane/mtls"
 )
 
 func load(t *testing.T, path string) *bootstrapv3.Bootstrap {
@@ -30,6 +34,7 @@ func TestBootstraps(t *testing.T) {
 		wantModCls bool // a static wasmfleet_modules cluster (ECDS-only mode)
 	}{
 		{name: "managed", file: "bootstrap.yaml", wantLDS: true},
+		{name: "managed-mtls", file: "bootstrap-mtls.yaml", wantLDS: true},
 		{name: "ecds-only", file: "bootstrap-ecds.yaml", wantModCls: true},
 	}
 	for _, tt := range tests {
@@ -62,6 +67,51 @@ func TestBootstraps(t *testing.T) {
 				t.Errorf("wasmfleet_modules port = %d, want the default module port", clusters["wasmfleet_modules"])
 			}
 		})
+	}
+}
+
+// TestMTLSBootstrap checks that the mTLS bootstrap's xDS cluster presents a
+// client certificate, checks the server against a CA and the name it
+// dials, offers h2, and names a node id that the default node identity
+// maps to a SPIFFE ID.
+func TestMTLSBootstrap(t *testing.T) {
+	b := load(t, "bootstrap-mtls.yaml")
+	var xds *clusterv3.Cluster
+	for _, c := range b.GetStaticResources().GetClusters() {
+		if c.GetName() == "wasmfleet_xds" {
+			xds = c
+		}
+	}
+	ts := xds.GetTransportSocket()
+	if ts.GetName() != "envoy.transport_sockets.tls" {
+		t.Fatalf("wasmfleet_xds transport socket = %q, want envoy.transport_sockets.tls", ts.GetName())
+	}
+	var up tlsv3.UpstreamTlsContext
+	if err := ts.GetTypedConfig().UnmarshalTo(&up); err != nil {
+		t.Fatal(err)
+	}
+	ctx := up.GetCommonTlsContext()
+	certs := ctx.GetTlsCertificates()
+	if len(certs) != 1 || certs[0].GetCertificateChain().GetFilename() == "" || certs[0].GetPrivateKey().GetFilename() == "" {
+		t.Errorf("want one client certificate and key from files, got %v", certs)
+	}
+	vc := ctx.GetValidationContext()
+	if vc.GetTrustedCa().GetFilename() == "" {
+		t.Error("no trusted_ca: Envoy would accept any server certificate")
+	}
+	sans := vc.GetMatchTypedSubjectAltNames()
+	if len(sans) == 0 || sans[0].GetMatcher().GetExact() != up.GetSni() {
+		t.Errorf("server SAN check %v does not match the SNI %q", sans, up.GetSni())
+	}
+	if !slices.Contains(ctx.GetAlpnProtocols(), "h2") {
+		t.Errorf("alpn_protocols %v lack h2 (gRPC)", ctx.GetAlpnProtocols())
+	}
+	id, err := mtls.ParseNodeIdentity(config.DefaultNodeIdentity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := id.Want(b.GetNode().GetId()); !strings.HasPrefix(want, "spiffe://") {
+		t.Errorf("node %q maps to %q, want a SPIFFE ID", b.GetNode().GetId(), want)
 	}
 }
 

@@ -26,7 +26,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), validateCmd(), buildCmd(), pushCmd(), statusCmd(), rolloutCmd())
+	root.AddCommand(serveCmd(), validateCmd(), buildCmd(), pushCmd(), statusCmd(), rolloutCmd(), certsCmd())
 	if err := root.ExecuteContext(ctx); err != nil {
 		if !errors.Is(err, errSilent) {
 			fmt.Fprintln(os.Stderr, "wasmfleet:", err)

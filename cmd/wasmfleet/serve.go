@@ -45,6 +45,7 @@ func serveCmd() *cobra.Command {
 	f.StringVar(&flags.Listen.XDS, "xds", d.Listen.XDS, "xDS gRPC address (listen.xds)")
 	f.StringVar(&flags.Listen.Modules, "modules", d.Listen.Modules, "module server address (listen.modules)")
 	f.StringVar(&flags.Listen.Admin, "admin", d.Listen.Admin, "admin API address (listen.admin)")
+	f.BoolVar(&flags.Listen.Insecure, "insecure", false, "allow xDS and the module server beyond loopback without TLS (listen.insecure; labs only)")
 	f.StringVar((*string)(&flags.Mode), "mode", string(d.Mode), "managed (listeners, routes, clusters and filters) or ecds (filters only)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.BoolVar(&devLogs, "dev-logs", false, "human-readable logs instead of JSON")
@@ -72,6 +73,9 @@ func loadConfig(cmd *cobra.Command, path string, flags config.Config) (config.Co
 	set("modules", &cfg.Listen.Modules, flags.Listen.Modules)
 	set("admin", &cfg.Listen.Admin, flags.Listen.Admin)
 	set("mode", (*string)(&cfg.Mode), string(flags.Mode))
+	if cmd.Flags().Changed("insecure") {
+		cfg.Listen.Insecure = flags.Listen.Insecure
+	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, err
 	}

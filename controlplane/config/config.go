@@ -38,6 +38,9 @@ const (
 	DefaultPercent        = 100
 	DefaultStepInterval   = 5 * time.Minute
 	DefaultOCIPoll        = 30 * time.Second
+	// DefaultNodeIdentity is what a node's client certificate must name:
+	// its SPIFFE ID in a URI SAN ({node} is the node id).
+	DefaultNodeIdentity = "spiffe://wasmfleet.local/node/{node}"
 )
 
 // Mode says which xDS resources wasmfleet owns.
@@ -114,6 +117,32 @@ type Config struct {
 	// InsecureRegistries (host:port) may be reached over plain HTTP; every
 	// other registry needs HTTPS, loopback included.
 	InsecureRegistries []string `json:"insecure_registries,omitempty"`
+	// TLS, when its files are set, puts mutual TLS on the xDS and module
+	// ports. Required to bind either beyond loopback, unless listen.insecure.
+	TLS TLS `json:"tls"`
+}
+
+// TLS configures mutual TLS on the xDS and module ports. Every file is PEM
+// and read again when it changes (rotation without a restart).
+type TLS struct {
+	// CertFile and KeyFile are the server certificate (chain) and key.
+	CertFile string `json:"cert_file,omitempty"`
+	KeyFile  string `json:"key_file,omitempty"`
+	// ClientCAFile is the bundle of CAs a client certificate must chain to.
+	// A connection without a valid client certificate is refused.
+	ClientCAFile string `json:"client_ca_file,omitempty"`
+	// NodeIdentity is the SAN an xDS stream's client certificate must carry
+	// for the node.id the stream claims, with {node} standing for the id: a
+	// URI SAN when it is a URI ("spiffe://example.org/node/{node}"), a DNS
+	// SAN otherwise ("{node}.nodes.example.org"). A stream that claims
+	// another id is refused (PermissionDenied) before anything is recorded
+	// or sent. Default DefaultNodeIdentity.
+	NodeIdentity string `json:"node_identity,omitempty"`
+}
+
+// Enabled says whether TLS is configured.
+func (t TLS) Enabled() bool {
+	return t.CertFile != "" || t.KeyFile != "" || t.ClientCAFile != ""
 }
 
 // Listen holds the addresses wasmfleet binds.
@@ -121,6 +150,11 @@ type Listen struct {
 	XDS     string `json:"xds"`
 	Modules string `json:"modules"`
 	Admin   string `json:"admin"`
+	// Insecure allows binding xDS and the module server beyond loopback
+	// without TLS: anyone who reaches the port can then claim any node id,
+	// read every filter's configuration and NACK on a node's behalf. For
+	// labs only; logged loudly at start.
+	Insecure bool `json:"insecure,omitempty"`
 }
 
 // Limits bound what a module may cost before any Envoy sees it.
@@ -187,6 +221,18 @@ type Managed struct {
 	FilterSlots int        `json:"filter_slots"`
 	Listeners   []Listener `json:"listeners,omitempty"`
 	Clusters    []Cluster  `json:"clusters,omitempty"`
+	// ModulesTLS, when set, is the client certificate Envoy presents to the
+	// module server (the wasmfleet_modules cluster) and the CA it checks
+	// the server with: paths on the Envoy's disk, the same on every node.
+	// Needs an https module_base_url.
+	ModulesTLS *EnvoyTLS `json:"modules_tls,omitempty"`
+}
+
+// EnvoyTLS are files on an Envoy's disk for an upstream TLS context.
+type EnvoyTLS struct {
+	CertFile string `json:"cert_file"`
+	KeyFile  string `json:"key_file"`
+	CAFile   string `json:"ca_file"`
 }
 
 // Listener is one Envoy listener with an HTTP connection manager.
@@ -265,6 +311,7 @@ func Default() Config {
 			}},
 			Clusters: []Cluster{{Name: DefaultClusterName, Endpoints: []string{DefaultUpstreamAddr}}},
 		},
+		TLS: TLS{NodeIdentity: DefaultNodeIdentity},
 	}
 }
 
@@ -299,6 +346,9 @@ func Parse(b []byte) (Config, error) {
 func (c *Config) ModuleURL() string {
 	if c.ModuleBaseURL != "" {
 		return c.ModuleBaseURL
+	}
+	if c.TLS.Enabled() {
+		return "https://" + c.Listen.Modules
 	}
 	return "http://" + c.Listen.Modules
 }

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/mtls"
 )
 
 func TestDefaultIsValid(t *testing.T) {
@@ -87,6 +89,38 @@ managed:
 			wantErrs: []error{ErrDuplicate},
 		},
 		{
+			name:     "xds and modules beyond loopback without tls",
+			yaml:     "listen: {xds: \"0.0.0.0:18000\", modules: \"[::]:18001\"}\n",
+			wantErrs: []error{ErrInsecureBind},
+			wantIn:   []string{"listen.xds", "listen.modules"},
+		},
+		{
+			name: "beyond loopback with the escape hatch",
+			yaml: "listen: {xds: \"0.0.0.0:18000\", modules: \"0.0.0.0:18001\", insecure: true}\n",
+		},
+		{
+			name: "beyond loopback with tls",
+			yaml: "listen: {xds: \"0.0.0.0:18000\", modules: \"0.0.0.0:18001\"}\ntls: {cert_file: s.crt, key_file: s.key, client_ca_file: ca.crt, node_identity: \"{node}.nodes.example.org\"}\n",
+		},
+		{
+			name:     "tls half configured",
+			yaml:     "tls: {cert_file: s.crt}\n",
+			wantErrs: []error{ErrRequired},
+			wantIn:   []string{"tls.key_file", "tls.client_ca_file"},
+		},
+		{
+			name:     "tls with insecure, an http module url and a bad identity",
+			yaml:     "listen: {insecure: true}\nmodule_base_url: http://cp:18001\ntls: {cert_file: s.crt, key_file: s.key, client_ca_file: ca.crt, node_identity: \"spiffe://x/node\"}\n",
+			wantErrs: []error{ErrInvalidValue},
+			wantIn:   []string{"listen.insecure", "module_base_url", "tls.node_identity"},
+		},
+		{
+			name:     "envoy module tls without https",
+			yaml:     "managed: {modules_tls: {cert_file: n.crt, key_file: n.key}}\n",
+			wantErrs: []error{ErrRequired, ErrInvalidValue},
+			wantIn:   []string{"managed.modules_tls.ca_file", "managed.modules_tls: "},
+		},
+		{
 			name:     "admin beyond loopback without a token",
 			yaml:     "listen: {admin: \"0.0.0.0:18002\"}\n",
 			wantErrs: []error{ErrInsecureAdmin},
@@ -164,6 +198,13 @@ func TestFilterOrder(t *testing.T) {
 	}
 }
 
+// TestDefaultNodeIdentity ties the config default to the one mtls documents.
+func TestDefaultNodeIdentity(t *testing.T) {
+	if DefaultNodeIdentity != mtls.DefaultNodeIdentity {
+		t.Fatalf("config %q, mtls %q", DefaultNodeIdentity, mtls.DefaultNodeIdentity)
+	}
+}
+
 // TestExampleFile keeps the documented reference in docs/ parseable.
 func TestExampleFile(t *testing.T) {
 	cfg, err := Load(filepath.Join("..", "..", "docs", "wasmfleet.example.yaml"))
@@ -172,6 +213,9 @@ func TestExampleFile(t *testing.T) {
 	}
 	if len(cfg.Filters) != 3 || !cfg.Filters[0].Required || cfg.Managed.FilterSlots != DefaultFilterSlots {
 		t.Fatalf("example parsed into something unexpected: %+v", cfg)
+	}
+	if cfg.TLS != Default().TLS || cfg.Listen.Insecure {
+		t.Fatalf("example tls %+v (insecure %v), want the defaults it documents", cfg.TLS, cfg.Listen.Insecure)
 	}
 	if cfg.Limits != Default().Limits {
 		t.Fatalf("example limits %+v, want the defaults it documents %+v", cfg.Limits, Default().Limits)

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/wasmfleet/wasmfleet/controlplane/mtls"
 	"github.com/wasmfleet/wasmfleet/internal/ociartifact"
 )
 
@@ -29,6 +31,7 @@ var (
 	ErrOutOfRange    = errors.New("out of range")
 	ErrPluginConfig  = errors.New("plugin configuration must be a JSON/YAML object")
 	ErrInsecureAdmin = errors.New("admin API bound beyond loopback needs admin_token")
+	ErrInsecureBind  = errors.New("bound beyond loopback without tls (set tls, or listen.insecure: true for a lab)")
 )
 
 var filterNameRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
@@ -57,6 +60,7 @@ func (c *Config) Validate() error {
 	if host, _, err := net.SplitHostPort(c.Listen.Admin); err == nil && !isLoopback(host) && c.AdminToken == "" {
 		bad("admin_token", ErrInsecureAdmin, "listen.admin is %q", c.Listen.Admin)
 	}
+	errs = append(errs, c.validateTLS()...)
 	if c.ModuleBaseURL != "" {
 		if u, err := url.Parse(c.ModuleBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			bad("module_base_url", ErrInvalidValue, "%q is not an http(s) URL", c.ModuleBaseURL)
@@ -167,6 +171,50 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validateTLS checks the tls section, the loopback rule for the xDS and
+// module ports, and the Envoy-side module TLS files.
+func (c *Config) validateTLS() []error {
+	var errs []error
+	bad := func(field string, sentinel error, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %w: %s", field, sentinel, fmt.Sprintf(format, args...)))
+	}
+	t := c.TLS
+	if t.Enabled() {
+		for field, v := range map[string]string{"tls.cert_file": t.CertFile, "tls.key_file": t.KeyFile, "tls.client_ca_file": t.ClientCAFile} {
+			if v == "" {
+				bad(field, ErrRequired, "tls needs cert_file, key_file and client_ca_file")
+			}
+		}
+		if c.Listen.Insecure {
+			bad("listen.insecure", ErrInvalidValue, "tls is configured; insecure is for running without it")
+		}
+		if u, err := url.Parse(c.ModuleBaseURL); c.ModuleBaseURL != "" && err == nil && u.Scheme == "http" {
+			bad("module_base_url", ErrInvalidValue, "%q: the module server speaks TLS when tls is set; use https", c.ModuleBaseURL)
+		}
+	} else if !c.Listen.Insecure {
+		for _, l := range []struct{ field, addr string }{{"listen.xds", c.Listen.XDS}, {"listen.modules", c.Listen.Modules}} {
+			if host, _, err := net.SplitHostPort(l.addr); err == nil && !isLoopback(host) {
+				bad(l.field, ErrInsecureBind, "%q", l.addr)
+			}
+		}
+	}
+	if _, err := mtls.ParseNodeIdentity(cmp.Or(t.NodeIdentity, DefaultNodeIdentity)); err != nil {
+		bad("tls.node_identity", ErrInvalidValue, "%v", err)
+	}
+	if m := c.Managed.ModulesTLS; m != nil {
+		for field, v := range map[string]string{"cert_file": m.CertFile, "key_file": m.KeyFile, "ca_file": m.CAFile} {
+			if v == "" {
+				bad("managed.modules_tls."+field, ErrRequired, "")
+			}
+		}
+		if !strings.HasPrefix(c.ModuleURL(), "https://") {
+			bad("managed.modules_tls", ErrInvalidValue, "needs an https module_base_url (or tls, which makes the default one https)")
+		}
+	}
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errs
 }
 
 // validate checks one filter entry; field is its path for messages.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"time"
@@ -19,9 +20,11 @@ import (
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/fleet"
+	"github.com/wasmfleet/wasmfleet/controlplane/mtls"
 )
 
 // gRPC settings for a control plane with long-lived streams from many proxies.
@@ -54,6 +57,12 @@ type Config struct {
 	// Fleet receives stream and ACK/NACK events.
 	Fleet fleet.Registry
 	Log   *zap.Logger
+	// TLS, when set, serves gRPC over TLS with it (mtls.Reloader's config,
+	// which requires a client certificate).
+	TLS *tls.Config
+	// NodeIdentity, when set, refuses any stream or fetch whose node.id
+	// its client certificate does not name (PermissionDenied).
+	NodeIdentity *mtls.NodeIdentity
 }
 
 // Server serves xDS until its context ends.
@@ -78,14 +87,18 @@ func (s *Server) Start(ctx context.Context) error {
 	// Streams end when this context does, which lets GracefulStop finish.
 	xdsCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	xds := serverv3.NewServer(xdsCtx, s.cfg.Cache, &callbacks{fleet: s.cfg.Fleet, log: s.log},
+	xds := serverv3.NewServer(xdsCtx, s.cfg.Cache, &callbacks{fleet: s.cfg.Fleet, log: s.log, identity: s.cfg.NodeIdentity},
 		sotw.WithLogger(Logger(s.log)))
 
-	g := grpc.NewServer(
+	opts := []grpc.ServerOption{
 		grpc.MaxConcurrentStreams(maxConcurrentStreams),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: keepaliveTime, Timeout: keepaliveTimeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinTime, PermitWithoutStream: true}),
-	)
+	}
+	if s.cfg.TLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(s.cfg.TLS)))
+	}
+	g := grpc.NewServer(opts...)
 	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(g, xds)
 	listenerservice.RegisterListenerDiscoveryServiceServer(g, xds)
 	routeservice.RegisterRouteDiscoveryServiceServer(g, xds)
@@ -97,7 +110,7 @@ func (s *Server) Start(ctx context.Context) error {
 
 	served := make(chan error, 1)
 	go func() { served <- g.Serve(s.cfg.Listener) }()
-	s.log.Info("serving xds", zap.String("addr", s.cfg.Listener.Addr().String()))
+	s.log.Info("serving xds", zap.String("addr", s.cfg.Listener.Addr().String()), zap.Bool("tls", s.cfg.TLS != nil))
 
 	select {
 	case err := <-served:

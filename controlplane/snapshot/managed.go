@@ -16,6 +16,7 @@ import (
 	router "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tls "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	matcher "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -76,7 +77,7 @@ func managed(in Input, l wtypes.Layout) (map[resource.Type][]types.Resource, err
 		}
 		clusters = append(clusters, cl)
 	}
-	mods, err := modulesCluster(in.ModuleURL)
+	mods, err := modulesCluster(in.ModuleURL, in.Managed.ModulesTLS)
 	if err != nil {
 		return nil, err
 	}
@@ -263,8 +264,10 @@ func staticCluster(name string, endpoints []string, transport *core.TransportSoc
 }
 
 // modulesCluster reaches the module server named by the module base URL,
-// over TLS (with SNI) for https.
-func modulesCluster(base string) (*cluster.Cluster, error) {
+// over TLS (with SNI) for https. With files (managed.modules_tls) Envoy
+// also presents its client certificate and checks the server's against the
+// CA and the URL's host.
+func modulesCluster(base string, files *config.EnvoyTLS) (*cluster.Cluster, error) {
 	u, err := url.Parse(base)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return nil, fmt.Errorf("snapshot: %q: %w", base, ErrModuleURL)
@@ -275,12 +278,38 @@ func modulesCluster(base string) (*cluster.Cluster, error) {
 	}
 	var transport *core.TransportSocket
 	if u.Scheme == "https" {
+		ctx := &tls.UpstreamTlsContext{Sni: u.Hostname()}
+		if files != nil {
+			ctx.CommonTlsContext = clientTLS(files, u.Hostname())
+		}
 		transport = &core.TransportSocket{
 			Name:       "envoy.transport_sockets.tls",
-			ConfigType: &core.TransportSocket_TypedConfig{TypedConfig: mustAny(&tls.UpstreamTlsContext{Sni: u.Hostname()})},
+			ConfigType: &core.TransportSocket_TypedConfig{TypedConfig: mustAny(ctx)},
 		}
 	}
 	return staticCluster(ModulesCluster, []string{net.JoinHostPort(u.Hostname(), port)}, transport)
+}
+
+// clientTLS presents the certificate in files and accepts a server whose
+// certificate chains to files.CAFile and names host (a DNS or IP SAN).
+func clientTLS(files *config.EnvoyTLS, host string) *tls.CommonTlsContext {
+	file := func(p string) *core.DataSource {
+		return &core.DataSource{Specifier: &core.DataSource_Filename{Filename: p}}
+	}
+	san := tls.SubjectAltNameMatcher_DNS
+	if net.ParseIP(host) != nil {
+		san = tls.SubjectAltNameMatcher_IP_ADDRESS
+	}
+	return &tls.CommonTlsContext{
+		TlsCertificates: []*tls.TlsCertificate{{CertificateChain: file(files.CertFile), PrivateKey: file(files.KeyFile)}},
+		ValidationContextType: &tls.CommonTlsContext_ValidationContext{ValidationContext: &tls.CertificateValidationContext{
+			TrustedCa: file(files.CAFile),
+			MatchTypedSubjectAltNames: []*tls.SubjectAltNameMatcher{{
+				SanType: san,
+				Matcher: &matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_Exact{Exact: host}},
+			}},
+		}},
+	}
 }
 
 func socketAddress(hostport string) (*core.SocketAddress, error) {

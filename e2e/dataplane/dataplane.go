@@ -2,8 +2,12 @@ package dataplane
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"net"
+	"os"
 	"time"
 )
 
@@ -21,13 +25,66 @@ type Config struct {
 	// NodeID and Cluster are the node identity sent to the control plane.
 	NodeID  string
 	Cluster string
-	// XDSAddr is the control plane's ADS endpoint, host:port (plaintext gRPC).
+	// XDSAddr is the control plane's ADS endpoint, host:port: plaintext
+	// gRPC, or TLS when TLS is set.
 	XDSAddr string
+	// TLS, when set, is the node's client certificate and the CA it trusts
+	// the control plane with, as files (what an Envoy bootstrap names in
+	// the tls transport socket of its xDS cluster and in managed.modules_tls).
+	TLS *TLSFiles
 	// ListenAddrs overrides where a listener (by LDS name) binds, e.g.
 	// "127.0.0.1:0" so that tests never depend on a fixed port. A listener
 	// without an entry binds the address its LDS resource names. A real Envoy
 	// cannot honour an override: envoyproc refuses a config that has one.
 	ListenAddrs map[string]string
+}
+
+// TLSFiles are PEM files for mutual TLS to the control plane.
+type TLSFiles struct {
+	// Cert and Key are the node's client certificate and key. Both empty
+	// means no client certificate (a control plane with mTLS refuses it).
+	Cert, Key string
+	// CA is the bundle the control plane's server certificate must chain to.
+	CA string
+	// ServerName is the name checked in the server certificate; empty
+	// means the host of XDSAddr.
+	ServerName string
+}
+
+// ClientConfig reads the files into a TLS client config for a connection
+// to addr (host:port).
+func (t TLSFiles) ClientConfig(addr string) (*tls.Config, error) {
+	var certs []tls.Certificate
+	if t.Cert != "" || t.Key != "" {
+		cert, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+		if err != nil {
+			return nil, fmt.Errorf("dataplane: tls: %w", err)
+		}
+		certs = append(certs, cert)
+	}
+	ca, err := os.ReadFile(t.CA)
+	if err != nil {
+		return nil, fmt.Errorf("dataplane: tls: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca) {
+		return nil, fmt.Errorf("dataplane: tls: %s: no CA certificate", t.CA)
+	}
+	name := t.ServerName
+	if name == "" {
+		if name, _, err = net.SplitHostPort(addr); err != nil {
+			name = addr
+		}
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool, ServerName: name}
+	if len(certs) > 0 {
+		// Like Envoy, send the configured certificate whatever CAs the
+		// server asks for (Go's default would withhold one the server's
+		// list does not name, and a forged certificate would never be
+		// seen by the server).
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &certs[0], nil }
+	}
+	return cfg, nil
 }
 
 // Errors of Config.Validate.
@@ -78,6 +135,10 @@ type Status struct {
 	// Streams counts the ADS streams opened so far: 1 after the first
 	// connect, one more after each reconnect.
 	Streams int
+	// StreamError is the error that ended the latest ADS stream or kept it
+	// from opening (a refused TLS handshake, a PermissionDenied status);
+	// empty before any stream ended.
+	StreamError string
 }
 
 // TypeStatus is the ACK/NACK state of one type URL.

@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -37,8 +38,13 @@ type Config struct {
 	// Extensions are ECDS names every node subscribes to besides those its
 	// listeners name: the names to watch in ECDS-only mode (no LDS).
 	Extensions []string
-	// NodesPerConn is how many nodes share one gRPC connection.
+	// NodesPerConn is how many nodes share one gRPC connection. Ignored
+	// with TLS: each node then has a connection of its own, with its own
+	// client certificate, as each Envoy does.
 	NodesPerConn int
+	// TLS, when set, returns the TLS client config (client certificate and
+	// the control plane's CA) of a node by id.
+	TLS func(nodeID string) (*tls.Config, error)
 	// ReconnectBase and ReconnectMax bound each node's reconnect backoff.
 	ReconnectBase, ReconnectMax time.Duration
 	Log                         *zap.Logger
@@ -87,6 +93,9 @@ func New(cfg Config) (*Fleet, error) {
 	if cfg.NodesPerConn <= 0 {
 		cfg.NodesPerConn = DefaultNodesPerConn
 	}
+	if cfg.TLS != nil {
+		cfg.NodesPerConn = 1
+	}
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
@@ -119,7 +128,14 @@ func (f *Fleet) Start(ctx context.Context) error {
 	errs := make([]error, len(f.nodes))
 	for i, n := range f.nodes {
 		if i%f.cfg.NodesPerConn == 0 {
-			cc, err := ads.Dial(f.cfg.XDSAddr)
+			var tc *tls.Config
+			if f.cfg.TLS != nil {
+				var err error
+				if tc, err = f.cfg.TLS(n.id); err != nil {
+					return fmt.Errorf("loadgen: %s: %w", n.id, err)
+				}
+			}
+			cc, err := ads.Dial(f.cfg.XDSAddr, tc)
 			if err != nil {
 				return fmt.Errorf("loadgen: %w", err)
 			}

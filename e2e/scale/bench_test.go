@@ -116,77 +116,94 @@ func BenchmarkFileToSnapshot(b *testing.B) {
 //	go test -run '^$' -bench 'FleetConvergence/nodes=10000$' -benchtime 3x ./e2e/scale/
 func BenchmarkFleetConvergence(b *testing.B) {
 	for _, tc := range []struct{ n, perConn int }{{1000, 1}, {10000, 10}} {
-		b.Run(fmt.Sprintf("nodes=%d", tc.n), func(b *testing.B) {
-			if _, err := scale.RaiseFDLimit(); err != nil {
-				b.Fatal(err)
-			}
-			p := startPlane(b, config.DefaultDebounce)
-			_, v0 := p.rollOut(b)
+		b.Run(fmt.Sprintf("nodes=%d", tc.n), func(b *testing.B) { fleetConvergence(b, tc.n, tc.perConn, false) })
+	}
+}
 
-			heap0 := heapInuse()
-			connect := time.Now()
-			fleet := startFleet(b, p.addrs.XDS, tc.n, tc.perConn, v0)
-			connectTime := time.Since(connect)
-			heap1 := heapInuse()
+// BenchmarkFleetConvergenceTLS is BenchmarkFleetConvergence at 1,000 nodes,
+// one connection each, plaintext and over mTLS (a client certificate per
+// node, node id checked against it on every stream): connect-s includes
+// every handshake; converge says what TLS adds to a push.
+func BenchmarkFleetConvergenceTLS(b *testing.B) {
+	for _, withTLS := range []bool{false, true} {
+		b.Run(fmt.Sprintf("nodes=1000/tls=%v", withTLS), func(b *testing.B) { fleetConvergence(b, 1000, 1, withTLS) })
+	}
+}
 
-			s0, err := fleet.WaitAcked(context.Background(), v0)
-			if err != nil {
-				b.Fatal(err)
-			}
-			childCPU := s0.CPU
-			var converge, first, fanout, cpCPU, fleetCPU samples
-			var reconciles, stalls uint64
-			var reconcileSecs float64
-			for b.Loop() {
-				ctx, cancel := context.WithTimeout(context.Background(), measureTimeout)
-				rc0, rs0 := p.histogram(b, reconcileMetric)
-				cpu0 := cpuTime(b)
-				d, start := p.writeVariant(b)
-				a, err := p.probe.WaitDigest(ctx, d)
-				if err != nil {
-					b.Fatal(err)
-				}
-				s, err := fleet.WaitAcked(ctx, a.Version)
-				if err != nil {
-					b.Fatalf("%v (%d of %d acked)", err, s.Acked, tc.n)
-				}
-				cpCPU = append(cpCPU, cpuTime(b)-cpu0)
-				// Promotion is the rollout's last fleet-wide reconcile:
-				// wait for it, so the next iteration starts from a quiet
-				// control plane and both reconciles are counted. If it
-				// never comes, say why and go on: the next module replaces
-				// the stuck candidate.
-				if !p.waitHistogram(b, reconcileMetric, rc0+2, promoteTimeout) {
-					stalls++
-					nodes, err := p.unresolved(ctx, a.Version, d)
-					b.Logf("%s not promoted within %v after every node acked %s; %d nodes' ACKs not resolved to it by the fleet registry: %q (err %v)",
-						d.Short(), promoteTimeout, a.Version, len(nodes), nodes[:min(len(nodes), 5)], err)
-				}
-				rc1, rs1 := p.histogram(b, reconcileMetric)
-				reconciles += rc1 - rc0
-				reconcileSecs += rs1 - rs0
-				converge = append(converge, s.Last.Sub(start))
-				first = append(first, s.First.Sub(start))
-				fanout = append(fanout, s.Last.Sub(s.First))
-				fleetCPU = append(fleetCPU, s.CPU-childCPU)
-				childCPU = s.CPU
-				cancel()
-			}
-			// Reported after the loop: b.Loop drops metrics reported before it.
-			b.ReportMetric(connectTime.Seconds(), "connect-s")
-			b.ReportMetric(float64(int64(heap1)-int64(heap0))/float64(tc.n), "heap-B/node")
-			b.ReportMetric(float64(heap1)/(1<<20), "heap-MiB")
-			converge.report(b, "converge")
-			first.report(b, "first")
-			fanout.report(b, "fanout")
-			cpCPU.report(b, "cp-cpu")
-			fleetCPU.report(b, "fleet-cpu")
-			b.ReportMetric(float64(stalls), "promotion-stalls")
-			if reconciles > 0 {
-				b.ReportMetric(1000*reconcileSecs/float64(reconciles), "reconcile-mean-ms")
-				b.ReportMetric(float64(reconciles)/float64(len(converge)), "reconciles/op")
-			}
-		})
+func fleetConvergence(b *testing.B, n, perConn int, withTLS bool) {
+	tc := struct{ n, perConn int }{n, perConn}
+	if _, err := scale.RaiseFDLimit(); err != nil {
+		b.Fatal(err)
+	}
+	caDir := ""
+	if withTLS {
+		caDir = b.TempDir()
+	}
+	p := startPlaneTLS(b, config.DefaultDebounce, caDir)
+	_, v0 := p.rollOut(b)
+
+	heap0 := heapInuse()
+	connect := time.Now()
+	fleet := startFleetTLS(b, p.addrs.XDS, tc.n, tc.perConn, v0, caDir)
+	connectTime := time.Since(connect)
+	heap1 := heapInuse()
+
+	s0, err := fleet.WaitAcked(context.Background(), v0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	childCPU := s0.CPU
+	var converge, first, fanout, cpCPU, fleetCPU samples
+	var reconciles, stalls uint64
+	var reconcileSecs float64
+	for b.Loop() {
+		ctx, cancel := context.WithTimeout(context.Background(), measureTimeout)
+		rc0, rs0 := p.histogram(b, reconcileMetric)
+		cpu0 := cpuTime(b)
+		d, start := p.writeVariant(b)
+		a, err := p.probe.WaitDigest(ctx, d)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, err := fleet.WaitAcked(ctx, a.Version)
+		if err != nil {
+			b.Fatalf("%v (%d of %d acked)", err, s.Acked, tc.n)
+		}
+		cpCPU = append(cpCPU, cpuTime(b)-cpu0)
+		// Promotion is the rollout's last fleet-wide reconcile:
+		// wait for it, so the next iteration starts from a quiet
+		// control plane and both reconciles are counted. If it
+		// never comes, say why and go on: the next module replaces
+		// the stuck candidate.
+		if !p.waitHistogram(b, reconcileMetric, rc0+2, promoteTimeout) {
+			stalls++
+			nodes, err := p.unresolved(ctx, a.Version, d)
+			b.Logf("%s not promoted within %v after every node acked %s; %d nodes' ACKs not resolved to it by the fleet registry: %q (err %v)",
+				d.Short(), promoteTimeout, a.Version, len(nodes), nodes[:min(len(nodes), 5)], err)
+		}
+		rc1, rs1 := p.histogram(b, reconcileMetric)
+		reconciles += rc1 - rc0
+		reconcileSecs += rs1 - rs0
+		converge = append(converge, s.Last.Sub(start))
+		first = append(first, s.First.Sub(start))
+		fanout = append(fanout, s.Last.Sub(s.First))
+		fleetCPU = append(fleetCPU, s.CPU-childCPU)
+		childCPU = s.CPU
+		cancel()
+	}
+	// Reported after the loop: b.Loop drops metrics reported before it.
+	b.ReportMetric(connectTime.Seconds(), "connect-s")
+	b.ReportMetric(float64(int64(heap1)-int64(heap0))/float64(tc.n), "heap-B/node")
+	b.ReportMetric(float64(heap1)/(1<<20), "heap-MiB")
+	converge.report(b, "converge")
+	first.report(b, "first")
+	fanout.report(b, "fanout")
+	cpCPU.report(b, "cp-cpu")
+	fleetCPU.report(b, "fleet-cpu")
+	b.ReportMetric(float64(stalls), "promotion-stalls")
+	if reconciles > 0 {
+		b.ReportMetric(1000*reconcileSecs/float64(reconciles), "reconcile-mean-ms")
+		b.ReportMetric(float64(reconciles)/float64(len(converge)), "reconciles/op")
 	}
 }
 

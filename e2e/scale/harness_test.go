@@ -2,6 +2,7 @@ package scale_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/types"
 	"github.com/wasmfleet/wasmfleet/e2e/dataplane"
 	"github.com/wasmfleet/wasmfleet/e2e/scale"
+	"github.com/wasmfleet/wasmfleet/internal/certgen"
 	"github.com/wasmfleet/wasmfleet/internal/wasmtest"
 )
 
@@ -57,6 +59,14 @@ type plane struct {
 // what it costs in production without filling the test output.
 func startPlane(tb testing.TB, debounce time.Duration) *plane {
 	tb.Helper()
+	return startPlaneTLS(tb, debounce, "")
+}
+
+// startPlaneTLS is startPlane with mutual TLS on xDS when caDir is set: a
+// lab CA is written there (ca.crt, ca.key, server.crt for 127.0.0.1), and
+// the probe connects with a certificate for its node id.
+func startPlaneTLS(tb testing.TB, debounce time.Duration, caDir string) *plane {
+	tb.Helper()
 	dir := tb.TempDir()
 	cfg := config.Default()
 	cfg.Listen = config.Listen{XDS: "127.0.0.1:0", Modules: "127.0.0.1:0", Admin: "127.0.0.1:0"}
@@ -69,6 +79,36 @@ func startPlane(tb testing.TB, debounce time.Duration) *plane {
 	cfg.Filters = []config.Filter{{Name: filterName, Code: config.CodeRemote}}
 	if err := os.MkdirAll(cfg.WatchDir, 0o755); err != nil {
 		tb.Fatal(err)
+	}
+	var probeTLS *tls.Config
+	if caDir != "" {
+		ca, err := certgen.NewCA("scale CA", time.Hour)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		pair, err := ca.Pair()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if _, _, err := pair.Write(caDir, "ca"); err != nil {
+			tb.Fatal(err)
+		}
+		srv, err := ca.Server([]string{"127.0.0.1"}, time.Hour)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		certFile, keyFile, err := srv.Write(caDir, "server")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		cfg.TLS = config.TLS{CertFile: certFile, KeyFile: keyFile, ClientCAFile: filepath.Join(caDir, "ca.crt"), NodeIdentity: config.DefaultNodeIdentity}
+		tlsFor, err := scale.NodeTLS(caDir, "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if probeTLS, err = tlsFor(scale.DefaultProbeNode); err != nil {
+			tb.Fatal(err)
+		}
 	}
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zap.InfoLevel))
 	p := &plane{watchDir: cfg.WatchDir, reg: prometheus.NewRegistry(), module: wasmtest.Module(tb, filterPkg)}
@@ -83,7 +123,7 @@ func startPlane(tb testing.TB, debounce time.Duration) *plane {
 	for i := range cfg.Managed.FilterSlots {
 		slots = append(slots, snapshot.SlotName(i, false), snapshot.SlotName(i, true))
 	}
-	p.probe, err = scale.NewProbe(scale.ProbeConfig{XDSAddr: p.addrs.XDS, Extensions: slots,
+	p.probe, err = scale.NewProbe(scale.ProbeConfig{XDSAddr: p.addrs.XDS, Extensions: slots, TLS: probeTLS,
 		Routes: []string{snapshot.RouteConfigName(cfg.Managed.Listeners[0].Name)}})
 	if err != nil {
 		tb.Fatal(err)
@@ -259,8 +299,15 @@ func (p *plane) unresolved(ctx context.Context, version string, d types.Digest) 
 // and waits until every one has ECDS version.
 func startFleet(tb testing.TB, addr string, n, perConn int, version string) *scale.RemoteFleet {
 	tb.Helper()
+	return startFleetTLS(tb, addr, n, perConn, version, "")
+}
+
+// startFleetTLS is startFleet over mTLS with node certificates from the CA
+// in caDir (none: plaintext).
+func startFleetTLS(tb testing.TB, addr string, n, perConn int, version, caDir string) *scale.RemoteFleet {
+	tb.Helper()
 	f, err := scale.NewRemoteFleet(scale.RemoteConfig{
-		Fleet:  scale.FleetSpec{XDSAddr: addr, N: n, NodesPerConn: perConn},
+		Fleet:  scale.FleetSpec{XDSAddr: addr, N: n, NodesPerConn: perConn, TLSCADir: caDir},
 		Stderr: os.Stderr,
 	})
 	if err != nil {

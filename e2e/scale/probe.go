@@ -2,6 +2,7 @@ package scale
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"slices"
@@ -34,7 +35,10 @@ type ProbeConfig struct {
 	// Routes are the RDS resource names to watch (none: no RDS
 	// subscription), e.g. "wasmfleet.routes.ingress" in managed mode.
 	Routes []string
-	Log    *zap.Logger
+	// TLS, when set, is the probe's TLS client config: its certificate must
+	// name Node.
+	TLS *tls.Config
+	Log *zap.Logger
 }
 
 // ErrProbeConfig is wrapped by NewProbe for an unusable config.
@@ -84,6 +88,7 @@ func NewProbe(cfg ProbeConfig) (*Probe, error) {
 	c, err := ads.New(ads.Config{
 		Node:        &core.Node{Id: cfg.Node, Cluster: "scale", UserAgentName: "envoy"},
 		Addr:        cfg.XDSAddr,
+		TLS:         cfg.TLS,
 		Named:       named,
 		Handler:     (*probeHandler)(p),
 		BackoffBase: 50 * time.Millisecond,

@@ -3,20 +3,25 @@ package scale
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/wasmfleet/wasmfleet/e2e/loadgen"
+	"github.com/wasmfleet/wasmfleet/internal/certgen"
 )
 
 // ChildEnv is the environment variable that turns a re-executed binary into
@@ -39,6 +44,11 @@ type FleetSpec struct {
 	N            int    `json:"n"`
 	NodesPerConn int    `json:"nodes_per_conn"`
 	NodePrefix   string `json:"node_prefix,omitempty"`
+	// TLSCADir, when set, holds ca.crt and ca.key (as `wasmfleet certs`
+	// writes them): each node gets a client certificate for its SPIFFE ID
+	// (spiffe://wasmfleet.local/node/ID), issued in memory, and connects
+	// over mTLS, trusting ca.crt.
+	TLSCADir string `json:"tls_ca_dir,omitempty"`
 }
 
 // Summary is the child's answer to WaitAcked: when the version reached the
@@ -89,6 +99,33 @@ func ChildMain() int {
 	return 0
 }
 
+// NodeTLS returns a function that issues a node a client certificate for
+// its SPIFFE ID from the CA in dir (ca.crt, ca.key) and returns its TLS
+// client config for the control plane at addr.
+func NodeTLS(dir, addr string) (func(nodeID string) (*tls.Config, error), error) {
+	ca, err := certgen.LoadCA(filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key"))
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	return func(id string) (*tls.Config, error) {
+		p, err := ca.Node(id, certgen.SPIFFEID("wasmfleet.local", id), nil, time.Hour)
+		if err != nil {
+			return nil, err
+		}
+		cert, err := tls.X509KeyPair(p.CertPEM, p.KeyPEM)
+		if err != nil {
+			return nil, err
+		}
+		return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, RootCAs: roots, ServerName: host}, nil
+	}, nil
+}
+
 // ServeFleet runs the fleet spec describes and answers requests read from
 // in on out until in ends or ctx does. It is the child side of RemoteFleet,
 // exported so it can be tested without a process.
@@ -96,9 +133,17 @@ func ServeFleet(ctx context.Context, spec FleetSpec, in io.Reader, out io.Writer
 	if _, err := RaiseFDLimit(); err != nil {
 		return err
 	}
-	f, err := loadgen.New(loadgen.Config{
+	lc := loadgen.Config{
 		XDSAddr: spec.XDSAddr, N: spec.N, NodesPerConn: spec.NodesPerConn, NodePrefix: spec.NodePrefix,
-	})
+	}
+	if spec.TLSCADir != "" {
+		tlsFor, err := NodeTLS(spec.TLSCADir, spec.XDSAddr)
+		if err != nil {
+			return err
+		}
+		lc.TLS = tlsFor
+	}
+	f, err := loadgen.New(lc)
 	if err != nil {
 		return err
 	}

@@ -102,6 +102,13 @@ func (n *node) get(ctx context.Context, hu *core.HttpUri) ([]byte, error) {
 	defer cancel()
 	target := *u
 	target.Scheme, target.Host = "http", ep
+	if c.proto.GetTransportSocket().GetName() == "envoy.transport_sockets.tls" {
+		// SIMPLIFICATION: Envoy follows the cluster's UpstreamTlsContext
+		// (its SNI, client certificate and validation context); the
+		// stand-in dials TLS with its node's files (Config.TLS), checking
+		// the server certificate against the endpoint's address.
+		target.Scheme = "https"
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target.String(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("wasm: fetch %s: %w", hu.GetUri(), err)

@@ -2,6 +2,7 @@ package standin
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -92,6 +93,20 @@ func New(cfg Config) (dataplane.Node, error) {
 
 // Start connects to the control plane and serves until ctx ends.
 func (n *node) Start(ctx context.Context) error {
+	// SIMPLIFICATION: Envoy reads the xDS cluster's and the module
+	// cluster's TLS contexts separately (the bootstrap's transport socket,
+	// managed.modules_tls); the stand-in uses its one set of files for both:
+	// the xDS connection and https module fetches.
+	var tc *tls.Config
+	if n.cfg.TLS != nil {
+		var err error
+		if tc, err = n.cfg.TLS.ClientConfig(n.cfg.XDSAddr); err != nil {
+			return fmt.Errorf("standin: %s: %w", n.cfg.NodeID, err)
+		}
+		mc := tc.Clone()
+		mc.ServerName = "" // the module URL's host
+		n.upstream.TLSClientConfig = mc
+	}
 	client, err := ads.New(ads.Config{
 		Node: &core.Node{
 			Id:            n.cfg.NodeID,
@@ -103,6 +118,7 @@ func (n *node) Start(ctx context.Context) error {
 			ClientFeatures: clientFeatures,
 		},
 		Addr:        n.cfg.XDSAddr,
+		TLS:         tc,
 		Wildcard:    []string{dataplane.ClusterType, dataplane.ListenerType},
 		Named:       []string{dataplane.RouteType, dataplane.ExtensionType},
 		Handler:     n,
@@ -177,6 +193,9 @@ func (n *node) Status() dataplane.Status {
 	}
 	if n.ads != nil {
 		st.Streams = n.ads.Connects()
+		if err := n.ads.LastError(); err != nil {
+			st.StreamError = err.Error()
+		}
 	}
 	return st
 }

@@ -2,6 +2,7 @@ package ads
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 )
 
@@ -51,6 +53,11 @@ type Config struct {
 	// Conn, if set, carries the stream instead of a connection of the
 	// client's own, so that many clients can share a few connections.
 	Conn grpc.ClientConnInterface
+	// TLS, when set, makes the client's own connection TLS with it (a
+	// client certificate in Certificates, the control plane's CA in
+	// RootCAs), as Envoy's tls transport socket on the xDS cluster does.
+	// Ignored when Conn is set. Nil means plaintext.
+	TLS *tls.Config
 	// Wildcard types are subscribed as soon as a stream opens, in order.
 	Wildcard []string
 	// Named types are subscribed once Handler.Names returns names for them.
@@ -73,6 +80,7 @@ type Client struct {
 
 	mu       sync.Mutex
 	connects int
+	lastErr  error
 }
 
 type typeState struct {
@@ -119,12 +127,20 @@ func (c *Client) Connects() int {
 	return c.connects
 }
 
+// LastError is the error that ended the latest stream (or kept it from
+// opening), nil before the first one ended.
+func (c *Client) LastError() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastErr
+}
+
 // Start connects and serves the stream until ctx ends, reconnecting after
 // every failure. It returns nil when ctx ends.
 func (c *Client) Start(ctx context.Context) error {
 	conn := c.cfg.Conn
 	if conn == nil {
-		cc, err := Dial(c.cfg.Addr)
+		cc, err := Dial(c.cfg.Addr, c.cfg.TLS)
 		if err != nil {
 			return err
 		}
@@ -141,6 +157,9 @@ func (c *Client) Start(ctx context.Context) error {
 		if received {
 			attempt = 0
 		}
+		c.mu.Lock()
+		c.lastErr = err
+		c.mu.Unlock()
 		delay := c.backoff(attempt)
 		attempt++
 		c.cfg.Log.Info("ads stream ended; reconnecting", zap.Error(err), zap.Duration("delay", delay))
@@ -152,11 +171,16 @@ func (c *Client) Start(ctx context.Context) error {
 	}
 }
 
-// Dial opens a plaintext connection to a control plane, with the message
-// size limit lifted (MaxMessageBytes). It does not block.
-func Dial(addr string) (*grpc.ClientConn, error) {
+// Dial opens a connection to a control plane, with the message size limit
+// lifted (MaxMessageBytes): TLS with tc, or plaintext when tc is nil. It
+// does not block.
+func Dial(addr string, tc *tls.Config) (*grpc.ClientConn, error) {
+	creds := insecure.NewCredentials()
+	if tc != nil {
+		creds = credentials.NewTLS(tc)
+	}
 	cc, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes)))
 	if err != nil {
 		return nil, fmt.Errorf("ads: %s: %w", addr, err)
