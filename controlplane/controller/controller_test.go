@@ -80,7 +80,10 @@ func newHarnessWith(t *testing.T, cfg config.Config, fc fleet.Config, edit func(
 		modules: map[types.Digest][]byte{},
 	}
 	cc := Config{
-		Config: cfg, Store: st, Admitter: admission.New(admission.Config{Log: log}), Builder: snapshot.NewBuilder(),
+		// A generous trial timeout: under -race on a busy 2-core machine a
+		// first compile can take longer than the default, and the tests
+		// are about what follows admission.
+		Config: cfg, Store: st, Admitter: admission.New(admission.Config{Log: log, TrialTimeout: time.Minute}), Builder: snapshot.NewBuilder(),
 		Cache: h.cache, Fleet: h.fleet, Events: h.events, Metrics: h.metrics, Log: log,
 	}
 	if edit != nil {
