@@ -236,7 +236,7 @@ func (f *testFleet) startControlPlane() {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	cp, err := controlplane.New(controlplane.Options{Config: cfg, ConfigPath: f.configPath, Log: f.log.Named("cp")})
+	cp, err := controlplane.New(controlplane.Options{Config: cfg, ConfigPath: f.configPath, Log: f.log.Named("cp"), Unsequenced: unsequenced()})
 	if err != nil {
 		f.t.Fatalf("control plane: %v", err)
 	}

@@ -38,6 +38,11 @@ type answer struct {
 
 // send does one GET through a node.
 func send(addr, path string, header map[string]string) (answer, error) {
+	return sendVia(client, addr, path, header)
+}
+
+// sendVia is send with another client.
+func sendVia(c *http.Client, addr, path string, header map[string]string) (answer, error) {
 	req, err := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
 	if err != nil {
 		return answer{}, err
@@ -45,7 +50,7 @@ func send(addr, path string, header map[string]string) (answer, error) {
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	resp, err := client.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		return answer{}, err
 	}
