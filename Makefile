@@ -18,8 +18,12 @@ vet:
 tidy:
 	$(GO) mod tidy -diff
 
+# One test binary at a time (-p 1): the end-to-end packages each run a
+# control plane, stand-in Envoys and Wasm VMs under the race detector, and
+# two of them side by side on a 2-core machine slow module loads past
+# Envoy's 15 s initial_fetch_timeout, which the stand-in models.
 test:
-	$(GO) test -race -timeout 30m ./...
+	$(GO) test -race -p 1 -timeout 45m ./...
 
 ## bench: every benchmark, once, with memory stats
 bench:
