@@ -59,9 +59,10 @@ func Canonical(pairs int, wants []Want) types.Layout {
 }
 
 // layoutOf fills the pairs pos[i] with wants[i] (the canary twin holds the
-// candidate when split, else the stable version again, so a route that
-// reached it would still run the filter) and keeps every other slot as keep
-// says (nil: the no-op).
+// candidate when split, else the no-op: no route enables it then, and a copy
+// of the stable config would send every inline module twice and have the
+// stand-in load it twice) and keeps every other slot as keep says (nil: the
+// no-op).
 func layoutOf(pairs int, wants []Want, pos []int, keep func(slot int) types.SlotFill) types.Layout {
 	l := types.Layout{Slots: make([]types.SlotFill, 2*pairs)}
 	used := make([]bool, pairs)
@@ -69,10 +70,9 @@ func layoutOf(pairs int, wants []Want, pos []int, keep func(slot int) types.Slot
 		p := pos[i]
 		used[p] = true
 		l.Slots[2*p] = types.SlotFill{Filter: w.Filter, Digest: w.Stable}
-		l.Slots[2*p+1] = l.Slots[2*p]
 		link := types.Link{Pair: p, Filter: w.Filter}
 		if w.split() {
-			l.Slots[2*p+1].Digest = w.Candidate
+			l.Slots[2*p+1] = types.SlotFill{Filter: w.Filter, Digest: w.Candidate}
 			link.Share = w.Share
 		}
 		l.Chain = append(l.Chain, link)
@@ -91,10 +91,11 @@ func (w Want) split() bool {
 	return types.FilterVersions{Stable: w.Stable, Candidate: w.Candidate, CandidateShare: w.Share}.Split()
 }
 
-// keys returns the config keys w puts in its pair's stable and canary slots.
+// keys returns the config keys w puts in its pair's stable and canary slots
+// ("" for the no-op).
 func (w Want) keys() (stable, canary string) {
 	if w.split() {
 		return w.StableKey, w.CandidateKey
 	}
-	return w.StableKey, w.StableKey
+	return w.StableKey, ""
 }

@@ -39,7 +39,7 @@ const listenerName = config.DefaultListenerName
 
 // awaitTimeout bounds every wait that has no deadline of its own: long
 // enough for a slow machine under -race, short enough to fail a hung test.
-const awaitTimeout = 20 * time.Second
+const awaitTimeout = 60 * time.Second
 
 // errUnsupported is a driver's answer to a node option it cannot honour;
 // scenarios that need the option skip on it.
@@ -467,7 +467,7 @@ func (f *testFleet) writeConfig() {
 	}
 }
 
-var adminClient = &http.Client{Timeout: 5 * time.Second}
+var adminClient = &http.Client{Timeout: 30 * time.Second}
 
 // status reads GET /api/v1/status from the running control plane.
 func (f *testFleet) status() admin.Status {
