@@ -15,7 +15,7 @@ import (
 // client sends the scenarios' requests through the nodes. Keep-alive is on:
 // a real client reuses connections, and a swap must not break them.
 var client = &http.Client{
-	Timeout:   5 * time.Second,
+	Timeout:   30 * time.Second, // -race on 2 cores can stall a node for seconds while it loads a module
 	Transport: &http.Transport{MaxIdleConnsPerHost: 32},
 }
 
