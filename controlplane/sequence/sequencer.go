@@ -189,7 +189,10 @@ func (s *Sequencer) Next(id string, pairs int, wants []Want) (step Step, ok bool
 		return fill
 	})
 	for i, w := range wants {
-		keys[2*pos[i]], keys[2*pos[i]+1] = w.keys()
+		keys[2*pos[i]] = w.StableKey
+		if w.split() {
+			keys[2*pos[i]+1] = w.CandidateKey
+		}
 	}
 	fresh := !n.ackedRoutesKnown && len(n.inflight) == 0
 	if !fresh && !n.routable(l.Chain, keys, live) {

@@ -97,8 +97,7 @@ func names(ws []Want) []string {
 // world drives one node through a sequence of target chains with messages
 // delivered and answered in a random order: the control plane sets
 // snapshots whenever it likes; the node takes the latest routes or slots at
-// random moments, routes first when both are new (go-control-plane's
-// order); its answers reach the sequencer later. After every change the
+// random moments, in either order when both are new; its answers reach the sequencer later. After every change the
 // node applies, the invariant is checked.
 type world struct {
 	t       *testing.T
@@ -170,13 +169,18 @@ func (w *world) plan(target []Want) {
 	w.latest, w.hasLatest = step, true
 }
 
-// deliver hands the node the newest routes, else the newest slots.
+// deliver hands the node the newest routes or the newest slots, either
+// first when both are new. go-control-plane's ADS cache sends RDS before
+// ECDS when both watches are open (snapshotCache.respondSOTWWatches sorts
+// them by type), but a watch opens only when the node answered the previous
+// response of its type, so a type still being applied goes out later.
 func (w *world) deliver() {
 	step := w.latest
+	routesFirst := w.rng.IntN(2) == 0
 	switch {
 	case !w.hasLatest:
 		return
-	case !w.gotRoutes:
+	case !w.gotRoutes && (routesFirst || w.gotSlots):
 		w.gotRoutes = true
 		w.node.routes = step.Layout.Chain
 		w.answers = append(w.answers, func() { w.seq.AnsweredRoutes("n", step.Layout.Chain, false) })

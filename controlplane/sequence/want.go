@@ -58,13 +58,18 @@ func Canonical(pairs int, wants []Want) types.Layout {
 	return layoutOf(max(pairs, len(wants)), wants, pos, nil)
 }
 
-// layoutOf fills the pairs pos[i] with wants[i] (the canary twin holds the
-// candidate when split, else the no-op: no route enables it then, and a copy
-// of the stable config would send every inline module twice and have the
-// stand-in load it twice) and keeps every other slot as keep says (nil: the
-// no-op).
+// layoutOf fills the pairs pos[i] with wants[i]; every other slot, the
+// canary twin of an unsplit pair among them, keeps what keep says (nil: the
+// no-op). An idle canary holds the no-op, not a copy of the stable config,
+// which would send every inline module twice and have Envoy load it twice;
+// but while a route may still split requests to it, keep holds it to the
+// filter that route expects (a promotion goes out as new routes and a new
+// canary config at once, and either may arrive first).
 func layoutOf(pairs int, wants []Want, pos []int, keep func(slot int) types.SlotFill) types.Layout {
 	l := types.Layout{Slots: make([]types.SlotFill, 2*pairs)}
+	if keep == nil {
+		keep = func(int) types.SlotFill { return types.SlotFill{} }
+	}
 	used := make([]bool, pairs)
 	for i, w := range wants {
 		p := pos[i]
@@ -74,14 +79,14 @@ func layoutOf(pairs int, wants []Want, pos []int, keep func(slot int) types.Slot
 		if w.split() {
 			l.Slots[2*p+1] = types.SlotFill{Filter: w.Filter, Digest: w.Candidate}
 			link.Share = w.Share
+		} else {
+			l.Slots[2*p+1] = keep(2*p + 1)
 		}
 		l.Chain = append(l.Chain, link)
 	}
-	if keep != nil {
-		for p := range pairs {
-			if !used[p] {
-				l.Slots[2*p], l.Slots[2*p+1] = keep(2*p), keep(2*p+1)
-			}
+	for p := range pairs {
+		if !used[p] {
+			l.Slots[2*p], l.Slots[2*p+1] = keep(2*p), keep(2*p+1)
 		}
 	}
 	return l
