@@ -49,8 +49,6 @@ type node struct {
 	loaded, suspect     map[int]string // slot -> config key
 	sentSlots           []types.SlotFill
 	sentKeys            []string
-	lastChain           []types.Link
-	hasLastChain        bool
 }
 
 // Step is what a node may be sent now.
@@ -118,9 +116,17 @@ func (s *Sequencer) AnsweredRoutes(id string, chain []types.Link, nack bool) {
 		return
 	}
 	// Envoy answers in order: routes set before the answered ones were
-	// superseded, and after a NACK it keeps what it had.
+	// superseded. After a NACK it keeps what it had, but the NACKed routes
+	// stay in flight: go-control-plane answers a NACK (a request whose
+	// version is the last one accepted) by sending the snapshot's version
+	// again (snapshotCache.CreateWatch responds when the versions differ),
+	// and the node may accept it this time.
 	if i := slices.IndexFunc(n.inflight, func(c []types.Link) bool { return slices.Equal(c, chain) }); i >= 0 {
-		n.inflight = slices.Delete(n.inflight, 0, i+1)
+		if nack {
+			n.inflight = slices.Delete(n.inflight, 0, i)
+		} else {
+			n.inflight = slices.Delete(n.inflight, 0, i+1)
+		}
 	}
 	if !nack {
 		n.ackedRoutes, n.ackedRoutesKnown = chain, true
@@ -209,13 +215,14 @@ func (s *Sequencer) Sent(id string, step Step) {
 		return
 	}
 	n.sentSlots, n.sentKeys = step.Layout.Slots, step.keys
-	if !n.hasLastChain || !slices.Equal(n.lastChain, step.Layout.Chain) {
-		// The routes in flight matter as a set; keeping each chain once
-		// bounds it for a client that never answers routes.
-		n.inflight = slices.DeleteFunc(n.inflight, func(c []types.Link) bool { return slices.Equal(c, step.Layout.Chain) })
-		n.inflight = append(n.inflight, step.Layout.Chain)
+	if chain := step.Layout.Chain; !slices.Equal(n.current(), chain) || !n.ackedRoutesKnown && len(n.inflight) == 0 {
+		// Routes equal to the newest the node may run have the same
+		// version: the cache sends nothing for them. The routes in flight
+		// matter as a set; keeping each chain once bounds it for a client
+		// that never answers routes.
+		n.inflight = slices.DeleteFunc(n.inflight, func(c []types.Link) bool { return slices.Equal(c, chain) })
+		n.inflight = append(n.inflight, chain)
 	}
-	n.lastChain, n.hasLastChain = step.Layout.Chain, true
 }
 
 // live maps every slot a route may be enabling on the node (the routes it

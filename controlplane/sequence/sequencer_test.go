@@ -352,3 +352,36 @@ func TestNoRoomForAReorder(t *testing.T) {
 		t.Fatalf("dropping auth: %v", err)
 	}
 }
+
+// TestNackedRoutesStayLive: go-control-plane sends routes the node NACKed
+// again, and the node may accept them then, so the slots they enable stay
+// reserved for their filters until later routes are answered.
+func TestNackedRoutesStayLive(t *testing.T) {
+	a1, l1, t1 := want("auth", "v1", "", 0), want("logging", "v1", "", 0), want("transform", "v1", "", 0)
+	s := New()
+	s.Connected("n")
+	s.Reported("n", Listeners, "", nil, nil, true)
+	next := func(target []Want) Step {
+		t.Helper()
+		step, ok, err := s.Next("n", 4, target)
+		if err != nil || !ok {
+			t.Fatalf("Next(%v): ok %v err %v", names(target), ok, err)
+		}
+		s.Sent("n", step)
+		return step
+	}
+	step := next(chain(a1))
+	s.AnsweredSlots("n", step.keys, false)
+	s.AnsweredRoutes("n", step.Layout.Chain, false)
+	s.AnsweredSlots("n", next(chain(a1, l1)).keys, false)
+	step = next(chain(a1, l1))
+	if len(step.Layout.Chain) != 2 {
+		t.Fatalf("logging loaded: routes %v, want auth and logging enabled", step.Layout.Chain)
+	}
+	s.AnsweredRoutes("n", step.Layout.Chain, true)
+
+	step = next(chain(a1, t1))
+	if got := step.Layout.Slots[2]; got.Filter != "logging" {
+		t.Fatalf("after the node NACKed routes enabling logging in slot 2, slot 2 gets %+v; want logging kept there", got)
+	}
+}
