@@ -235,3 +235,17 @@ func Await(ctx context.Context, cond func() bool) error {
 	}
 	return nil
 }
+
+// AwaitNil polls check as Await polls a condition, until it returns nil;
+// when ctx ends first, the error carries check's last error, which says
+// what was still missing.
+func AwaitNil(ctx context.Context, check func() error) error {
+	var last error
+	if err := Await(ctx, func() bool {
+		last = check()
+		return last == nil
+	}); err != nil {
+		return fmt.Errorf("%w: %v", err, last)
+	}
+	return nil
+}

@@ -1,7 +1,6 @@
 package scenarios
 
 import (
-	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -20,7 +19,6 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/config"
 	"github.com/wasmfleet/wasmfleet/controlplane/types"
 	"github.com/wasmfleet/wasmfleet/e2e/dataplane"
-	"github.com/wasmfleet/wasmfleet/e2e/standin"
 	"github.com/wasmfleet/wasmfleet/internal/wasmtest"
 )
 
@@ -207,22 +205,7 @@ func retag(mod []byte, tag string) []byte {
 // header or the api_key query parameter, and to name the matched key in
 // x-auth-key.
 func queryKeyAuthConfig(keys ...string) json.RawMessage {
-	type key struct {
-		Name   string `json:"name"`
-		SHA256 string `json:"sha256"`
-	}
-	var ks []key
-	for _, k := range keys {
-		ks = append(ks, key{Name: keyNames[k], SHA256: sha256Hex(k)})
-	}
-	b, err := json.Marshal(map[string]any{
-		"realm":    "fleet",
-		"api_keys": map[string]any{"query_param": keyParam, "name_header": authNameHeader, "keys": ks},
-	})
-	if err != nil {
-		panic(err)
-	}
-	return b
+	return authKeysConfig(map[string]any{"query_param": keyParam, "name_header": authNameHeader}, keys)
 }
 
 // stampFilter is a stamp filter named name writing label, checking that
@@ -472,30 +455,8 @@ func (s *bypassScenario) firstDeployment(t *testing.T) {
 // node loads every filter of the chain before it serves, which under load
 // and -race can take longer than awaitTimeout.
 func (s *bypassScenario) joinNode(id string, opts nodeOptions) {
-	f := s.f
-	f.t.Helper()
-	n, err := standin.New(standin.Config{
-		Config: dataplane.Config{
-			NodeID: id, Cluster: "scenarios", XDSAddr: f.cfg.Listen.XDS, ListenAddrs: f.driver.listenAddrs(),
-		},
-		Log:            f.log,
-		Seed:           uint64(len(id)) + uint64(id[len(id)-1]),
-		VMsPerFilter:   1,
-		ReconnectBase:  10 * time.Millisecond,
-		ReconnectMax:   100 * time.Millisecond,
-		Interpreter:    true,
-		MemoryLimitMiB: opts.memoryLimitMiB,
-	})
-	if err != nil {
-		f.t.Fatalf("node %s: %v", id, err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	m := &member{id: id, node: n, cancel: cancel, done: make(chan error, 1)}
-	go func() { m.done <- n.Start(ctx) }()
-	f.mu.Lock()
-	f.nodes = append(f.nodes, m)
-	f.seen[id] = map[types.Digest]bool{}
-	f.mu.Unlock()
+	s.f.t.Helper()
+	m := s.f.startNode(id, nil, opts)
 	s.awaitSwitch("node "+id+" serves "+listenerName, func() error {
 		if m.addr() == "" {
 			return errors.New("not serving yet")

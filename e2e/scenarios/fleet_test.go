@@ -260,8 +260,17 @@ func (f *testFleet) stopControlPlane() {
 // addNode starts a node and waits until its listener serves.
 func (f *testFleet) addNode(id string, opts nodeOptions) *member {
 	f.t.Helper()
+	m := f.startNode(id, nil, opts)
+	f.await("node "+id+" serves "+listenerName, func() bool { return m.addr() != "" })
+	return m
+}
+
+// startNode starts a node, with a client certificate when tls is set, and
+// adds it to the fleet without waiting for it to serve.
+func (f *testFleet) startNode(id string, tls *dataplane.TLSFiles, opts nodeOptions) *member {
+	f.t.Helper()
 	n, err := f.driver.newNode(f.t, dataplane.Config{
-		NodeID: id, Cluster: "scenarios", XDSAddr: f.cfg.Listen.XDS, ListenAddrs: f.driver.listenAddrs(),
+		NodeID: id, Cluster: "scenarios", XDSAddr: f.cfg.Listen.XDS, ListenAddrs: f.driver.listenAddrs(), TLS: tls,
 	}, opts, f.log)
 	if errors.Is(err, errUnsupported) {
 		f.t.Skipf("%s: %v", f.driver.name, err)
@@ -276,7 +285,6 @@ func (f *testFleet) addNode(id string, opts nodeOptions) *member {
 	f.nodes = append(f.nodes, m)
 	f.seen[id] = map[types.Digest]bool{}
 	f.mu.Unlock()
-	f.await("node "+id+" serves "+listenerName, func() bool { return m.addr() != "" })
 	return m
 }
 
@@ -376,13 +384,9 @@ func (f *testFleet) awaitErr(what string, check func() error) {
 	f.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), awaitTimeout)
 	defer cancel()
-	var last error
-	if err := dataplane.Await(ctx, func() bool {
-		last = check()
-		return last == nil
-	}); err != nil {
+	if err := dataplane.AwaitNil(ctx, check); err != nil {
 		f.dump()
-		f.t.Fatalf("waiting for %s: %v: %v", what, err, last)
+		f.t.Fatalf("waiting for %s: %v", what, err)
 	}
 }
 

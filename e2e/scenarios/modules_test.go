@@ -107,8 +107,15 @@ func sha256Hex(s string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// authConfig is the auth filter's plugin configuration accepting keys.
+// authConfig is the auth filter's plugin configuration accepting keys in
+// the x-api-key header, naming the matched key in x-auth-key.
 func authConfig(keys ...string) json.RawMessage {
+	return authKeysConfig(map[string]any{"name_header": "x-auth-key"}, keys)
+}
+
+// authKeysConfig is the auth filter's plugin configuration with api_keys
+// set to opts plus the keys.
+func authKeysConfig(opts map[string]any, keys []string) json.RawMessage {
 	type key struct {
 		Name   string `json:"name"`
 		SHA256 string `json:"sha256"`
@@ -117,10 +124,8 @@ func authConfig(keys ...string) json.RawMessage {
 	for _, k := range keys {
 		ks = append(ks, key{Name: keyNames[k], SHA256: sha256Hex(k)})
 	}
-	b, err := json.Marshal(map[string]any{
-		"realm":    "fleet",
-		"api_keys": map[string]any{"name_header": "x-auth-key", "keys": ks},
-	})
+	opts["keys"] = ks
+	b, err := json.Marshal(map[string]any{"realm": "fleet", "api_keys": opts})
 	if err != nil {
 		panic(err)
 	}

@@ -80,22 +80,7 @@ func (l *tlsLab) node(ca *certgen.CA, certID string) *dataplane.TLSFiles {
 // node's listener (a refused node never gets one).
 func (f *testFleet) addTLSNode(id string, files *dataplane.TLSFiles, wait bool) *member {
 	f.t.Helper()
-	n, err := f.driver.newNode(f.t, dataplane.Config{
-		NodeID: id, Cluster: "scenarios", XDSAddr: f.cfg.Listen.XDS, ListenAddrs: f.driver.listenAddrs(), TLS: files,
-	}, nodeOptions{}, f.log)
-	if errors.Is(err, errUnsupported) {
-		f.t.Skipf("%s: %v", f.driver.name, err)
-	}
-	if err != nil {
-		f.t.Fatalf("node %s: %v", id, err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	m := &member{id: id, node: n, cancel: cancel, done: make(chan error, 1)}
-	go func() { m.done <- n.Start(ctx) }()
-	f.mu.Lock()
-	f.nodes = append(f.nodes, m)
-	f.seen[id] = map[types.Digest]bool{}
-	f.mu.Unlock()
+	m := f.startNode(id, files, nodeOptions{})
 	if wait {
 		f.await("node "+id+" serves "+listenerName, func() bool { return m.addr() != "" })
 	}
@@ -273,12 +258,8 @@ func awaitT(t *testing.T, what string, check func() error, timeout ...time.Durat
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), append(timeout, awaitTimeout)[0])
 	defer cancel()
-	var last error
-	if err := dataplane.Await(ctx, func() bool {
-		last = check()
-		return last == nil
-	}); err != nil {
-		t.Fatalf("waiting for %s: %v: %v", what, err, last)
+	if err := dataplane.AwaitNil(ctx, check); err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
 	}
 }
 

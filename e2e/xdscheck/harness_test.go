@@ -183,11 +183,7 @@ func (r *run) awaitErr(what string, check func() error) {
 	r.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), awaitTimeout)
 	defer cancel()
-	var last error
-	if err := dataplane.Await(ctx, func() bool {
-		last = check()
-		return last == nil
-	}); err != nil {
+	if err := dataplane.AwaitNil(ctx, check); err != nil {
 		v := r.rec.View()
 		for name, s := range v.Slots {
 			r.t.Logf("  %s: %s (rejected %v)", name, s.Running, s.Rejected)
@@ -195,7 +191,7 @@ func (r *run) awaitErr(what string, check func() error) {
 		for name, slots := range v.Routes {
 			r.t.Logf("  %s runs %v", name, slots)
 		}
-		r.t.Fatalf("waiting for %s: %v: %v", what, err, last)
+		r.t.Fatalf("waiting for %s: %v", what, err)
 	}
 }
 
