@@ -1,10 +1,9 @@
 package digest
 
 import (
-	"encoding/hex"
-	"encoding/json"
-	"os"
 	"testing"
+
+	"github.com/wasmfleet/wasmfleet/filters/auth/internal/wycheproof"
 )
 
 // TestWycheproof runs every HMAC-SHA256 vector of C2SP Wycheproof
@@ -17,16 +16,16 @@ func TestWycheproof(t *testing.T) {
 		TestGroups    []struct {
 			TagSize int `json:"tagSize"` // bits
 			Tests   []struct {
-				TcID    int      `json:"tcId"`
-				Comment string   `json:"comment"`
-				Key     hexBytes `json:"key"`
-				Msg     hexBytes `json:"msg"`
-				Tag     hexBytes `json:"tag"`
-				Result  string   `json:"result"`
+				TcID    int            `json:"tcId"`
+				Comment string         `json:"comment"`
+				Key     wycheproof.Hex `json:"key"`
+				Msg     wycheproof.Hex `json:"msg"`
+				Tag     wycheproof.Hex `json:"tag"`
+				Result  string         `json:"result"`
 			} `json:"tests"`
 		} `json:"testGroups"`
 	}
-	readJSON(t, "testdata/wycheproof/hmac_sha256_test.json", &file)
+	wycheproof.Read(t, "testdata/wycheproof/hmac_sha256_test.json", &file)
 	counts := map[string]int{}
 	for _, g := range file.TestGroups {
 		if g.TagSize%8 != 0 || g.TagSize > 8*Size || g.TagSize == 0 {
@@ -45,28 +44,4 @@ func TestWycheproof(t *testing.T) {
 		t.Fatalf("ran %d vectors, the file says %d", n, file.NumberOfTests)
 	}
 	t.Logf("%d HMAC-SHA256 vectors: %d valid, %d invalid", file.NumberOfTests, counts["valid"], counts["invalid"])
-}
-
-// hexBytes is a hex string in a Wycheproof file.
-type hexBytes []byte
-
-func (h *hexBytes) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	v, err := hex.DecodeString(s)
-	*h = v
-	return err
-}
-
-func readJSON(t *testing.T, path string, v any) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
 }

@@ -2,12 +2,10 @@ package pubkey
 
 import (
 	"bytes"
-	"encoding/hex"
-	"encoding/json"
-	"os"
 	"testing"
 
 	"github.com/wasmfleet/wasmfleet/filters/auth/internal/digest"
+	"github.com/wasmfleet/wasmfleet/filters/auth/internal/wycheproof"
 )
 
 // TestWycheproof runs every ECDSA P-256 and RSASSA-PKCS1-v1_5 (2048, 3072
@@ -21,20 +19,20 @@ import (
 // TestWycheproofCompiled runs this test again compiled to wasip1.
 func TestWycheproof(t *testing.T) {
 	type vector struct {
-		TcID    int      `json:"tcId"`
-		Comment string   `json:"comment"`
-		Msg     hexBytes `json:"msg"`
-		Sig     hexBytes `json:"sig"`
-		Result  string   `json:"result"`
+		TcID    int            `json:"tcId"`
+		Comment string         `json:"comment"`
+		Msg     wycheproof.Hex `json:"msg"`
+		Sig     wycheproof.Hex `json:"sig"`
+		Result  string         `json:"result"`
 	}
 	type file struct {
 		NumberOfTests int `json:"numberOfTests"`
 		TestGroups    []struct {
 			PublicKey struct {
-				WX       hexBytes `json:"wx"` // ECDSA
-				WY       hexBytes `json:"wy"`
-				Modulus  hexBytes `json:"modulus"` // RSA
-				Exponent hexBytes `json:"publicExponent"`
+				WX       wycheproof.Hex `json:"wx"` // ECDSA
+				WY       wycheproof.Hex `json:"wy"`
+				Modulus  wycheproof.Hex `json:"modulus"` // RSA
+				Exponent wycheproof.Hex `json:"publicExponent"`
 			} `json:"publicKey"`
 			Tests []vector `json:"tests"`
 		} `json:"testGroups"`
@@ -54,7 +52,7 @@ func TestWycheproof(t *testing.T) {
 	for _, f := range files {
 		t.Run(f.name, func(t *testing.T) {
 			var fl file
-			readJSON(t, "testdata/wycheproof/"+f.name, &fl)
+			wycheproof.Read(t, "testdata/wycheproof/"+f.name, &fl)
 			counts := map[string]int{}
 			for _, g := range fl.TestGroups {
 				pk := g.PublicKey
@@ -164,28 +162,4 @@ func derElement(b []byte, tag byte) (contents, rest []byte, ok bool) {
 		return nil, nil, false
 	}
 	return b[:n], b[n:], true
-}
-
-// hexBytes is a hex string in a Wycheproof file.
-type hexBytes []byte
-
-func (h *hexBytes) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	v, err := hex.DecodeString(s)
-	*h = v
-	return err
-}
-
-func readJSON(t *testing.T, path string, v any) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
 }
