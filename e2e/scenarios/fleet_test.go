@@ -433,13 +433,6 @@ func runSteps(t *testing.T, f *testFleet, steps []step) {
 	}
 }
 
-// deadline is a context that ends at at (or when the test ends).
-func deadline(t testing.TB, at time.Time) context.Context {
-	ctx, cancel := context.WithDeadline(context.Background(), at)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // writeFile writes a file into the watched directory the way an editor or
 // a deploy script would: to a temporary name, then renamed into place, so
 // the control plane never reads half a file.
