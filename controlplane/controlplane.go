@@ -172,6 +172,7 @@ func New(opts Options) (_ *ControlPlane, err error) {
 	}); err != nil {
 		return nil, err
 	}
+	metrics.RegisterRollouts(reg, func() []metrics.Rollout { return rolloutGauges(cp.ctrl.Status()) })
 	cp.modHTTP = &http.Server{Handler: countCodes(modserver.New(cp.store, log), m), ReadHeaderTimeout: 10 * time.Second,
 		// Refused TLS handshakes land here, named rather than on stderr.
 		ErrorLog: zap.NewStdLog(log.Named("modules"))}
@@ -190,6 +191,22 @@ func New(opts Options) (_ *ControlPlane, err error) {
 	}
 	cp.cfg = cfg
 	return cp, nil
+}
+
+// rolloutGauges is what the rollout gauges show of the controller's status.
+func rolloutGauges(status []controller.FilterStatus) []metrics.Rollout {
+	out := make([]metrics.Rollout, 0, len(status))
+	for _, f := range status {
+		r := metrics.Rollout{Filter: f.Name, Candidate: f.Candidate != "", Paused: f.Paused, Failing: f.LastError != ""}
+		if r.Candidate {
+			r.Percent, r.StepSince = f.Percent, f.StepSince
+			if len(f.Steps) > 0 {
+				r.Step = f.Step + 1
+			}
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // Addrs returns the bound addresses.

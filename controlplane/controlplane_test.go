@@ -3,9 +3,12 @@ package controlplane
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -186,4 +189,47 @@ func waitCount(t *testing.T, c prometheus.Counter, want float64) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestMetricsShowRolloutState: the admin API's /metrics carries each
+// filter's rollout gauges, read from the controller's status,
+// and the build info.
+func TestMetricsShowRolloutState(t *testing.T) {
+	file := newConfigFile(t)
+	cp := file.start(t, "filters: [{name: a}]\n", zaptest.NewLogger(t))
+	if err := os.MkdirAll(file.cfg.WatchDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(file.cfg.WatchDir, "a.wasm"), wasmtest.Module(t, "internal/wasmtest/testdata/hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Admitted or not (a trial run can time out on a loaded machine), the
+	// filter has a status, so it has its series.
+	want := []string{`wasmfleet_rollout_candidate{filter="a"} `, `wasmfleet_filter_error{filter="a"} `, "wasmfleet_build_info{"}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		body := get(t, "http://"+cp.Addrs().Admin+"/metrics")
+		missing := slices.DeleteFunc(slices.Clone(want), func(w string) bool { return strings.Contains(body, w) })
+		if len(missing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics lacks %q", missing)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %v", url, resp.StatusCode, err)
+	}
+	return string(b)
 }

@@ -1,8 +1,8 @@
 // Package metrics defines wasmfleet's Prometheus metrics: pushes, ACKs,
 // NACKs, how long nodes take to answer a push, admissions (with their
-// trial-run time) and module fetches. Collectors are
-// registered on a registry passed in, never the global one, so two control
-// planes in one test process do not collide.
+// trial-run time), module fetches, each filter's rollout state and the
+// build. Collectors are registered on a registry passed in, never the
+// global one, so two control planes in one test process do not collide.
 package metrics
 
 import (
@@ -91,7 +91,8 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"result"}),
 	}
 	reg.MustRegister(m.Admissions, m.AdmissionSeconds, m.SnapshotPushes, m.SnapshotBuildSeconds,
-		m.Acks, m.Nacks, m.ResponseSeconds, m.ConnectedNodes, m.Rollbacks, m.ModuleFetches, m.ConfigReloads)
+		m.Acks, m.Nacks, m.ResponseSeconds, m.ConnectedNodes, m.Rollbacks, m.ModuleFetches, m.ConfigReloads,
+		newBuildInfo())
 	return m
 }
 
