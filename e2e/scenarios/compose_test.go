@@ -3,6 +3,7 @@ package scenarios
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"net/url"
@@ -16,9 +17,12 @@ import (
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	"go.uber.org/zap/zaptest"
 	"sigs.k8s.io/yaml"
 
+	"github.com/wasmfleet/wasmfleet/controlplane/admission"
 	"github.com/wasmfleet/wasmfleet/controlplane/config"
+	"github.com/wasmfleet/wasmfleet/controlplane/wasmhost"
 	"github.com/wasmfleet/wasmfleet/envoy"
 	"github.com/wasmfleet/wasmfleet/internal/wasmtest"
 )
@@ -178,6 +182,55 @@ func TestCompose(t *testing.T) {
 		name  string
 		check func(t *testing.T)
 	}{
+		{"the build context leaves out history, build output and local state", func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join(w.root, ".dockerignore"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var patterns []string
+			for _, l := range strings.Split(string(b), "\n") {
+				if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+					patterns = append(patterns, strings.Trim(l, "/"))
+				}
+			}
+			for _, want := range []string{".git", "bin", config.DefaultWatchDir, config.DefaultDataDir} {
+				if !slices.Contains(patterns, strings.TrimPrefix(want, "./")) {
+					t.Errorf(".dockerignore does not leave out %s (patterns %v)", want, patterns)
+				}
+			}
+			for _, p := range patterns {
+				for _, need := range []string{"go.mod", "go.sum", "cmd", "controlplane", "internal", "sdk"} {
+					if ok, _ := filepath.Match(p, need); ok {
+						t.Errorf(".dockerignore pattern %q leaves out %s, which the image build needs", p, need)
+					}
+				}
+			}
+		}},
+		{"auth's demo settings are admitted with the key the instructions send", func(t *testing.T) {
+			const key = "compose-demo-key"
+			raw, err := os.ReadFile(filepath.Join(w.root, "docker-compose.yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, step := range []string{"cp envoy/compose/auth.yaml filters.d/", "x-api-key: " + key} {
+				if !bytes.Contains(raw, []byte(step)) {
+					t.Errorf("docker-compose.yaml's instructions lack %q", step)
+				}
+			}
+			path := filepath.Join(w.root, "envoy", "compose", "auth.yaml")
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			settings, err := config.ParseFilterSettings(path, config.Filter{Name: "auth"}, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Contains(settings.Config, []byte(sha256Hex(key))) {
+				t.Errorf("%s does not hold the SHA-256 of %q: %s", path, key, settings.Config)
+			}
+			admitAuth(t, path, settings)
+		}},
 		{"every file it names exists", func(t *testing.T) {
 			if w.cp.Build == nil {
 				t.Fatalf("%s has no build", controlPlaneService)
@@ -370,4 +423,21 @@ func goVersion(t *testing.T, path string) string {
 	}
 	t.Fatalf("%s: no go directive", path)
 	return ""
+}
+
+// admitAuth runs admission, trial run included, on the auth module with
+// settings, as the control plane would when auth.wasm is dropped beside
+// them.
+func admitAuth(t *testing.T, file string, settings config.Filter) {
+	t.Helper()
+	ctx := context.Background()
+	rt, err := wasmhost.NewRuntime(ctx, wasmhost.Config{Interpreter: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close(ctx) })
+	adm := admission.New(admission.Config{TrialTimeout: trialTimeout, Runtime: rt, Log: zaptest.NewLogger(t)})
+	if _, err := adm.Admit(ctx, admission.Request{File: file, Filter: "auth", Module: wasmtest.Module(t, "filters/auth"), Settings: settings}); err != nil {
+		t.Errorf("auth with %s: %v", file, err)
+	}
 }
