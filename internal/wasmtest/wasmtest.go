@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"testing"
 
@@ -29,8 +28,10 @@ type build struct {
 }
 
 // Module returns the compiled module for pkg, a path relative to the module
-// root such as "filters/auth" or "controlplane/wasmhost/testdata/guests/echo".
-// It fails the test if the build fails.
+// root such as "filters/auth" or "controlplane/wasmhost/testdata/guests/echo",
+// or the absolute directory of a main package in any module (a filter in a
+// module of its own, tested with sdk/sdktest). It fails the test if the
+// build fails.
 func Module(tb testing.TB, pkg string) []byte {
 	tb.Helper()
 	mu.Lock()
@@ -58,14 +59,18 @@ func File(tb testing.TB, pkg, dir, name string) string {
 }
 
 func compile(pkg string) ([]byte, error) {
-	root := Root()
+	root, target := Root(), "./"+pkg
+	if filepath.IsAbs(pkg) {
+		// Built from its own directory, so that its own go.mod applies.
+		root, target = pkg, "."
+	}
 	tmp, err := os.MkdirTemp("", "wasmtest-*")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	out := filepath.Join(tmp, strings.ReplaceAll(pkg, "/", "_")+".wasm")
-	if err := wasmbuild.Build(context.Background(), root, "./"+pkg, out); err != nil {
+	out := filepath.Join(tmp, "module.wasm")
+	if err := wasmbuild.Build(context.Background(), root, target, out); err != nil {
 		return nil, err
 	}
 	return os.ReadFile(out)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"log"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -31,8 +32,10 @@ var Modes = []Mode{Native, Wasm}
 
 // Target is the filter under test.
 type Target struct {
-	// Package is the filter's main package relative to the repository root,
-	// e.g. "filters/transform"; wasmtest builds it once per test binary.
+	// Package is the filter's main package relative to wasmfleet's
+	// repository root, e.g. "filters/transform", or empty for the package
+	// under test (a filter in a module of its own: go test runs in its
+	// directory). It is built once per test binary.
 	Package string
 	// Native is the filter's VM context, normally filter.VMContext().
 	Native types.VMContext
@@ -396,7 +399,15 @@ func vmFor(tb testing.TB, target Target, mode Mode) types.VMContext {
 	if vm, ok := vms[target.Package]; ok {
 		return vm
 	}
-	vm, err := proxytest.NewWasmVMContext(wasmtest.Module(tb, target.Package))
+	pkg := target.Package
+	if pkg == "" {
+		dir, err := os.Getwd()
+		if err != nil {
+			tb.Fatalf("sdktest: the package under test: %v", err)
+		}
+		pkg = dir
+	}
+	vm, err := proxytest.NewWasmVMContext(wasmtest.Module(tb, pkg))
 	if err != nil {
 		tb.Fatalf("sdktest: %s: instantiate: %v", target.Package, err)
 	}
