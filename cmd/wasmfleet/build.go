@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"text/tabwriter"
@@ -10,28 +11,38 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/abi"
+	"github.com/wasmfleet/wasmfleet/controlplane/types"
 	"github.com/wasmfleet/wasmfleet/internal/filterbuild"
 )
 
 func buildCmd() *cobra.Command {
-	var out string
+	var outDir string
+	out := outputFormat{legacyDir: &outDir}
 	cmd := &cobra.Command{
 		Use:   "build [FILTER_DIR...]",
 		Short: "Compile filters to proxy-wasm modules and check their ABI and imports",
 		Long: `Compiles each filter directory (default: every directory under ./filters with
 a manifest.json) with the standard Go toolchain (GOOS=wasip1 GOARCH=wasm,
--buildmode=c-shared) into OUT/NAME.wasm plus OUT/NAME.manifest.json, then checks
+-buildmode=c-shared) into DIR/NAME.wasm plus DIR/NAME.manifest.json, then checks
 the module the way admission will: proxy-wasm ABI exports, and host imports
 (reporting the oldest Envoy that provides them). Files are written atomically,
-so -o can point straight at the watched directory.`,
+so --out-dir can point straight at the watched directory. -o is the output
+format, as on every command; -o DIR, from when it was the directory, still
+works but is deprecated.`,
+		Example: `  wasmfleet build
+  wasmfleet build filters/auth --out-dir filters.d
+  wasmfleet build -o json`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if out.legacyUsed {
+				fmt.Fprintf(cmd.ErrOrStderr(), "wasmfleet: build -o %s is deprecated: use --out-dir %[1]s (-o is the output format)\n", outDir)
+			}
 			root, err := moduleRoot()
 			if err != nil {
 				return err
 			}
 			var results []filterbuild.Result
 			if len(args) == 0 {
-				if results, err = filterbuild.BuildAll(cmd.Context(), root, out); err != nil {
+				if results, err = filterbuild.BuildAll(cmd.Context(), root, outDir); err != nil {
 					return err
 				}
 			}
@@ -40,29 +51,58 @@ so -o can point straight at the watched directory.`,
 				if err != nil {
 					return err
 				}
-				r, err := filterbuild.Build(cmd.Context(), root, abs, out)
+				r, err := filterbuild.Build(cmd.Context(), root, abs, outDir)
 				if err != nil {
 					return err
 				}
 				results = append(results, r)
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "FILTER\tVERSION\tSIZE\tSHA256\tABI\tNEEDS\tFILE")
-			var errs []error
+			var (
+				built []builtModule
+				errs  []error
+			)
 			for _, r := range results {
 				exp, imp, err := checkModule(r.Module)
+				b := builtModule{Filter: r.Manifest.Name, Version: r.Manifest.Version, Size: r.Size, SHA256: r.Digest,
+					ABI: exp.ABIVersion, Needs: imp.MinHost, File: r.Module}
 				if err != nil {
 					errs = append(errs, err)
+					b.Error = err.Error()
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%.2f MB\t%s\t%s\t%s\t%s\n", r.Manifest.Name, r.Manifest.Version,
-					float64(r.Size)/1e6, r.Digest.Short(), exp.ABIVersion, imp.MinHost, r.Module)
+				built = append(built, b)
 			}
-			tw.Flush()
+			if err := out.print(cmd.OutOrStdout(), built, func(w io.Writer) error { return printBuilt(w, built) }); err != nil {
+				return err
+			}
 			return errors.Join(errs...)
 		},
 	}
-	cmd.Flags().StringVarP(&out, "output", "o", "bin/filters", "directory for NAME.wasm and NAME.manifest.json")
+	cmd.Flags().StringVar(&outDir, "out-dir", "bin/filters", "directory for NAME.wasm and NAME.manifest.json")
+	addOutputFlag(cmd, &out)
 	return cmd
+}
+
+// builtModule is one line of `build`'s output.
+type builtModule struct {
+	Filter  string       `json:"filter"`
+	Version string       `json:"version"`
+	Size    int64        `json:"size"`
+	SHA256  types.Digest `json:"sha256"`
+	ABI     string       `json:"abi"`
+	// Needs is the oldest Envoy that provides the module's host imports.
+	Needs string `json:"needs"`
+	File  string `json:"file"`
+	// Error is why the module would not pass admission's structural checks.
+	Error string `json:"error,omitempty"`
+}
+
+func printBuilt(w io.Writer, built []builtModule) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FILTER\tVERSION\tSIZE\tSHA256\tABI\tNEEDS\tFILE")
+	for _, b := range built {
+		fmt.Fprintf(tw, "%s\t%s\t%.2f MB\t%s\t%s\t%s\t%s\n", b.Filter, b.Version, float64(b.Size)/1e6, b.SHA256.Short(), b.ABI, b.Needs, b.File)
+	}
+	return tw.Flush()
 }
 
 // checkModule runs the structural checks admission runs first.

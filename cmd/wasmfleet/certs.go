@@ -37,6 +37,8 @@ func certsCmd() *cobra.Command {
 Point tls.cert_file/key_file/client_ca_file at server.crt, server.key and ca.crt,
 and each Envoy's bootstrap at its node-ID files and ca.crt (README, "Securing the
 fleet"). For a lab: a production fleet takes certificates from its own PKI.`,
+		Example: `  wasmfleet certs --node envoy-1 --node envoy-2
+  wasmfleet certs --dir tls --server-host cp.lab.internal --node edge-7`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			id, err := mtls.ParseNodeIdentity(identity)

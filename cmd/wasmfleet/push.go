@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,7 +17,10 @@ import (
 )
 
 func pushCmd() *cobra.Command {
-	var insecure bool
+	var (
+		insecure bool
+		out      outputFormat
+	)
 	cmd := &cobra.Command{
 		Use:   "push FILE.wasm oci://REGISTRY/REPO:TAG",
 		Short: "Push a module to an OCI registry as a Wasm artifact and print its digest",
@@ -27,6 +31,8 @@ NAME.manifest.json beside the file, if present, becomes the manifest's
 annotations (name, version, capabilities). Credentials come from the Docker
 config file (docker login) and its credential helpers. Prints the manifest
 digest; sign that with cosign to satisfy require_signature.`,
+		Example: `  wasmfleet push bin/filters/auth.wasm oci://registry.example.com/filters/auth:1.2.0
+  wasmfleet push --insecure bin/filters/auth.wasm oci://127.0.0.1:5000/filters/auth:dev`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := args[0]
@@ -49,12 +55,23 @@ digest; sign that with cosign to satisfy require_signature.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), ref.Pinned(digest).String())
-			return nil
+			p := pushed{Reference: ref.Pinned(digest).String(), Digest: digest}
+			return out.print(cmd.OutOrStdout(), p, func(w io.Writer) error {
+				_, err := fmt.Fprintln(w, p.Reference)
+				return err
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "allow plain HTTP to the registry")
+	addOutputFlag(cmd, &out)
 	return cmd
+}
+
+// pushed is what push prints: the reference pinned to the manifest digest
+// (the table is that reference alone, for $(wasmfleet push ...)).
+type pushed struct {
+	Reference string `json:"reference"`
+	Digest    string `json:"digest"`
 }
 
 // manifestBeside reads NAME.manifest.json next to NAME.wasm; nil if absent.

@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -38,6 +40,7 @@ func TestPushCmd(t *testing.T) {
 		{name: "plain http refused without --insecure", args: []string{path, "oci://" + host + "/f/hello:1"}, wantErr: "plain http"},
 		{name: "push", args: []string{path, "oci://" + host + "/f/hello:1", "--insecure"}},
 		{name: "bad reference", args: []string{path, "oci://hello:1", "--insecure"}, wantErr: "bad oci reference"},
+		{name: "push, printing json", args: []string{path, "oci://" + host + "/f/hello:2", "--insecure", "-o", "json"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -55,7 +58,15 @@ func TestPushCmd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			pinned, err := ociartifact.ParseRef(strings.TrimSpace(out.String()))
+			printed := strings.TrimSpace(out.String())
+			if slices.Contains(tt.args, "json") {
+				var p pushed
+				if err := json.Unmarshal(out.Bytes(), &p); err != nil || !strings.HasSuffix(p.Reference, "@"+p.Digest) {
+					t.Fatalf("push -o json printed %q (%v), want the pinned reference and its digest", printed, err)
+				}
+				printed = p.Reference
+			}
+			pinned, err := ociartifact.ParseRef(printed)
 			if err != nil || pinned.Digest == "" {
 				t.Fatalf("output %q is not a pinned reference: %v", out.String(), err)
 			}

@@ -2,73 +2,62 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/wasmfleet/wasmfleet/controlplane/admin"
-	"github.com/wasmfleet/wasmfleet/controlplane/controller"
-	"github.com/wasmfleet/wasmfleet/controlplane/rollout"
-	"github.com/wasmfleet/wasmfleet/controlplane/types"
+	"github.com/wasmfleet/wasmfleet/controlplane/api"
 )
 
 func rolloutCmd() *cobra.Command {
-	var c adminClient
+	var (
+		c   adminClient
+		out outputFormat
+	)
 	cmd := &cobra.Command{
 		Use:   "rollout",
 		Short: "Inspect and steer rollouts on a running control plane",
+		Long: `Inspect a filter's rollout, wait for it to end, or steer it: promote the
+candidate, pause or resume its steps, roll it back, or allow a rolled-back
+version again. A command the rollout's state does not allow (pause with no
+candidate) is refused with exit code 4.
+` + exitCodesHelp,
+		Example: `  wasmfleet rollout status auth
+  wasmfleet rollout pause auth
+  wasmfleet rollout rollback auth --reason "p99 latency doubled"
+  wasmfleet rollout clear-bad auth 3f2a9c1b`,
+		Args: cobra.ArbitraryArgs,
+		RunE: groupRun,
 	}
 	addAdminFlags(cmd, &c)
-
-	status := &cobra.Command{
-		Use:   "status FILTER",
-		Short: "Stable and candidate versions, step, bad versions and history of a filter",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var st admin.Status
-			if err := c.do("GET", "/api/v1/status", nil, &st); err != nil {
-				return err
-			}
-			var history []types.Version
-			if err := c.do("GET", "/api/v1/filters/"+url.PathEscape(args[0])+"/history", nil, &history); err != nil {
-				return err
-			}
-			for _, f := range st.Filters {
-				if f.Name == args[0] {
-					if c.output == "json" {
-						return printJSON(cmd.OutOrStdout(), map[string]any{"filter": f, "history": history})
-					}
-					printFilterDetail(cmd, f, history)
-					return nil
-				}
-			}
-			return fmt.Errorf("filter %q: %w", args[0], controller.ErrUnknownFilter)
-		},
-	}
-	cmd.AddCommand(status)
+	addOutputFlag(cmd, &out)
+	cmd.AddCommand(rolloutStatusCmd(&c, &out))
 
 	for _, a := range []struct {
-		action controller.Action
-		short  string
+		action, short, example string
 	}{
-		{controller.Promote, "Promote the candidate to stable on every node now"},
-		{controller.Pause, "Hold the rollout at its current step"},
-		{controller.Resume, "Continue a paused rollout"},
-		{controller.Rollback, "Drop the candidate and mark it bad: every node returns to stable"},
+		{"promote", "Promote the candidate to stable on every node now", "wasmfleet rollout promote auth"},
+		{"pause", "Hold the rollout at its current step", "wasmfleet rollout pause auth"},
+		{"resume", "Continue a paused rollout (the current step lasts a full interval from now)", "wasmfleet rollout resume auth"},
+		{"rollback", "Drop the candidate and mark it bad: every node returns to stable", `wasmfleet rollout rollback auth --reason "5xx from the new version"`},
 	} {
 		var reason string
 		sub := &cobra.Command{
-			Use:   string(a.action) + " FILTER",
-			Short: a.short,
-			Args:  cobra.ExactArgs(1),
+			Use:     a.action + " FILTER",
+			Short:   a.short,
+			Example: "  " + a.example,
+			Args:    cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				return c.command(cmd, args[0], a.action, admin.CommandRequest{Reason: reason})
+				return c.command(cmd, &out, args[0], a.action, api.CommandRequest{Reason: reason})
 			},
 		}
-		if a.action == controller.Rollback {
+		if a.action == "rollback" {
 			sub.Flags().StringVar(&reason, "reason", "", "why, for the history")
 		}
 		cmd.AddCommand(sub)
@@ -76,13 +65,14 @@ func rolloutCmd() *cobra.Command {
 	cmd.AddCommand(&cobra.Command{
 		Use:   "clear-bad FILTER DIGEST",
 		Short: "Allow a rolled-back version to be rolled out again",
-		Args:  cobra.ExactArgs(2),
+		Long: `Clears the bad mark of a rolled-back version, so that it becomes the candidate
+again the next time it is admitted. DIGEST is the whole sha256 or a prefix of
+at least 4 hex characters (the 12 that tables show will do); a prefix that
+starts more than one version of the filter is refused.`,
+		Example: "  wasmfleet rollout clear-bad auth 3f2a9c1b0d4e",
+		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			d, err := types.ParseDigest(args[1])
-			if err != nil {
-				return fmt.Errorf("digest %q: %w", args[1], err)
-			}
-			return c.command(cmd, args[0], controller.ClearBad, admin.CommandRequest{Digest: d})
+			return c.command(cmd, &out, args[0], "clear-bad", api.CommandRequest{Digest: args[1]})
 		},
 	})
 
@@ -90,29 +80,22 @@ func rolloutCmd() *cobra.Command {
 	plan := &cobra.Command{
 		Use:   "plan --config FILE",
 		Short: "Dry run: which nodes would change version if FILE were applied now",
-		Args:  cobra.NoArgs,
+		Long: `Sends FILE to the control plane, which plans its connected fleet under it and
+answers with each node whose versions would change; nothing changes. In the
+table, "candidate X" is a node on the candidate alone and "S+C@P%" one that
+splits P% of its requests to the candidate.`,
+		Example: "  wasmfleet rollout plan -c wasmfleet.yaml -o json",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			body, err := os.ReadFile(planConfig)
 			if err != nil {
 				return err
 			}
-			var changes []rollout.Change
-			if err := c.do("POST", "/api/v1/rollout/plan", bytes.NewReader(body), &changes); err != nil {
-				return fmt.Errorf("%s: %w", planConfig, err)
+			var p api.Plan
+			if err := c.do(cmd.Context(), "POST", "/rollout/plan", bytes.NewReader(body), &p); err != nil {
+				return err
 			}
-			if c.output == "json" {
-				return printJSON(cmd.OutOrStdout(), changes)
-			}
-			if len(changes) == 0 {
-				fmt.Fprintln(cmd.OutOrStdout(), "no node would change")
-				return nil
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NODE\tFILTER\tFROM\tTO")
-			for _, ch := range changes {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", ch.Node, ch.Filter, versionsCell(ch.From), versionsCell(ch.To))
-			}
-			return tw.Flush()
+			return out.print(cmd.OutOrStdout(), p, func(w io.Writer) error { return printPlan(w, p) })
 		},
 	}
 	plan.Flags().StringVarP(&planConfig, "config", "c", "wasmfleet.yaml", "the config file to compare with the running one")
@@ -120,57 +103,78 @@ func rolloutCmd() *cobra.Command {
 	return cmd
 }
 
-func (c *adminClient) command(cmd *cobra.Command, filter string, action controller.Action, req admin.CommandRequest) error {
-	var body bytes.Buffer
-	if err := printJSON(&body, req); err != nil {
+func printPlan(w io.Writer, p api.Plan) error {
+	if len(p.Changes) == 0 {
+		_, err := fmt.Fprintln(w, "no node would change")
 		return err
 	}
-	var st controller.FilterStatus
-	if err := c.do("POST", "/api/v1/rollout/"+url.PathEscape(filter)+"/"+string(action), &body, &st); err != nil {
-		return err
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tFILTER\tFROM\tTO")
+	for _, ch := range p.Changes {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", ch.Node, ch.Filter, runningCell(ch.From), runningCell(ch.To))
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "%s %s: stable %s, candidate %s\n", action, filter, orDash(st.Stable.Short()), orDash(st.Candidate.Short()))
-	return nil
+	return tw.Flush()
 }
 
-func printFilterDetail(cmd *cobra.Command, f controller.FilterStatus, history []types.Version) {
-	w := cmd.OutOrStdout()
+// command posts an operator command and prints the filter as it left it.
+func (c *adminClient) command(cmd *cobra.Command, out *outputFormat, filter, action string, req api.CommandRequest) error {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	var f api.Filter
+	if err := c.do(cmd.Context(), "POST", "/rollout/"+url.PathEscape(filter)+"/"+action, bytes.NewReader(body), &f); err != nil {
+		return err
+	}
+	return out.print(cmd.OutOrStdout(), f, func(w io.Writer) error {
+		_, err := fmt.Fprintf(w, "%s %s: stable %s, candidate %s\n", action, filter, orDash(f.Stable.Short()), orDash(f.Candidate.Short()))
+		return err
+	})
+}
+
+// filterReport is what `rollout status` prints with -o json or yaml: the
+// filter, its admitted versions (oldest first) and the nodes that acked
+// its candidate.
+type filterReport struct {
+	Filter         api.Filter    `json:"filter"`
+	Versions       []api.Version `json:"versions"`
+	CandidateNodes []string      `json:"candidate_nodes"`
+	// Nodes is the number of connected nodes.
+	Nodes int `json:"nodes"`
+}
+
+func printFilterDetail(w io.Writer, r filterReport) error {
+	f := r.Filter
 	fmt.Fprintf(w, "filter     %s (position %d)\n", f.Name, f.Position)
 	fmt.Fprintf(w, "stable     %s\n", orDash(string(f.Stable)))
 	fmt.Fprintf(w, "candidate  %s\n", orDash(string(f.Candidate)))
-	fmt.Fprintf(w, "rollout    by %s, %d%%, steps %v, step %d, paused %v\n", f.By, f.Percent, f.Steps, f.Step, f.Paused)
+	state := filterState(f)
+	if f.Candidate != "" {
+		state = rolloutCell(f)
+		if f.Paused {
+			state += ", paused"
+		}
+		if !f.StepSince.IsZero() {
+			state += ", since " + f.StepSince.Local().Format(time.DateTime)
+		}
+		state += fmt.Sprintf("; candidate acked by %d of %d nodes", len(r.CandidateNodes), r.Nodes)
+	}
+	fmt.Fprintf(w, "rollout    %s\n", state)
 	if f.LastError != "" {
-		fmt.Fprintf(w, "last error %s (%s)\n", f.LastError, f.ErrorAt.Format("2006-01-02 15:04:05"))
+		fmt.Fprintf(w, "last error %s (%s)\n", f.LastError, f.LastErrorAt.Local().Format(time.DateTime))
 	}
 	for _, b := range f.Bad {
-		fmt.Fprintf(w, "bad        %s at %s: node %s: %s\n", b.Digest.Short(), b.At.Format("2006-01-02 15:04:05"), orDash(b.Node), b.Reason)
+		fmt.Fprintf(w, "bad        %s at %s: node %s: %s\n", b.Digest.Short(), b.At.Local().Format(time.DateTime), orDash(b.Node), b.Reason)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nADDED\tDIGEST\tSIZE\tVERSION\tSOURCE")
-	for i := len(history) - 1; i >= 0; i-- {
-		v := history[i]
+	for i := len(r.Versions) - 1; i >= 0; i-- {
+		v := r.Versions[i]
 		ver := "-"
 		if v.Manifest != nil {
 			ver = v.Manifest.Version
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", v.AddedAt.Format("2006-01-02 15:04:05"), v.Digest.Short(), v.Size, ver, v.Origin.Ref)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", v.AddedAt.Local().Format(time.DateTime), v.Digest.Short(), v.Size, ver, v.Origin.Ref)
 	}
-	tw.Flush()
-}
-
-func versionsCell(v types.FilterVersions) string {
-	if v.Stable == "" && v.Candidate == "" {
-		return "-"
-	}
-	if v.Candidate == "" {
-		return v.Stable.Short()
-	}
-	return fmt.Sprintf("%s+%s@%d%%", v.Stable.Short(), v.Candidate.Short(), v.CandidateShare/100)
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
+	return tw.Flush()
 }

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"fmt"
+	"net/url"
+	"strings"
+
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -19,7 +23,14 @@ func serveCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the control plane (no config needed: watches ./filters.d, serves xDS on 127.0.0.1:18000)",
-		Args:  cobra.NoArgs,
+		Long: `Runs the control plane: watches the module sources, admits modules, rolls them
+out and serves xDS, the module server and the admin API until interrupted.
+Flags override the config file's settings of the same name. --admin takes
+host:port or a URL (http://host:port), as the clients' --admin does.`,
+		Example: `  wasmfleet serve
+  wasmfleet serve -c wasmfleet.yaml --dev-logs
+  wasmfleet serve --watch-dir filters.d --admin http://127.0.0.1:18002`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd, configPath, flags)
 			if err != nil {
@@ -71,7 +82,13 @@ func loadConfig(cmd *cobra.Command, path string, flags config.Config) (config.Co
 	set("data-dir", &cfg.DataDir, flags.DataDir)
 	set("xds", &cfg.Listen.XDS, flags.Listen.XDS)
 	set("modules", &cfg.Listen.Modules, flags.Listen.Modules)
-	set("admin", &cfg.Listen.Admin, flags.Listen.Admin)
+	if cmd.Flags().Changed("admin") {
+		addr, err := listenAddr(flags.Listen.Admin)
+		if err != nil {
+			return cfg, withCode(exitUsage, err)
+		}
+		cfg.Listen.Admin = addr
+	}
 	set("mode", (*string)(&cfg.Mode), string(flags.Mode))
 	if cmd.Flags().Changed("insecure") {
 		cfg.Listen.Insecure = flags.Listen.Insecure
@@ -80,6 +97,19 @@ func loadConfig(cmd *cobra.Command, path string, flags config.Config) (config.Co
 		return cfg, err
 	}
 	return cfg, nil
+}
+
+// listenAddr takes --admin as the clients do, host:port or an http URL
+// without a path, and returns the host:port to listen on.
+func listenAddr(s string) (string, error) {
+	if !strings.Contains(s, "://") {
+		return s, nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "http" || u.Host == "" || strings.Trim(u.Path, "/") != "" || u.RawQuery != "" {
+		return "", fmt.Errorf("--admin %q: want host:port or http://host:port (the admin API serves plain HTTP)", s)
+	}
+	return u.Host, nil
 }
 
 func newLogger(level string, dev bool) (*zap.Logger, error) {

@@ -1,6 +1,9 @@
 // Package admin is the control plane's HTTP admin API: health, Prometheus
-// metrics, fleet status (which node runs which version) and rollout commands.
-// The CLI's `status` and `rollout` subcommands are clients of this API.
+// metrics, fleet status (which node runs which version), rollout commands and
+// the server's version. The CLI's `status`, `rollout` and `version`
+// subcommands are clients of this API. What it answers is made of the wire
+// types of package api, never of internal structs, so the JSON stays the
+// same when the control plane's internals change.
 //
 // It binds loopback by default; when it is bound elsewhere the config must set
 // admin_token, and every /api/ call then needs `Authorization: Bearer TOKEN`,
@@ -19,12 +22,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
+	"github.com/wasmfleet/wasmfleet/controlplane/api"
 	"github.com/wasmfleet/wasmfleet/controlplane/config"
 	"github.com/wasmfleet/wasmfleet/controlplane/controller"
 	"github.com/wasmfleet/wasmfleet/controlplane/fleet"
@@ -45,6 +50,22 @@ type Controller interface {
 // History is the store's view of past versions.
 type History interface {
 	History(filter string) ([]types.Version, error)
+}
+
+// Reloads is the config file watcher's record of its last reload.
+type Reloads interface {
+	// Refused returns the last change of the config file if it was refused
+	// and the file has not been fixed since; ok is false when the running
+	// config is what the file says. Safe for concurrent use.
+	Refused() (r RefusedReload, ok bool)
+}
+
+// RefusedReload is a change of the config file that was not applied.
+type RefusedReload struct {
+	Path string
+	// Err lists every problem found in the file.
+	Err error
+	At  time.Time
 }
 
 // Limits on what one request may cost.
@@ -68,7 +89,11 @@ type Config struct {
 	Controller Controller
 	Fleet      fleet.Registry
 	History    History
-	Gatherer   prometheus.Gatherer
+	// Reloads, when set, puts a refused config reload into the status until
+	// the file is fixed; nil when the control plane runs without a config
+	// file to watch.
+	Reloads  Reloads
+	Gatherer prometheus.Gatherer
 	// Token, when set, is required on every /api/ call, and on /metrics
 	// unless MetricsOpen.
 	Token string
@@ -78,23 +103,6 @@ type Config struct {
 	// DefaultReadTimeout and DefaultIdleTimeout.
 	ReadTimeout, IdleTimeout time.Duration
 	Log                      *zap.Logger
-}
-
-// Status is the body of GET /api/v1/status.
-type Status struct {
-	Filters []controller.FilterStatus `json:"filters"`
-	Nodes   []fleet.NodeStatus        `json:"nodes"`
-}
-
-// CommandRequest is the optional body of POST /api/v1/rollout/{filter}/{action}.
-type CommandRequest struct {
-	Digest types.Digest `json:"digest,omitempty"`
-	Reason string       `json:"reason,omitempty"`
-}
-
-// Error is the body of every error response.
-type Error struct {
-	Error string `json:"error"`
 }
 
 // NewServer returns an HTTP server for the admin API (NewHandler) with time
@@ -125,10 +133,11 @@ func NewHandler(cfg Config) http.Handler {
 		metrics = h.auth(metrics)
 	}
 	mux.HandleFunc("GET /metrics", metrics)
-	mux.HandleFunc("GET /api/v1/status", h.auth(h.status))
-	mux.HandleFunc("GET /api/v1/filters/{filter}/history", h.auth(h.history))
-	mux.HandleFunc("POST /api/v1/rollout/{filter}/{action}", h.auth(h.command))
-	mux.HandleFunc("POST /api/v1/rollout/plan", h.auth(h.plan))
+	mux.HandleFunc("GET "+api.Prefix+"/status", h.auth(h.status))
+	mux.HandleFunc("GET "+api.Prefix+"/version", h.auth(h.version))
+	mux.HandleFunc("GET "+api.Prefix+"/filters/{filter}/history", h.auth(h.history))
+	mux.HandleFunc("POST "+api.Prefix+"/rollout/{filter}/{action}", h.auth(h.command))
+	mux.HandleFunc("POST "+api.Prefix+"/rollout/plan", h.auth(h.plan))
 	return mux
 }
 
@@ -145,7 +154,7 @@ func (h *handler) auth(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="wasmfleet"`)
-			writeJSON(w, http.StatusUnauthorized, Error{Error: "admin: missing or wrong bearer token"})
+			writeJSON(w, http.StatusUnauthorized, api.Error{Error: "admin: missing or wrong bearer token"})
 			return
 		}
 		next(w, r)
@@ -153,50 +162,123 @@ func (h *handler) auth(next http.HandlerFunc) http.HandlerFunc {
 }
 
 func (h *handler) status(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, Status{Filters: h.cfg.Controller.Status(), Nodes: h.cfg.Fleet.Nodes()})
+	filters := h.cfg.Controller.Status()
+	st := api.Status{Filters: wireFilters(filters), Nodes: wireNodes(h.cfg.Fleet.Nodes(), candidates(filters))}
+	if h.cfg.Reloads != nil {
+		if r, ok := h.cfg.Reloads.Refused(); ok {
+			st.RefusedReload = &api.RefusedReload{Path: r.Path, Reason: r.Err.Error(), At: utc(r.At)}
+		}
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (h *handler) version(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, Build())
 }
 
 func (h *handler) history(w http.ResponseWriter, r *http.Request) {
-	versions, err := h.cfg.History.History(r.PathValue("filter"))
+	filter := r.PathValue("filter")
+	versions, err := h.cfg.History.History(filter)
 	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, Error{Error: err.Error()})
+		writeJSON(w, http.StatusInternalServerError, api.Error{Error: err.Error()})
 		return
 	}
-	if len(versions) == 0 {
-		writeJSON(w, http.StatusNotFound, Error{Error: "admin: no versions of filter " + r.PathValue("filter")})
+	// A filter the loop knows may have no version yet (its settings came
+	// first, or every module was rejected): an empty history, not a 404.
+	known := slices.ContainsFunc(h.cfg.Controller.Status(), func(f controller.FilterStatus) bool { return f.Name == filter })
+	if len(versions) == 0 && !known {
+		writeJSON(w, http.StatusNotFound, api.Error{Error: "filter " + filter + ": " + controller.ErrUnknownFilter.Error()})
 		return
 	}
-	writeJSON(w, http.StatusOK, versions)
+	writeJSON(w, http.StatusOK, api.History{Filter: filter, Versions: wireVersions(versions)})
 }
 
 func (h *handler) command(w http.ResponseWriter, r *http.Request) {
-	var req CommandRequest
+	filter, action := r.PathValue("filter"), controller.Action(r.PathValue("action"))
+	var req api.CommandRequest
 	if err := decodeOptional(w, r, &req); err != nil {
 		writeBodyError(w, err)
 		return
 	}
-	err := h.cfg.Controller.Do(r.Context(), controller.Command{
-		Action: controller.Action(r.PathValue("action")), Filter: r.PathValue("filter"),
-		Digest: req.Digest, Reason: req.Reason,
-	})
-	switch {
-	case errors.Is(err, controller.ErrUnknownFilter):
-		writeJSON(w, http.StatusNotFound, Error{Error: err.Error()})
-	case err != nil:
-		writeJSON(w, http.StatusConflict, Error{Error: err.Error()})
-	default:
-		h.log.Info("rollout command", zap.String("filter", r.PathValue("filter")), zap.String("action", r.PathValue("action")))
-		writeJSON(w, http.StatusOK, h.filterStatus(r.PathValue("filter")))
+	cmd := controller.Command{Action: action, Filter: filter, Reason: req.Reason}
+	if req.Digest != "" {
+		d, err := h.resolveDigest(filter, req.Digest)
+		if err != nil {
+			code := http.StatusInternalServerError // the store could not say
+			switch {
+			case errors.Is(err, api.ErrUnknownDigest):
+				code = http.StatusNotFound
+			case errors.Is(err, api.ErrBadDigest), errors.Is(err, api.ErrAmbiguousDigest):
+				code = http.StatusBadRequest
+			}
+			writeJSON(w, code, api.Error{Error: fmt.Sprintf("%s %s: %v", action, filter, err)})
+			return
+		}
+		cmd.Digest = d
 	}
-}
-
-func (h *handler) filterStatus(name string) *controller.FilterStatus {
+	if err := h.cfg.Controller.Do(r.Context(), cmd); err != nil {
+		code, msg := commandError(cmd, err)
+		writeJSON(w, code, api.Error{Error: msg})
+		return
+	}
+	h.log.Info("rollout command", zap.String("filter", filter), zap.String("action", string(action)))
 	for _, f := range h.cfg.Controller.Status() {
-		if f.Name == name {
-			return &f
+		if f.Name == filter {
+			writeJSON(w, http.StatusOK, wireFilter(f))
+			return
 		}
 	}
-	return nil
+	writeJSON(w, http.StatusOK, api.Filter{Name: filter, Position: -1})
+}
+
+// resolveDigest finds the version of filter that s (a digest or a prefix)
+// names among the versions the filter has had: its history and its bad
+// marks (a bad mark can outlive the history that admitted it).
+func (h *handler) resolveDigest(filter, s string) (types.Digest, error) {
+	var known []types.Digest
+	for _, f := range h.cfg.Controller.Status() {
+		if f.Name == filter {
+			known = append(known, f.Stable, f.Candidate)
+			for _, b := range f.Bad {
+				known = append(known, b.Digest)
+			}
+		}
+	}
+	versions, err := h.cfg.History.History(filter)
+	if err != nil {
+		return "", err
+	}
+	for _, v := range versions {
+		known = append(known, v.Digest)
+	}
+	return api.ResolveDigest(s, slices.DeleteFunc(known, func(d types.Digest) bool { return d == "" }))
+}
+
+// commandError is the status code and message for a refused command. The
+// message names the action and filter once, then the reason, whatever
+// wrapping the error picked up on its way out of the reconcile loop, so the
+// CLI can print it as it is: "pause logging: no candidate is rolling out".
+func commandError(cmd controller.Command, err error) (int, string) {
+	what := string(cmd.Action) + " " + cmd.Filter
+	if cmd.Digest != "" {
+		what += " " + cmd.Digest.Short()
+	}
+	for _, known := range []struct {
+		err  error
+		code int
+	}{
+		{controller.ErrUnknownFilter, http.StatusNotFound},
+		{controller.ErrUnknownAction, http.StatusNotFound},
+		{rollout.ErrNoCandidate, http.StatusConflict},
+		{rollout.ErrPaused, http.StatusConflict},
+		{rollout.ErrNotPaused, http.StatusConflict},
+		{rollout.ErrNotBad, http.StatusConflict},
+	} {
+		if errors.Is(err, known.err) {
+			return known.code, what + ": " + known.err.Error()
+		}
+	}
+	return http.StatusConflict, err.Error()
 }
 
 // plan takes a whole config file (YAML) and answers with the per-node
@@ -209,18 +291,15 @@ func (h *handler) plan(w http.ResponseWriter, r *http.Request) {
 	}
 	cfg, err := config.Parse(body)
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, Error{Error: err.Error()})
+		writeJSON(w, http.StatusBadRequest, api.Error{Error: err.Error()})
 		return
 	}
 	changes, err := h.cfg.Controller.DryRun(r.Context(), cfg)
 	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, Error{Error: err.Error()})
+		writeJSON(w, http.StatusInternalServerError, api.Error{Error: err.Error()})
 		return
 	}
-	if changes == nil {
-		changes = []rollout.Change{}
-	}
-	writeJSON(w, http.StatusOK, changes)
+	writeJSON(w, http.StatusOK, wirePlan(changes, candidates(h.cfg.Controller.Status())))
 }
 
 func decodeOptional(w http.ResponseWriter, r *http.Request, v any) error {
@@ -240,11 +319,11 @@ func writeBodyError(w http.ResponseWriter, err error) {
 	var netErr net.Error
 	switch {
 	case errors.As(err, &tooLarge):
-		writeJSON(w, http.StatusRequestEntityTooLarge, Error{Error: fmt.Sprintf("admin: request body over %d bytes", tooLarge.Limit)})
+		writeJSON(w, http.StatusRequestEntityTooLarge, api.Error{Error: fmt.Sprintf("admin: request body over %d bytes", tooLarge.Limit)})
 	case errors.As(err, &netErr) && netErr.Timeout():
-		writeJSON(w, http.StatusRequestTimeout, Error{Error: "admin: request body not received in time"})
+		writeJSON(w, http.StatusRequestTimeout, api.Error{Error: "admin: request body not received in time"})
 	default:
-		writeJSON(w, http.StatusBadRequest, Error{Error: "admin: " + err.Error()})
+		writeJSON(w, http.StatusBadRequest, api.Error{Error: "admin: " + err.Error()})
 	}
 }
 

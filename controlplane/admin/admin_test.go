@@ -3,18 +3,17 @@ package admin
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
 
@@ -26,33 +25,49 @@ import (
 )
 
 // loop stands in for the reconcile loop behind the API: the handler's
-// routing, auth and error mapping are what is under test here; the loop
-// itself is tested in controller and in e2e/scenarios through this API.
-type loop struct{ commands []controller.Command }
-
-func (l *loop) Status() []controller.FilterStatus {
-	return []controller.FilterStatus{{Name: "auth", Stable: types.Digest(strings.Repeat("a", 64))}}
+// routing, auth, error mapping and wire format are what is under test here;
+// the loop itself is tested in controller and in e2e/scenarios through this
+// API. It knows the filters in filters; refuse, when set, is what Do
+// answers for a known filter.
+type loop struct {
+	filters  []controller.FilterStatus
+	changes  []rollout.Change
+	refuse   error
+	commands []controller.Command
 }
 
+// newLoop knows one filter, auth, with a stable version only.
+func newLoop() *loop {
+	return &loop{filters: []controller.FilterStatus{{Name: "auth", Stable: types.Digest(strings.Repeat("a", 64))}}}
+}
+
+func (l *loop) Status() []controller.FilterStatus { return l.filters }
+
 func (l *loop) Do(_ context.Context, cmd controller.Command) error {
-	if cmd.Filter != "auth" {
+	if !slices.ContainsFunc(l.filters, func(f controller.FilterStatus) bool { return f.Name == cmd.Filter }) {
 		return fmt.Errorf("rollout: %q: %w", cmd.Filter, controller.ErrUnknownFilter)
+	}
+	if l.refuse != nil {
+		return l.refuse
 	}
 	l.commands = append(l.commands, cmd)
 	return nil
 }
 
-func (l *loop) DryRun(context.Context, config.Config) ([]rollout.Change, error) { return nil, nil }
+func (l *loop) DryRun(context.Context, config.Config) ([]rollout.Change, error) {
+	return l.changes, nil
+}
 
-type noHistory struct{}
+// history is the store's history, per filter.
+type history map[string][]types.Version
 
-func (noHistory) History(string) ([]types.Version, error) { return nil, nil }
+func (h history) History(filter string) ([]types.Version, error) { return h[filter], nil }
 
 func TestHandler(t *testing.T) {
 	const token = "s3cret"
-	l := &loop{}
+	l := newLoop()
 	srv := httptest.NewServer(NewHandler(Config{
-		Controller: l, Fleet: fleet.New(fleet.Config{}), History: noHistory{},
+		Controller: l, Fleet: fleet.New(fleet.Config{}), History: history{},
 		Gatherer: prometheus.NewRegistry(), Token: token, Log: zaptest.NewLogger(t),
 	}))
 	defer srv.Close()
@@ -73,7 +88,10 @@ func TestHandler(t *testing.T) {
 		{name: "unknown filter", method: "POST", path: "/api/v1/rollout/nope/pause", auth: "Bearer " + token, want: 404, wantIn: "unknown filter"},
 		{name: "unknown field in the body", method: "POST", path: "/api/v1/rollout/auth/rollback", auth: "Bearer " + token, body: `{"reasn":"x"}`, want: 400},
 		{name: "plan with a broken config", method: "POST", path: "/api/v1/rollout/plan", auth: "Bearer " + token, body: "mode: both\n", want: 400, wantIn: "mode"},
-		{name: "history of a filter with none", method: "GET", path: "/api/v1/filters/auth/history", auth: "Bearer " + token, want: 404},
+		{name: "history of a filter with none", method: "GET", path: "/api/v1/filters/auth/history", auth: "Bearer " + token, want: 200, wantIn: `"versions": []`},
+		{name: "history of an unknown filter", method: "GET", path: "/api/v1/filters/nope/history", auth: "Bearer " + token, want: 404, wantIn: "filter nope: unknown filter"},
+		{name: "version", method: "GET", path: "/api/v1/version", auth: "Bearer " + token, want: 200, wantIn: `"go_version"`},
+		{name: "version without token", method: "GET", path: "/api/v1/version", want: 401},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -121,7 +139,7 @@ func TestMetricsOpen(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := httptest.NewServer(NewHandler(Config{
-				Controller: &loop{}, Fleet: fleet.New(fleet.Config{}), History: noHistory{},
+				Controller: newLoop(), Fleet: fleet.New(fleet.Config{}), History: history{},
 				Gatherer: prometheus.NewRegistry(), Token: tt.token, MetricsOpen: tt.metricsOpen, Log: zaptest.NewLogger(t),
 			}))
 			defer srv.Close()
@@ -143,7 +161,7 @@ func TestMetricsOpen(t *testing.T) {
 func TestBodyLimits(t *testing.T) {
 	const token = "s3cret"
 	srv := httptest.NewServer(NewHandler(Config{
-		Controller: &loop{}, Fleet: fleet.New(fleet.Config{}), History: noHistory{},
+		Controller: newLoop(), Fleet: fleet.New(fleet.Config{}), History: history{},
 		Gatherer: prometheus.NewRegistry(), Token: token, Log: zaptest.NewLogger(t),
 	}))
 	defer srv.Close()
@@ -189,7 +207,7 @@ func TestBodyLimits(t *testing.T) {
 func TestServerTimeouts(t *testing.T) {
 	const token = "s3cret"
 	srv := NewServer(Config{
-		Controller: &loop{}, Fleet: fleet.New(fleet.Config{}), History: noHistory{},
+		Controller: newLoop(), Fleet: fleet.New(fleet.Config{}), History: history{},
 		Gatherer: prometheus.NewRegistry(), Token: token, Log: zaptest.NewLogger(t),
 		ReadTimeout: time.Second, IdleTimeout: time.Second,
 	})
@@ -253,39 +271,4 @@ func TestServerTimeouts(t *testing.T) {
 			t.Fatalf("idle connection not closed within %v (read: %v)", serverWait, err)
 		}
 	})
-}
-
-// TestStatusShowsResponseTime: the per-node part of the status carries how
-// long each node took to answer its last push, per resource type.
-func TestStatusShowsResponseTime(t *testing.T) {
-	const ecds = resource.ExtensionConfigType
-	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	f := fleet.New(fleet.Config{Now: func() time.Time { return at }})
-	s := fleet.Stream{ID: 1}
-	f.StreamOpened(s)
-	f.Requested(s, fleet.Identity{ID: "n1"}, fleet.Request{TypeURL: ecds})
-	f.Sent(s, ecds, "v1", "1")
-	at = at.Add(1500 * time.Millisecond)
-	f.Requested(s, fleet.Identity{ID: "n1"}, fleet.Request{TypeURL: ecds, Version: "v1", Nonce: "1"})
-
-	srv := httptest.NewServer(NewHandler(Config{
-		Controller: &loop{}, Fleet: f, History: noHistory{}, Gatherer: prometheus.NewRegistry(), Log: zaptest.NewLogger(t),
-	}))
-	defer srv.Close()
-	resp, err := http.Get(srv.URL + "/api/v1/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var st Status
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		t.Fatal(err)
-	}
-	if len(st.Nodes) != 1 || len(st.Nodes[0].Types) != 1 {
-		t.Fatalf("status nodes = %+v, want n1 with one type", st.Nodes)
-	}
-	a := st.Nodes[0].Types[0].LastAnswer
-	if a == nil || a.Version != "v1" || a.NACK || a.Latency != 1500*time.Millisecond {
-		t.Errorf("LastAnswer = %+v, want v1 acked after 1.5s", a)
-	}
 }

@@ -19,10 +19,8 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/wasmfleet/wasmfleet/controlplane"
-	"github.com/wasmfleet/wasmfleet/controlplane/admin"
+	"github.com/wasmfleet/wasmfleet/controlplane/api"
 	"github.com/wasmfleet/wasmfleet/controlplane/config"
-	"github.com/wasmfleet/wasmfleet/controlplane/controller"
-	"github.com/wasmfleet/wasmfleet/controlplane/fleet"
 	"github.com/wasmfleet/wasmfleet/controlplane/snapshot"
 	"github.com/wasmfleet/wasmfleet/controlplane/types"
 	"github.com/wasmfleet/wasmfleet/e2e/dataplane"
@@ -193,17 +191,17 @@ func (p *plane) waitPromoted(ctx context.Context, d types.Digest, version string
 }
 
 // status fetches the filters from the admin API.
-func (p *plane) status(ctx context.Context) (admin.Status, error) {
+func (p *plane) status(ctx context.Context) (api.Status, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.addrs.Admin+"/api/v1/status", nil)
 	if err != nil {
-		return admin.Status{}, err
+		return api.Status{}, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return admin.Status{}, err
+		return api.Status{}, err
 	}
 	defer resp.Body.Close()
-	var st admin.Status
+	var st api.Status
 	if resp.StatusCode != http.StatusOK {
 		return st, errors.New("admin status: " + resp.Status)
 	}
@@ -222,7 +220,7 @@ func (p *plane) waitStatus(ctx context.Context, d types.Digest, stable bool) (ti
 			return time.Time{}, err
 		}
 		seen := time.Now()
-		i := slices.IndexFunc(st.Filters, func(f controller.FilterStatus) bool { return f.Name == filterName })
+		i := slices.IndexFunc(st.Filters, func(f api.Filter) bool { return f.Name == filterName })
 		if i >= 0 && (st.Filters[i].Stable == d || (!stable && st.Filters[i].Candidate == d)) {
 			return seen, nil
 		}
@@ -282,10 +280,10 @@ func (p *plane) unresolved(ctx context.Context, version string, d types.Digest) 
 	}
 	var out []string
 	for _, n := range st.Nodes {
-		acked := slices.ContainsFunc(n.Types, func(t fleet.TypeStatus) bool {
+		acked := slices.ContainsFunc(n.Types, func(t api.TypeExchange) bool {
 			return t.TypeURL == dataplane.ExtensionType && t.AckedVersion == version
 		})
-		runs := slices.ContainsFunc(n.Filters, func(f fleet.FilterStatus) bool {
+		runs := slices.ContainsFunc(n.Filters, func(f api.NodeFilter) bool {
 			return f.Acked.Stable == d || f.Acked.Candidate == d
 		})
 		if acked && !runs {

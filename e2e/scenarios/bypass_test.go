@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wasmfleet/wasmfleet/controlplane/api"
 	"github.com/wasmfleet/wasmfleet/controlplane/config"
 	"github.com/wasmfleet/wasmfleet/controlplane/types"
 	"github.com/wasmfleet/wasmfleet/e2e/dataplane"
@@ -400,7 +401,7 @@ func (s *bypassScenario) awaitRollout(by config.RolloutBy, steps []int) {
 	s.f.t.Helper()
 	s.f.await(fmt.Sprintf("auth rollout by %s, steps %v", by, steps), func() bool {
 		fs, ok := filterStatus(s.f.status(), "auth")
-		return ok && fs.By == by && slices.Equal(fs.Steps, steps)
+		return ok && fs.By == string(by) && slices.Equal(fs.Steps, steps)
 	})
 }
 
@@ -572,7 +573,7 @@ func (s *bypassScenario) nackRollback(t *testing.T) {
 					return fmt.Errorf("%s has not refused hungrystamp", weak.id)
 				}
 				fs, _ := filterStatus(f.status(), "stamp-b")
-				if !slices.ContainsFunc(fs.Bad, func(b types.BadMark) bool { return b.Digest == bad && b.Node == weak.id }) {
+				if !slices.ContainsFunc(fs.Bad, func(b api.BadVersion) bool { return b.Digest == bad && b.Node == weak.id }) {
 					return fmt.Errorf("stamp-b has no bad mark for hungrystamp from %s: %+v", weak.id, fs.Bad)
 				}
 				return nil

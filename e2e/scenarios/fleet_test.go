@@ -24,10 +24,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/wasmfleet/wasmfleet/controlplane"
-	"github.com/wasmfleet/wasmfleet/controlplane/admin"
+	"github.com/wasmfleet/wasmfleet/controlplane/api"
 	"github.com/wasmfleet/wasmfleet/controlplane/config"
-	"github.com/wasmfleet/wasmfleet/controlplane/controller"
-	"github.com/wasmfleet/wasmfleet/controlplane/fleet"
 	"github.com/wasmfleet/wasmfleet/controlplane/types"
 	"github.com/wasmfleet/wasmfleet/e2e/dataplane"
 	"github.com/wasmfleet/wasmfleet/e2e/envoyproc"
@@ -467,19 +465,19 @@ func (f *testFleet) writeConfig() {
 var adminClient = &http.Client{Timeout: 30 * time.Second}
 
 // status reads GET /api/v1/status from the running control plane.
-func (f *testFleet) status() admin.Status {
+func (f *testFleet) status() api.Status {
 	f.t.Helper()
-	var st admin.Status
+	var st api.Status
 	f.getJSON("/api/v1/status", &st)
 	return st
 }
 
 // history reads a filter's versions from the admin API.
-func (f *testFleet) history(filter string) []types.Version {
+func (f *testFleet) history(filter string) []api.Version {
 	f.t.Helper()
-	var vs []types.Version
-	f.getJSON("/api/v1/filters/"+filter+"/history", &vs)
-	return vs
+	var h api.History
+	f.getJSON("/api/v1/filters/"+filter+"/history", &h)
+	return h.Versions
 }
 
 func (f *testFleet) getJSON(path string, v any) {
@@ -532,21 +530,21 @@ func (f *testFleet) moduleStatus(d types.Digest) int {
 }
 
 // filterStatus returns the control plane's status of one filter.
-func filterStatus(st admin.Status, name string) (controller.FilterStatus, bool) {
+func filterStatus(st api.Status, name string) (api.Filter, bool) {
 	for _, fs := range st.Filters {
 		if fs.Name == name {
 			return fs, true
 		}
 	}
-	return controller.FilterStatus{}, false
+	return api.Filter{}, false
 }
 
 // nodeStatus returns the control plane's view of one node.
-func nodeStatus(st admin.Status, id string) (fleet.NodeStatus, bool) {
+func nodeStatus(st api.Status, id string) (api.Node, bool) {
 	for _, n := range st.Nodes {
 		if n.ID == id {
 			return n, true
 		}
 	}
-	return fleet.NodeStatus{}, false
+	return api.Node{}, false
 }

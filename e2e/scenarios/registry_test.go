@@ -61,7 +61,7 @@ func TestRegistrySource(t *testing.T) {
 
 	// Each version came from the registry, pinned by digest.
 	for _, v := range f.history("auth") {
-		if v.Origin.Kind != types.OriginOCI || !strings.Contains(v.Origin.Ref, host+"/filters/auth@sha256:") {
+		if v.Origin.Kind != string(types.OriginOCI) || !strings.Contains(v.Origin.Ref, host+"/filters/auth@sha256:") {
 			t.Errorf("version %s came from %+v, want the registry pinned by digest", v.Digest.Short(), v.Origin)
 		}
 	}

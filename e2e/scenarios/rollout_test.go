@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wasmfleet/wasmfleet/controlplane/api"
 	"github.com/wasmfleet/wasmfleet/controlplane/config"
-	"github.com/wasmfleet/wasmfleet/controlplane/controller"
 	"github.com/wasmfleet/wasmfleet/controlplane/rollout"
 	"github.com/wasmfleet/wasmfleet/controlplane/snapshot"
 	"github.com/wasmfleet/wasmfleet/controlplane/types"
@@ -77,7 +77,7 @@ func nodesInBuckets(t *testing.T, filter string, edges []int) []string {
 }
 
 // authState reads the auth filter's row from the admin API.
-func (s *rolloutScenario) authState() controller.FilterStatus {
+func (s *rolloutScenario) authState() api.Filter {
 	fs, _ := filterStatus(s.f.status(), "auth")
 	return fs
 }
@@ -239,7 +239,7 @@ func (s *rolloutScenario) requestSplit(t *testing.T) {
 	v1, v2 := types.DigestOf(s.mods.auth), types.DigestOf(s.mods.keygate)
 	ten := 10
 	s.setRollout(config.Rollout{By: config.ByRequest, Percent: &ten})
-	f.await("the config reload", func() bool { return s.authState().By == config.ByRequest })
+	f.await("the config reload", func() bool { return s.authState().By == string(config.ByRequest) })
 	f.writeFile("auth.wasm", s.mods.keygate)
 	f.await("keygate the candidate for 10% of requests", func() bool {
 		st := s.authState()
@@ -276,7 +276,7 @@ func (s *rolloutScenario) requestSplit(t *testing.T) {
 	s.command("promote")
 	f.await("keygate stable", func() bool { st := s.authState(); return st.Stable == v2 && st.Candidate == "" })
 	s.setRollout(config.Rollout{})
-	f.await("the config reload", func() bool { return s.authState().By == config.ByNode })
+	f.await("the config reload", func() bool { return s.authState().By == string(config.ByNode) })
 }
 
 func (s *rolloutScenario) nackRollback(t *testing.T) {
@@ -294,7 +294,7 @@ func (s *rolloutScenario) nackRollback(t *testing.T) {
 	f.writeFile("auth.wasm", s.mods.hungry)
 	f.await("hungry rolled back", func() bool {
 		st := s.authState()
-		return st.Candidate == "" && slices.ContainsFunc(st.Bad, func(b types.BadMark) bool { return b.Digest == bad })
+		return st.Candidate == "" && slices.ContainsFunc(st.Bad, func(b api.BadVersion) bool { return b.Digest == bad })
 	})
 	s.awaitSplit(0, v2, v2)
 	total, failed, notes := l.stop()
@@ -303,7 +303,7 @@ func (s *rolloutScenario) nackRollback(t *testing.T) {
 		t.Errorf("%d of %d requests failed: %q", failed, total, notes)
 	}
 	st := s.authState()
-	mark := st.Bad[slices.IndexFunc(st.Bad, func(b types.BadMark) bool { return b.Digest == bad })]
+	mark := st.Bad[slices.IndexFunc(st.Bad, func(b api.BadVersion) bool { return b.Digest == bad })]
 	if st.Stable != v2 || mark.Node != weak.id || mark.Reason == "" || mark.At.IsZero() {
 		t.Errorf("after rollback: stable %s, bad mark %+v; want keygate stable and %s named with a reason and time", st.Stable.Short(), mark, weak.id)
 	}

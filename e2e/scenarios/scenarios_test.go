@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wasmfleet/wasmfleet/controlplane/api"
 	"github.com/wasmfleet/wasmfleet/controlplane/config"
-	"github.com/wasmfleet/wasmfleet/controlplane/controller"
 	"github.com/wasmfleet/wasmfleet/controlplane/snapshot"
 	"github.com/wasmfleet/wasmfleet/controlplane/types"
 	"github.com/wasmfleet/wasmfleet/e2e/dataplane"
@@ -316,7 +316,7 @@ func (s *scenario) refused(t *testing.T) {
 			var fs = prev
 			f.await("the control plane to refuse "+tc.name, func() bool {
 				fs, _ = filterStatus(f.status(), "auth")
-				return fs.LastError != "" && fs.ErrorAt.After(prev.ErrorAt)
+				return fs.LastError != "" && fs.LastErrorAt.After(prev.LastErrorAt)
 			})
 			t.Logf("last_error: %s", fs.LastError)
 			if !strings.Contains(fs.LastError, tc.wantErr) {
@@ -393,12 +393,12 @@ func (s *scenario) nodeNACK(t *testing.T) {
 		before[m.id] = m.node.Status().Types[dataplane.ExtensionType]
 	}
 	f.writeFile("auth.wasm", s.mods.hungry)
-	var fs controller.FilterStatus
+	var fs api.Filter
 	f.await("the candidate rolled back", func() bool {
 		fs, _ = filterStatus(f.status(), "auth")
-		return slices.ContainsFunc(fs.Bad, func(b types.BadMark) bool { return b.Digest == bad })
+		return slices.ContainsFunc(fs.Bad, func(b api.BadVersion) bool { return b.Digest == bad })
 	})
-	mark := fs.Bad[slices.IndexFunc(fs.Bad, func(b types.BadMark) bool { return b.Digest == bad })]
+	mark := fs.Bad[slices.IndexFunc(fs.Bad, func(b api.BadVersion) bool { return b.Digest == bad })]
 	t.Logf("bad mark: node %s: %s", mark.Node, mark.Reason)
 	if mark.Node != weak || mark.Reason == "" {
 		t.Errorf("bad mark %+v, want node %s with a reason", mark, weak)

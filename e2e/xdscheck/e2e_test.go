@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wasmfleet/wasmfleet/controlplane/api"
 	"github.com/wasmfleet/wasmfleet/controlplane/config"
-	"github.com/wasmfleet/wasmfleet/controlplane/controller"
 	"github.com/wasmfleet/wasmfleet/controlplane/types"
 	"github.com/wasmfleet/wasmfleet/internal/wasmtest"
 )
@@ -158,7 +158,7 @@ func runTransitions(t *testing.T, unsequenced bool) []Event {
 	share := requestSplitShare
 	auth.Rollout = config.Rollout{By: config.ByRequest, Percent: &share}
 	r.writeConfig(auth, logging, transform)
-	r.awaitStatus("auth split by request", func(fs controller.FilterStatus) bool { return fs.By == config.ByRequest })
+	r.awaitStatus("auth split by request", func(fs api.Filter) bool { return fs.By == string(config.ByRequest) })
 	r.mark(phaseSplit)
 	r.writeModule("auth.wasm", mods.auth2)
 	r.awaitErr("auth2 on a canary route", func() error {
@@ -194,7 +194,7 @@ func runTransitions(t *testing.T, unsequenced bool) []Event {
 
 	auth.Rollout = config.Rollout{By: config.ByRequest, Percent: &share}
 	r.writeConfig(transform, auth, logging)
-	r.awaitStatus("auth split by request", func(fs controller.FilterStatus) bool { return fs.By == config.ByRequest })
+	r.awaitStatus("auth split by request", func(fs api.Filter) bool { return fs.By == string(config.ByRequest) })
 	r.mark(phaseSplitNACK)
 	r.writeModule("auth.wasm", mods.auth4)
 	r.awaitStatus("auth4 rolled back", rolledBack(v4))
@@ -202,7 +202,7 @@ func runTransitions(t *testing.T, unsequenced bool) []Event {
 
 	auth.Rollout = config.Rollout{}
 	r.writeConfig(transform, auth, logging)
-	r.awaitStatus("auth split by node", func(fs controller.FilterStatus) bool { return fs.By == config.ByNode })
+	r.awaitStatus("auth split by node", func(fs api.Filter) bool { return fs.By == string(config.ByNode) })
 	r.mark(phaseRemoveLast)
 	r.removeModule("logging.wasm")
 	r.awaitChain("transform", "", "auth", v2)

@@ -21,9 +21,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/wasmfleet/wasmfleet/controlplane"
-	"github.com/wasmfleet/wasmfleet/controlplane/admin"
+	"github.com/wasmfleet/wasmfleet/controlplane/api"
 	"github.com/wasmfleet/wasmfleet/controlplane/config"
-	"github.com/wasmfleet/wasmfleet/controlplane/controller"
 	"github.com/wasmfleet/wasmfleet/controlplane/types"
 	"github.com/wasmfleet/wasmfleet/e2e/dataplane"
 	"github.com/wasmfleet/wasmfleet/e2e/internal/ads"
@@ -226,9 +225,9 @@ func routeRuns(v View, route string, pairs ...any) error {
 }
 
 // rolledBack holds once digest d is marked bad and no candidate is left.
-func rolledBack(d types.Digest) func(controller.FilterStatus) bool {
-	return func(fs controller.FilterStatus) bool {
-		return fs.Candidate == "" && slices.ContainsFunc(fs.Bad, func(b types.BadMark) bool { return b.Digest == d })
+func rolledBack(d types.Digest) func(api.Filter) bool {
+	return func(fs api.Filter) bool {
+		return fs.Candidate == "" && slices.ContainsFunc(fs.Bad, func(b api.BadVersion) bool { return b.Digest == d })
 	}
 }
 
@@ -241,7 +240,7 @@ var (
 )
 
 // awaitStatus polls the admin API until auth's status satisfies cond.
-func (r *run) awaitStatus(what string, cond func(controller.FilterStatus) bool) {
+func (r *run) awaitStatus(what string, cond func(api.Filter) bool) {
 	r.t.Helper()
 	r.awaitErr(what, func() error {
 		resp, err := adminClient.Get("http://" + r.addrs.Admin + "/api/v1/status")
@@ -249,7 +248,7 @@ func (r *run) awaitStatus(what string, cond func(controller.FilterStatus) bool) 
 			return err
 		}
 		defer resp.Body.Close()
-		var st admin.Status
+		var st api.Status
 		if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 			return err
 		}
