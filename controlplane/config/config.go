@@ -38,6 +38,9 @@ const (
 	DefaultPercent        = 100
 	DefaultStepInterval   = 5 * time.Minute
 	DefaultOCIPoll        = 30 * time.Second
+	// DefaultKeepVersions is how many of each filter's newest versions keep
+	// their module in data_dir (see Config.KeepVersions).
+	DefaultKeepVersions = 10
 	// DefaultNodeIdentity is what a node's client certificate must name:
 	// its SPIFFE ID in a URI SAN ({node} is the node id).
 	DefaultNodeIdentity = "spiffe://wasmfleet.local/node/{node}"
@@ -96,8 +99,13 @@ type Config struct {
 	ModuleBaseURL string `json:"module_base_url,omitempty"`
 	WatchDir      string `json:"watch_dir"`
 	DataDir       string `json:"data_dir"`
-	Mode          Mode   `json:"mode"`
-	Limits        Limits `json:"limits"`
+	// KeepVersions is how many of each filter's newest versions keep their
+	// module bytes in DataDir. Older modules are deleted unless they are the
+	// filter's stable or candidate version or marked bad; the version
+	// history keeps every record.
+	KeepVersions int    `json:"keep_versions"`
+	Mode         Mode   `json:"mode"`
+	Limits       Limits `json:"limits"`
 	// Filters in chain order. Filters found in the watched directory that are
 	// not listed here run after the listed ones, in name order, with defaults.
 	Filters []Filter `json:"filters,omitempty"`
@@ -293,9 +301,10 @@ func Default() Config {
 			Modules: DefaultModulesAddr,
 			Admin:   DefaultAdminAddr,
 		},
-		WatchDir: DefaultWatchDir,
-		DataDir:  DefaultDataDir,
-		Mode:     DefaultMode,
+		WatchDir:     DefaultWatchDir,
+		DataDir:      DefaultDataDir,
+		KeepVersions: DefaultKeepVersions,
+		Mode:         DefaultMode,
 		Limits: Limits{
 			MaxModuleBytes: DefaultMaxModuleBytes,
 			TrialTimeout:   Duration(DefaultTrialTimeout),

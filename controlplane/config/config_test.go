@@ -84,6 +84,11 @@ managed:
 			yaml: "insecure_registries: [\"127.0.0.1:5000\"]\nfilters: [{name: a, source: \"oci://127.0.0.1:5000/filters/a:1\"}]\n",
 		},
 		{
+			name:     "no version kept",
+			yaml:     "keep_versions: 0\n",
+			wantErrs: []error{ErrOutOfRange},
+		},
+		{
 			name:     "duplicate filter",
 			yaml:     "filters: [{name: a}, {name: a}]\n",
 			wantErrs: []error{ErrDuplicate},

@@ -72,6 +72,9 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		bad("data_dir", ErrRequired, "")
 	}
+	if c.KeepVersions < 1 {
+		bad("keep_versions", ErrOutOfRange, "%d: at least 1", c.KeepVersions)
+	}
 	if c.Mode != ModeManaged && c.Mode != ModeECDS {
 		bad("mode", ErrInvalidValue, "%q (want %q or %q)", c.Mode, ModeManaged, ModeECDS)
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -52,7 +51,9 @@ type Controller struct {
 	log     *zap.Logger
 	now     func() time.Time
 	filters map[string]*filterRec
-	nodes   map[string]bool
+	// nodes are the connected nodes, each with the session (a
+	// connection, fleet.NodeStatus.Session) it was seen connecting in.
+	nodes map[string]uint64
 	// sent remembers the snapshot versions last set per node, so a node
 	// whose resources did not change is not pushed again.
 	sent map[string]string
@@ -78,6 +79,14 @@ type filterRec struct {
 	state      types.FilterState
 	lastError  string
 	errorAt    time.Time
+	// settingsErr says why the filter's NAME.yaml in the watch directory
+	// was refused (it does not parse, cannot be read, or the running
+	// versions refuse it). While it is set no module of the filter is
+	// admitted: it could only run with settings the operator did not
+	// write. held is the module event kept back meanwhile, admitted once
+	// the file is fixed (the directory reports a module only once).
+	settingsErr error
+	held        *types.Event
 	// acked holds the connected nodes known to run the candidate, so
 	// confirming a rollout costs O(1) per ACK rather than a walk over the
 	// fleet; failed holds the nodes that failed to load it.
@@ -120,7 +129,7 @@ func New(cfg Config) (*Controller, error) {
 		log:     cfg.Log.Named("controller"),
 		now:     cfg.Now,
 		filters: map[string]*filterRec{},
-		nodes:   map[string]bool{},
+		nodes:   map[string]uint64{},
 		sent:    map[string]string{},
 		seq:     sequence.New(),
 		cmds:    make(chan command),
@@ -173,10 +182,7 @@ func (c *Controller) Start(ctx context.Context) error {
 	// Nodes that connected before the subscription existed published their
 	// events to nobody: take them from the registry's state.
 	for _, n := range c.cfg.Fleet.Nodes() {
-		c.markConnected(n.ID)
-		for _, ts := range n.Types {
-			c.answered(fleet.Event{Kind: fleet.Answered, Node: n.ID, TypeURL: ts.TypeURL, Version: ts.AckedVersion, Report: true})
-		}
+		c.adopt(n)
 	}
 	c.reconcile(ctx)
 	c.timer = time.NewTimer(time.Hour)
@@ -215,224 +221,15 @@ func (c *Controller) filter(name string) *filterRec {
 	return rec
 }
 
-// resolve reads the secrets f's plugin configuration refers to; file names
-// where the settings come from in errors.
-func resolve(file string, f config.Filter) (secrets.Resolved, error) {
-	r, err := secrets.Resolve(f.Config)
-	if err != nil {
-		return secrets.Resolved{}, fmt.Errorf("%s: filter %s: %w", file, f.Name, err)
-	}
-	return r, nil
-}
-
-func (c *Controller) parseSettings(name string, raw []byte) (config.Filter, error) {
-	base, _ := c.cfg.Config.FilterByName(name)
-	if len(raw) == 0 {
-		return base, nil
-	}
-	f, err := config.ParseFilterSettings(c.settingsFile(name), base, raw)
-	if err != nil {
-		return config.Filter{}, err
-	}
-	if err := allowedSecrets(c.settingsFile(name), base, f); err != nil {
-		return config.Filter{}, err
-	}
-	return f.WithDefaults(), nil
-}
-
-// ErrSecretNotInConfig refuses a settings file in the watch directory that
-// refers to a secret the config file does not name for its filter.
-var ErrSecretNotInConfig = errors.New("a settings file in the watch directory may only refer to secrets that the config file names for its filter")
-
-// allowedSecrets checks the $secret references of f, read from file in the
-// watch directory over base, the config file's entry: whoever may write
-// there must not get the control plane to read any file or variable it can
-// and send it to the fleet (as for symlinks, limits.follow_outside_symlinks),
-// so the config file's references are the ones allowed.
-func allowedSecrets(file string, base, f config.Filter) error {
-	refs, err := secrets.Refs(f.Config)
-	if err != nil || len(refs) == 0 {
-		return nil // Resolve reports malformed references
-	}
-	allowed := map[secrets.Source]bool{}
-	baseRefs, _ := secrets.Refs(base.Config)
-	for _, r := range baseRefs {
-		allowed[r.Source] = true
-	}
-	var errs []error
-	for _, r := range refs {
-		if !allowed[r.Source] {
-			errs = append(errs, fmt.Errorf("%s: filter %s: %s: $secret %s: %w", file, f.Name, r.Path, r.Source, ErrSecretNotInConfig))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-func (c *Controller) settingsFile(name string) string {
-	return c.cfg.Config.WatchDir + "/" + name + ".yaml"
-}
-
+// fail records err as the filter's last error. While the filter's settings
+// file is refused, that stays in the error too: it holds back every module
+// until the file is fixed, whatever else goes wrong meanwhile.
 func (c *Controller) fail(rec *filterRec, err error) {
+	if rec.settingsErr != nil && !errors.Is(err, rec.settingsErr) {
+		err = fmt.Errorf("%w; and still: %w", err, rec.settingsErr)
+	}
 	rec.lastError = err.Error()
 	rec.errorAt = c.now()
-}
-
-func (c *Controller) handleSource(ctx context.Context, ev types.Event) {
-	log := c.log.With(zap.String("filter", ev.Filter), zap.String("source", ev.Origin.Ref))
-	switch ev.Kind {
-	case types.ModuleChanged:
-		c.moduleChanged(ctx, ev, log)
-	case types.ModuleRemoved:
-		rec := c.filter(ev.Filter)
-		if rec.settings.Required {
-			err := fmt.Errorf("%s: module removed, but the filter is required: keeping %s", ev.Origin.Ref, rec.state.Stable.Short())
-			log.Error("required filter's module removed; keeping its last good version", zap.String("version", rec.state.Stable.Short()))
-			c.fail(rec, err)
-			return
-		}
-		rec.state = rollout.Removed(rec.state)
-		c.saveAndReconcile(ctx, rec, log)
-		log.Info("filter retired: its module was removed")
-	case types.SettingsChanged:
-		c.settingsChanged(ctx, ev, log)
-	case types.SourceFailed:
-		log.Error("source could not read a file", zap.Error(ev.Err))
-		if ev.Filter != "" {
-			c.fail(c.filter(ev.Filter), ev.Err)
-		}
-	}
-}
-
-func (c *Controller) moduleChanged(ctx context.Context, ev types.Event, log *zap.Logger) {
-	rec := c.filter(ev.Filter)
-	st := &rec.state
-	if ev.Digest == st.Stable || ev.Digest == st.Candidate {
-		if st.Retired {
-			st.Retired = false
-			c.saveAndReconcile(ctx, rec, log)
-		}
-		return
-	}
-	if slices.ContainsFunc(st.Bad, func(b types.BadMark) bool { return b.Digest == ev.Digest }) {
-		err := fmt.Errorf("%s: version %s was rolled back earlier and is marked bad; clear it with `wasmfleet rollout clear-bad %s %s` to roll it out again",
-			ev.Origin.Ref, ev.Digest.Short(), ev.Filter, ev.Digest)
-		log.Warn("module ignored: version marked bad", zap.String("digest", ev.Digest.Short()))
-		c.fail(rec, err)
-		return
-	}
-	if rec.resolveErr != nil {
-		// The secret may have appeared since the filter was first seen.
-		rec.resolved, rec.resolveErr = resolve("config", rec.settings)
-	}
-	if rec.resolveErr != nil {
-		err := fmt.Errorf("%s: not admitted: %w", ev.Origin.Ref, rec.resolveErr)
-		log.Error("module not admitted: its filter's secrets cannot be read", zap.String("digest", ev.Digest.Short()), zap.Error(err))
-		c.fail(rec, err)
-		return
-	}
-	if _, err := c.admit(ctx, ev.Origin.Ref, ev.Module, ev.Digest, ev.Signature, rec.settings, rec.resolved); err != nil {
-		log.Error("module rejected", zap.String("digest", ev.Digest.Short()), zap.Error(err))
-		c.fail(rec, err)
-		return
-	}
-	if _, err := c.cfg.Store.PutModule(ev.Module); err != nil {
-		log.Error("cannot store module", zap.Error(err))
-		c.fail(rec, err)
-		return
-	}
-	v := types.Version{Filter: ev.Filter, Digest: ev.Digest, Size: int64(len(ev.Module)), Origin: ev.Origin, AddedAt: c.now(), Manifest: ev.Manifest}
-	if err := c.cfg.Store.AddVersion(v); err != nil {
-		log.Error("cannot record version", zap.Error(err))
-		c.fail(rec, err)
-		return
-	}
-	next, decision := rollout.Admitted(rec.settings, rec.state, ev.Digest, c.now())
-	rec.state = next
-	rec.lastError = ""
-	log.Info("module admitted", zap.String("digest", ev.Digest.Short()), zap.Stringer("decision", decision))
-	c.saveAndReconcile(ctx, rec, log)
-	c.scheduleSteps()
-}
-
-// admit runs admission with settings' secrets resolved as res says, and
-// records the outcome in metrics. The error holds none of the secrets.
-func (c *Controller) admit(ctx context.Context, file string, module []byte, d types.Digest, sig []byte, settings config.Filter, res secrets.Resolved) (admission.Report, error) {
-	start := c.now()
-	served := settings
-	served.Config = res.Config
-	rep, err := c.cfg.Admitter.Admit(ctx, admission.Request{
-		File: file, Filter: settings.Name, Module: module, Digest: d, Settings: served, Signature: sig,
-		Redact: res.Redact,
-	})
-	err = res.RedactError(err) // whatever the admitter is
-	c.cfg.Metrics.AdmissionSeconds.WithLabelValues(settings.Name).Observe(time.Since(start).Seconds())
-	result := "admitted"
-	if err != nil {
-		result = "rejected"
-	}
-	c.cfg.Metrics.Admissions.WithLabelValues(settings.Name, result).Inc()
-	return rep, err
-}
-
-// settingsChanged applies a new NAME.yaml.
-func (c *Controller) settingsChanged(ctx context.Context, ev types.Event, log *zap.Logger) {
-	rec := c.filter(ev.Filter)
-	next, err := c.parseSettings(ev.Filter, ev.Settings)
-	if err == nil {
-		err = c.applySettings(ctx, rec, next, c.settingsFile(ev.Filter))
-	}
-	if err != nil {
-		log.Error("filter settings refused", zap.Error(err))
-		c.fail(rec, err)
-		return
-	}
-	rec.state.Settings = ev.Settings
-	rec.lastError = ""
-	log.Info("filter settings applied")
-	c.saveAndReconcile(ctx, rec, log)
-	c.scheduleSteps()
-}
-
-// applySettings makes next the filter's settings, but only if every version
-// the fleet may run (stable and candidate) still passes admission with it: a
-// plugin configuration that makes the running module fail proxy_on_configure
-// would otherwise be NACKed fleet-wide. file names the source of the settings
-// in errors. It does not reconcile.
-//
-// The secrets next refers to are read now: this is when a changed secret
-// file reaches the fleet.
-func (c *Controller) applySettings(ctx context.Context, rec *filterRec, next config.Filter, file string) error {
-	res, err := resolve(file, next)
-	if err != nil {
-		return err
-	}
-	nextServed := next
-	nextServed.Config = res.Config
-	if rec.resolveErr == nil && sameTrialInputs(rec.served(), nextServed) {
-		rec.settings, rec.resolved = next, res
-		return nil
-	}
-	for _, d := range []types.Digest{rec.state.Stable, rec.state.Candidate} {
-		if d == "" {
-			continue
-		}
-		module, ok, err := c.cfg.Store.Module(d)
-		if err != nil || !ok {
-			return errors.Join(fmt.Errorf("%s: module %s is missing from the store", file, d.Short()), err)
-		}
-		if _, err := c.admit(ctx, file, module, d, nil, next, res); err != nil {
-			return fmt.Errorf("%s: version %s does not accept these settings: %w", file, d.Short(), err)
-		}
-	}
-	rec.settings, rec.resolved, rec.resolveErr = next, res, nil
-	return nil
-}
-
-// sameTrialInputs reports whether admission would see the same thing: only
-// the plugin configuration (secrets resolved), root id and signature policy
-// feed it.
-func sameTrialInputs(a, b config.Filter) bool {
-	return string(a.Config) == string(b.Config) && a.RootID == b.RootID && a.RequireSignature == b.RequireSignature
 }
 
 // reconfigure applies a new config file. Fields that need new sockets or
@@ -485,138 +282,6 @@ func (c *Controller) reconfigure(ctx context.Context, next config.Config) error 
 	}
 	c.scheduleSteps()
 	return errors.Join(errs...)
-}
-
-func (c *Controller) handleFleet(ctx context.Context, ev fleet.Event) {
-	switch ev.Kind {
-	case fleet.NodeConnected:
-		c.markConnected(ev.Node)
-		c.reconcile(ctx, ev.Node)
-	case fleet.Answered:
-		if c.answered(ev) {
-			c.reconcile(ctx, ev.Node)
-		}
-	case fleet.NodeDisconnected:
-		delete(c.nodes, ev.Node)
-		delete(c.sent, ev.Node)
-		c.seq.Forget(ev.Node)
-		c.cfg.Cache.ClearSnapshot(ev.Node)
-		c.cfg.Metrics.ConnectedNodes.Set(float64(len(c.nodes)))
-		// The node that left may have been the last one yet to ACK.
-		for name, rec := range c.filters {
-			delete(rec.ackedCandidate(), ev.Node)
-			c.confirm(ctx, name)
-		}
-	case fleet.Acked:
-		c.cfg.Metrics.Acks.WithLabelValues("ecds").Inc()
-		// A node that failed this candidate is kept on stable and settled
-		// as failed; nothing it ACKs of the candidate later counts.
-		if rec, ok := c.filters[ev.Filter]; ok && ev.Digest != "" && ev.Digest == rec.state.Candidate && c.nodes[ev.Node] &&
-			!rec.failed.forCandidate(rec)[ev.Node] {
-			rec.ackedCandidate()[ev.Node] = true
-			c.confirm(ctx, ev.Filter)
-		}
-	case fleet.Nacked:
-		c.cfg.Metrics.Nacks.WithLabelValues("ecds").Inc()
-		c.nacked(ctx, ev)
-	}
-}
-
-// confirm promotes a filter's candidate once it runs at 100%, at least one
-// node has ACKed it and every other connected node has ACKed it or failed
-// it within max_failed_nodes: only then is there no node left that could
-// still reject it, so the previous stable version can be let go. Nodes that
-// failed it are then sent the new stable version, which they will likely
-// reject again and keep running what they ran; the filter's last error
-// names them.
-func (c *Controller) confirm(ctx context.Context, filter string) {
-	rec, ok := c.filters[filter]
-	if !ok || rec.state.Candidate == "" || len(c.nodes) == 0 || len(rec.ackedCandidate()) == 0 {
-		return
-	}
-	acked := len(rec.ackedCandidate()) // connected nodes only
-	settled := acked
-	var failed []string
-	for n := range rec.failed.forCandidate(rec) {
-		if c.nodes[n] {
-			settled++
-			failed = append(failed, n)
-		}
-	}
-	if settled < len(c.nodes) {
-		return
-	}
-	d := rec.state.Candidate
-	next, promoted := rollout.Confirmed(rec.settings, rec.state, d)
-	if !promoted {
-		return
-	}
-	rec.state = next
-	log := c.log.With(zap.String("filter", filter))
-	log.Info("candidate promoted to stable", zap.String("version", d.Short()),
-		zap.Int("acked", acked), zap.Int("failed", len(failed)))
-	if len(failed) > 0 {
-		slices.Sort(failed)
-		c.fail(rec, fmt.Errorf("version %s promoted although nodes %s failed to load it (within max_failed_nodes)", d.Short(), strings.Join(failed, ", ")))
-	}
-	c.saveAndReconcile(ctx, rec, log)
-}
-
-// markConnected records a node with an open stream. A node that reconnects
-// reports the versions it already runs, which the registry records without
-// an Acked event: those count toward confirming a candidate here.
-func (c *Controller) markConnected(node string) {
-	c.nodes[node] = true
-	c.seq.Connected(node)
-	c.cfg.Metrics.ConnectedNodes.Set(float64(len(c.nodes)))
-	for name, rec := range c.filters {
-		if d := rec.state.Candidate; d != "" && c.nodeRuns(node, name, d) && !rec.failed.forCandidate(rec)[node] {
-			rec.ackedCandidate()[node] = true
-		}
-	}
-}
-
-// nodeRuns reports whether node has ACKed an ECDS version running d for filter.
-func (c *Controller) nodeRuns(node, filter string, d types.Digest) bool {
-	st, ok := c.cfg.Fleet.Node(node)
-	if !ok {
-		return false
-	}
-	for _, f := range st.Filters {
-		if f.Filter == filter {
-			return f.Acked.Stable == d || f.Acked.Candidate == d
-		}
-	}
-	return false
-}
-
-// nacked rolls a candidate back when nodes fail to load it.
-func (c *Controller) nacked(ctx context.Context, ev fleet.Event) {
-	rec, ok := c.filters[ev.Filter]
-	if !ok || ev.Digest == "" || ev.Digest != rec.state.Candidate {
-		return
-	}
-	failed := rec.failed.forCandidate(rec)
-	failed[ev.Node] = true
-	delete(rec.ackedCandidate(), ev.Node)
-	ev.Reason = rec.resolved.Redact(ev.Reason) // a node may echo its configuration
-	mark := types.BadMark{Digest: ev.Digest, Node: ev.Node, Reason: ev.Reason, At: c.now()}
-	next, rolledBack := rollout.Failed(rec.settings, rec.state, mark, len(failed))
-	if !rolledBack {
-		// Tolerated (max_failed_nodes): the node goes back to stable (the
-		// planner keeps failed nodes there) and no longer holds up promotion.
-		c.log.Warn("node failed to load the candidate; within max_failed_nodes",
-			zap.String("filter", ev.Filter), zap.String("node", ev.Node), zap.String("digest", ev.Digest.Short()), zap.String("reason", ev.Reason))
-		c.reconcile(ctx, ev.Node)
-		c.confirm(ctx, ev.Filter)
-		return
-	}
-	rec.state = next
-	c.cfg.Metrics.Rollbacks.WithLabelValues(ev.Filter, "nack").Inc()
-	log := c.log.With(zap.String("filter", ev.Filter), zap.String("node", ev.Node), zap.String("digest", ev.Digest.Short()))
-	log.Error("candidate rolled back: a node failed to load it", zap.String("reason", ev.Reason))
-	c.fail(rec, fmt.Errorf("version %s rolled back: node %s: %s", ev.Digest.Short(), ev.Node, ev.Reason))
-	c.saveAndReconcile(ctx, rec, log)
 }
 
 func (c *Controller) saveAndReconcile(ctx context.Context, rec *filterRec, log *zap.Logger) {
@@ -734,50 +399,6 @@ func (c *Controller) nodeSnapshot(nb snapshot.NodeBuilder, node string, a types.
 	}
 	snap, err := nb.BuildLayout(step.Layout)
 	return snap, &step, err
-}
-
-// answered feeds a node's answer (or report) about its listeners, routes
-// or filter slots to the sequencer, decoding what it runs from the version.
-// It reports whether the node may now be sent something new.
-func (c *Controller) answered(ev fleet.Event) bool {
-	if c.cfg.Config.Mode == config.ModeECDS || c.cfg.Unsequenced {
-		return false
-	}
-	var kind sequence.Kind
-	var routes []types.Link
-	var slots []string
-	ok := true
-	switch ev.TypeURL {
-	case resourcev3.ListenerType:
-		kind = sequence.Listeners
-	case resourcev3.RouteType:
-		kind = sequence.Routes
-		routes, ok = snapshot.ParseRoutes(ev.Version)
-	case resourcev3.ExtensionConfigType:
-		kind = sequence.Slots
-		slots, ok = snapshot.ParseSlots(ev.Version)
-	default:
-		return false
-	}
-	if ev.Report {
-		if ev.Version != "" && !ok && kind != sequence.Listeners {
-			c.log.Warn("node reports a version this control plane cannot read; treating its routes and slots as unknown",
-				zap.String("node", ev.Node), zap.String("type", ev.TypeURL), zap.String("version", ev.Version))
-		}
-		return c.seq.Reported(ev.Node, kind, ev.Version, routes, slots, ok)
-	}
-	if !ok {
-		return false
-	}
-	switch kind {
-	case sequence.Routes:
-		c.seq.AnsweredRoutes(ev.Node, routes, ev.NACK)
-	case sequence.Slots:
-		c.seq.AnsweredSlots(ev.Node, slots, ev.NACK)
-	default:
-		return false
-	}
-	return true
 }
 
 func snapshotKey(s *cache.Snapshot) string {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -447,4 +448,86 @@ func (h *harness) split(node string) bool {
 		}
 	}
 	return false
+}
+
+// TestPromotionSurvivesDroppedFleetEvents: while the controller's loop is
+// held, the fleet registry's queue to it overflows and the ACK that
+// completes a rollout is dropped, with nodes coming and going; once the
+// loop runs again it resynchronises from the registry's state and promotes
+// the candidate, instead of waiting for an event that will never come.
+func TestPromotionSurvivesDroppedFleetEvents(t *testing.T) {
+	var hold sync.Mutex // held by the test: the loop stops at its next look at the clock
+	h := newHarnessWith(t, config.Default(), fleet.Config{MaxQueued: 4}, func(c *Config) {
+		c.Now = func() time.Time { hold.Lock(); defer hold.Unlock(); return time.Now() }
+	})
+	h.connect("n1")
+	h.connect("n2")
+	hello := wasmtest.Module(t, "internal/wasmtest/testdata/hello")
+	v1 := h.drop("hello", hello)
+	h.respond("n1", "hello", v1, "")
+	h.wait("n1's ACK counted and v1 sent to n2", func() bool {
+		return testutil.ToFloat64(h.metrics.Acks.WithLabelValues("ecds")) >= 1 && h.planned("n2", v1)
+	})
+
+	hold.Lock()
+	h.connect("n3") // the loop stops on it, planning n3
+	for i := range 20 {
+		node := fmt.Sprintf("flap%d", i)
+		h.connect(node)
+		h.disconnect(node)
+	}
+	h.disconnect("n3")
+	h.respond("n2", "hello", v1, "")
+	dropped := h.fleet.DroppedEvents()
+	hold.Unlock()
+	if dropped == 0 {
+		t.Fatal("nothing dropped: the test did not overflow the queue")
+	}
+	h.wait("v1 promoted", func() bool { st := h.status("hello"); return st.Stable == v1 && st.Candidate == "" })
+	if got := testutil.ToFloat64(h.metrics.ConnectedNodes); got != 2 {
+		t.Fatalf("%v nodes connected after the resync, want 2", got)
+	}
+}
+
+// TestOldModulesPruned: with keep_versions 1, a module that is neither the
+// newest version, the stable one, the candidate nor marked bad leaves the
+// store once a newer version is admitted; the history keeps its record.
+func TestOldModulesPruned(t *testing.T) {
+	cfg := config.Default()
+	cfg.KeepVersions = 1
+	h := newHarness(t, cfg, fleet.Config{})
+	h.connect("n1")
+	hello := wasmtest.Module(t, "internal/wasmtest/testdata/hello")
+	promote := func(d types.Digest) {
+		t.Helper()
+		h.respond("n1", "hello", d, "")
+		h.wait(d.Short()+" promoted", func() bool { st := h.status("hello"); return st.Stable == d && st.Candidate == "" })
+	}
+	v1 := h.drop("hello", hello)
+	promote(v1)
+	v2 := h.drop("hello", variant(hello, 2))
+	promote(v2)
+	v3 := h.drop("hello", variant(hello, 3))
+	h.respond("n1", "hello", v3, "wasm: proxy_on_vm_start failed")
+	h.wait("v3 rolled back", func() bool { return len(h.status("hello").Bad) == 1 })
+	v4 := h.drop("hello", variant(hello, 4))
+	h.wait("v4 the candidate", func() bool { return h.status("hello").Candidate == v4 })
+
+	for _, tt := range []struct {
+		name   string
+		d      types.Digest
+		stored bool
+	}{
+		{"v1, superseded", v1, false},
+		{"v2, stable", v2, true},
+		{"v3, marked bad", v3, true},
+		{"v4, candidate and newest", v4, true},
+	} {
+		if _, ok, err := h.store.Module(tt.d); ok != tt.stored || err != nil {
+			t.Errorf("%s: stored = %v (err %v), want %v", tt.name, ok, err, tt.stored)
+		}
+	}
+	if hist, err := h.store.History("hello"); err != nil || len(hist) != 4 {
+		t.Fatalf("history: %d records (err %v), want 4", len(hist), err)
+	}
 }

@@ -19,7 +19,8 @@ import (
 // Defaults for Config.
 const (
 	// DefaultMaxQueued is how many undelivered events one subscriber may
-	// have before further events to it are dropped (and counted).
+	// have before it falls behind: further events to it are dropped (and
+	// counted) until it has caught up and been sent a Resync.
 	DefaultMaxQueued = 1 << 16
 	// DefaultRetention is how long the assignments recorded for a node are
 	// kept after its last stream closed. A node that comes back within it
@@ -106,10 +107,14 @@ type Registry interface {
 	Node(id string) (NodeStatus, bool)
 	// Subscribe returns events from now until ctx ends, then the channel is
 	// closed. Delivery never blocks the registry: each subscriber has its own
-	// queue of up to Config.MaxQueued events; beyond that, events to that
-	// subscriber are dropped and counted in DroppedEvents. State is always
-	// complete in Nodes, so a subscriber that fell behind can resynchronise
-	// from it.
+	// queue of up to Config.MaxQueued events. Past that the subscriber is
+	// behind: events to it are dropped and counted in DroppedEvents, except
+	// Answered events of nodes still connected, which no state can replay
+	// (the order of a node's answers matters). Once it has read what was
+	// queued it gets those answers, then one Resync event carrying the state
+	// of every node as of that moment, then events as usual: so it misses
+	// nothing it cannot rebuild, and rebuilds from a state that every later
+	// event follows on from.
 	Subscribe(ctx context.Context) <-chan Event
 	// DroppedEvents counts events dropped for slow subscribers.
 	DroppedEvents() uint64
@@ -135,6 +140,11 @@ const (
 	// empty for a node that has none). Every answer is published, also an
 	// ACK of an identical re-send, which Acked does not count as a load.
 	Answered
+	// Resync: events to this subscriber were dropped (it fell behind);
+	// Nodes is every connected node as of this event. A node whose Session
+	// differs from the one the subscriber saw connect left and came back
+	// meanwhile; Answered events of sessions that ended were dropped too.
+	Resync
 )
 
 func (k EventKind) String() string {
@@ -149,6 +159,8 @@ func (k EventKind) String() string {
 		return "nacked"
 	case Answered:
 		return "answered"
+	case Resync:
+		return "resync"
 	}
 	return "unknown"
 }
@@ -168,11 +180,19 @@ type Event struct {
 	TypeURL string
 	NACK    bool
 	Report  bool
+	// Session identifies the node's connection for NodeConnected and
+	// NodeDisconnected, as NodeStatus.Session does.
+	Session uint64
+	// Nodes is the state of every connected node, for Resync.
+	Nodes []NodeStatus
 }
 
 // NodeStatus is a copy of what the registry knows about a node.
 type NodeStatus struct {
-	ID        string
+	ID string
+	// Session is unique to one connection of the node, from its first
+	// stream's first request to its last stream's close.
+	Session   uint64
 	Cluster   string
 	Metadata  map[string]any
 	UserAgent string
@@ -315,6 +335,8 @@ type registry struct {
 	departed []departure
 	subs     map[*subscriber]struct{}
 	dropped  uint64
+	// sessions numbers node connections (NodeStatus.Session).
+	sessions uint64
 }
 
 var _ Registry = (*registry)(nil)
@@ -345,6 +367,7 @@ type departure struct {
 
 type node struct {
 	id        Identity
+	session   uint64
 	streams   map[Stream]struct{}
 	firstSeen time.Time
 	lastSeen  time.Time
@@ -399,7 +422,8 @@ func (r *registry) StreamClosed(s Stream) {
 		r.away(id, now)
 		r.expire(now)
 		r.log.Info("node disconnected", zap.String("node", id))
-		r.publish(Event{Kind: NodeDisconnected, Node: id, At: now})
+		r.ended(id)
+		r.publish(Event{Kind: NodeDisconnected, Node: id, At: now, Session: n.session})
 	}
 }
 
@@ -540,13 +564,14 @@ func (r *registry) bind(s Stream, id Identity) *node {
 	n := r.nodes[id.ID]
 	if n == nil {
 		now := r.now()
-		n = &node{id: id, streams: map[Stream]struct{}{}, firstSeen: now, lastSeen: now,
+		r.sessions++
+		n = &node{id: id, session: r.sessions, streams: map[Stream]struct{}{}, firstSeen: now, lastSeen: now,
 			types: map[string]*typeState{}, filters: map[string]*FilterStatus{}}
 		r.nodes[id.ID] = n
 		r.expire(now)
 		r.log.Info("node connected", zap.String("node", id.ID), zap.String("cluster", id.Cluster),
 			zap.String("user_agent", id.UserAgent))
-		r.publish(Event{Kind: NodeConnected, Node: id.ID, At: now})
+		r.publish(Event{Kind: NodeConnected, Node: id.ID, At: now, Session: n.session})
 	}
 	n.id = id
 	n.streams[s] = struct{}{}
@@ -754,6 +779,12 @@ func newDigests(prev, next types.FilterVersions) []types.Digest {
 func (r *registry) Nodes() []NodeStatus {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.statusAll()
+}
+
+// statusAll copies every connected node's state, sorted by ID; the caller
+// holds r.mu.
+func (r *registry) statusAll() []NodeStatus {
 	out := make([]NodeStatus, 0, len(r.nodes))
 	for _, id := range slices.Sorted(maps.Keys(r.nodes)) {
 		out = append(out, r.nodes[id].status())
@@ -774,7 +805,7 @@ func (r *registry) Node(id string) (NodeStatus, bool) {
 // status copies the node's state; the caller holds the registry lock.
 func (n *node) status() NodeStatus {
 	st := NodeStatus{
-		ID: n.id.ID, Cluster: n.id.Cluster, Metadata: maps.Clone(n.id.Metadata), UserAgent: n.id.UserAgent,
+		ID: n.id.ID, Session: n.session, Cluster: n.id.Cluster, Metadata: maps.Clone(n.id.Metadata), UserAgent: n.id.UserAgent,
 		Streams: len(n.streams), FirstSeen: n.firstSeen, LastSeen: n.lastSeen,
 	}
 	for _, t := range slices.Sorted(maps.Keys(n.types)) {

@@ -48,14 +48,16 @@ const (
 	incompleteWaitDebounces = 20
 )
 
-// fileKind says which debounced unit a file belongs to.
+// fileKind says which debounced unit a file belongs to. Units of one
+// filter settle in this order.
 type fileKind int
 
 const (
+	// kindSettings: NAME.yaml. It goes first: a module reported before the
+	// settings file beside it would be admitted with other settings.
+	kindSettings fileKind = iota
 	// kindModule: NAME.wasm with its .sig and manifest, reported together.
-	kindModule fileKind = iota
-	// kindSettings: NAME.yaml.
-	kindSettings
+	kindModule
 )
 
 type key struct {
@@ -77,11 +79,11 @@ type Dir struct {
 	out chan<- types.Event
 	log *zap.Logger
 
-	dir      string             // absolute
-	pending  map[key]time.Time  // when each debounced unit is due
-	waiting  map[key]incomplete // modules waited for because they look cut off
-	modules  map[string]string  // filter -> fingerprint of the last ModuleChanged
-	settings map[string]types.Digest
+	dir      string                  // absolute
+	pending  map[key]time.Time       // when each debounced unit is due
+	waiting  map[key]incomplete      // modules waited for because they look cut off
+	modules  map[string]string       // filter -> fingerprint of the last ModuleChanged
+	settings map[string]types.Digest // filter -> digest of the last SettingsChanged; "" after a SourceFailed
 }
 
 // NewDir returns a source for cfg.Dir that sends to out. Start sends with a
@@ -276,6 +278,12 @@ func (d *Dir) fireDue(ctx context.Context) {
 		}
 		switch k.kind {
 		case kindModule:
+			if at, ok := d.pending[key{k.filter, kindSettings}]; ok {
+				// The settings file is still being written (or was
+				// just found changing): the module waits for it.
+				d.pending[k] = at
+				continue
+			}
 			d.settleModule(ctx, k)
 		case kindSettings:
 			d.settleSettings(ctx, k)
@@ -394,6 +402,9 @@ func (d *Dir) settleSettings(ctx context.Context, k key) {
 		d.schedule(k)
 		return
 	case err != nil:
+		// Remembered as reported, with no digest: the file's removal,
+		// or its first good read, is news.
+		d.settings[k.filter] = ""
 		d.fail(ctx, k.filter, path, err)
 		return
 	}

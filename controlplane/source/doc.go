@@ -11,6 +11,9 @@
 //
 // NAME must satisfy config.ValidFilterName; anything else in the directory
 // (editor swap and backup files, "4913", "*.tmp", ".#NAME.wasm") is ignored.
+// A filter's settings file is reported before its module, and a module waits
+// while the settings file beside it is still being written, so a module is
+// never admitted with settings other than the file's.
 //
 // The hard part is never publishing half a file. Editors and copy tools
 // write in pieces, rename temp files into place and fire bursts of events.

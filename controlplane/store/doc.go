@@ -23,4 +23,9 @@
 //
 // Module bytes are checked against their digest when read back: a corrupted
 // file is an error naming its path (ErrCorrupt), never served as if good.
+//
+// Modules are deleted only by Prune, which keeps each filter's newest
+// versions and the ones its rollout state names: a registry tag polled every
+// 30 s must not grow the directory without bound, while the history, which
+// is small, keeps every record.
 package store

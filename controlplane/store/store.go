@@ -52,6 +52,16 @@ type Store interface {
 	State(filter string) (types.FilterState, bool, error)
 	// SetState replaces a filter's rollout state in one transaction.
 	SetState(st types.FilterState) error
+	// Prune deletes every stored module that no filter keeps, and returns
+	// their digests. A filter keeps the modules of its newest keep
+	// versions (distinct digests, newest history entries first) and those
+	// pinned names for it (its stable, candidate and bad-marked versions);
+	// a module several filters share stays while any of them keeps it, and
+	// a module no history names goes. History records stay: a pruned
+	// version is still in History, its module a miss. The caller must not
+	// store modules concurrently (one would look unkept between PutModule
+	// and AddVersion): the controller's loop does both.
+	Prune(keep int, pinned map[string][]types.Digest) ([]types.Digest, error)
 	// Close releases the database and its lock. Versions and state cannot
 	// be read or written after Close.
 	Close() error
@@ -381,6 +391,55 @@ func (s *fileStore) SetState(st types.FilterState) error {
 		return fmt.Errorf("store: %s: state: %w", st.Filter, err)
 	}
 	return nil
+}
+
+func (s *fileStore) Prune(keep int, pinned map[string][]types.Digest) ([]types.Digest, error) {
+	kept := map[types.Digest]bool{}
+	for _, ds := range pinned {
+		for _, d := range ds {
+			kept[d] = true
+		}
+	}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		all := tx.Bucket(bucketHistory)
+		return all.ForEachBucket(func(filter []byte) error {
+			newest := map[types.Digest]bool{}
+			c := all.Bucket(filter).Cursor()
+			for k, val := c.Last(); k != nil && len(newest) < keep; k, val = c.Prev() {
+				var v types.Version
+				if err := json.Unmarshal(val, &v); err != nil {
+					return fmt.Errorf("%s: %w", filter, err)
+				}
+				newest[v.Digest], kept[v.Digest] = true, true
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: prune: history: %w", err)
+	}
+	entries, err := os.ReadDir(s.modules)
+	if err != nil {
+		return nil, fmt.Errorf("store: prune: %w", err)
+	}
+	var removed []types.Digest
+	for _, e := range entries {
+		d, err := types.ParseDigest(e.Name())
+		if err != nil || kept[d] {
+			continue // temp files are Open's; anything else is not ours
+		}
+		if err := os.Remove(s.path(d)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return removed, fmt.Errorf("store: prune: %w", err)
+		}
+		s.verified.Delete(d)
+		removed = append(removed, d)
+	}
+	if len(removed) > 0 {
+		if err := syncDir(s.modules); err != nil {
+			return removed, fmt.Errorf("store: prune: %w", err)
+		}
+	}
+	return removed, nil
 }
 
 func (s *fileStore) Close() error {
