@@ -1,7 +1,7 @@
 // Command wasmfleet is the whole product in one binary: the control plane
 // (serve), offline checks (validate), filter builds (build), registry pushes
-// (push), lab certificates (certs), and clients of the admin API (status,
-// rollout, version).
+// (push), lab certificates (certs), new filters (new), and clients of the
+// admin API (status, rollout, version).
 package main
 
 import (
@@ -118,7 +118,7 @@ admin_token. Every command that prints data takes -o table|json|yaml.
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), validateCmd(), buildCmd(), pushCmd(), statusCmd(), rolloutCmd(), versionCmd(), certsCmd())
+	root.AddCommand(serveCmd(), validateCmd(), buildCmd(), pushCmd(), statusCmd(), rolloutCmd(), versionCmd(), certsCmd(), newCmd())
 	markFailures(root)
 	return root
 }
