@@ -173,6 +173,8 @@ func New(opts Options) (_ *ControlPlane, err error) {
 		return nil, err
 	}
 	metrics.RegisterRollouts(reg, func() []metrics.Rollout { return rolloutGauges(cp.ctrl.Status()) })
+	build := admin.Build()
+	metrics.RegisterBuildInfo(reg, build.Version, build.Revision, build.GoVersion)
 	cp.modHTTP = &http.Server{Handler: countCodes(modserver.New(cp.store, log), m), ReadHeaderTimeout: 10 * time.Second,
 		// Refused TLS handshakes land here, named rather than on stderr.
 		ErrorLog: zap.NewStdLog(log.Named("modules"))}

@@ -91,8 +91,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"result"}),
 	}
 	reg.MustRegister(m.Admissions, m.AdmissionSeconds, m.SnapshotPushes, m.SnapshotBuildSeconds,
-		m.Acks, m.Nacks, m.ResponseSeconds, m.ConnectedNodes, m.Rollbacks, m.ModuleFetches, m.ConfigReloads,
-		newBuildInfo())
+		m.Acks, m.Nacks, m.ResponseSeconds, m.ConnectedNodes, m.Rollbacks, m.ModuleFetches, m.ConfigReloads)
 	return m
 }
 

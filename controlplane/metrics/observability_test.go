@@ -145,6 +145,7 @@ func registeredNames(t *testing.T) map[string]bool {
 	d := &describer{Registerer: prometheus.NewRegistry(), names: map[string]bool{}}
 	New(d)
 	RegisterRollouts(d, func() []Rollout { return nil })
+	RegisterBuildInfo(d, "v0", "rev", "go")
 	if len(d.names) < 10 {
 		t.Fatalf("only %d metric names read from the collectors: %v", len(d.names), d.names)
 	}

@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -79,24 +78,16 @@ func flag(b bool) float64 {
 	return 0
 }
 
-// newBuildInfo is wasmfleet_build_info: 1, labelled with the module
-// version, the VCS revision the binary was built from and the Go version,
-// so a dashboard can tell which build each control plane runs.
-func newBuildInfo() prometheus.Gauge {
-	version, revision, goVersion := "unknown", "unknown", "unknown"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		version, goVersion = bi.Main.Version, bi.GoVersion
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				revision = s.Value
-			}
-		}
-	}
+// RegisterBuildInfo registers wasmfleet_build_info: 1, labelled with the
+// build's module version, VCS revision and Go version, so a dashboard can
+// tell which build each control plane runs. The caller reads them once
+// (admin.Build, which GET /api/v1/version also serves).
+func RegisterBuildInfo(reg prometheus.Registerer, version, revision, goVersion string) {
 	g := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "wasmfleet_build_info",
 		Help:        "1, labelled with the build's module version, VCS revision and Go version.",
 		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "go_version": goVersion},
 	})
 	g.Set(1)
-	return g
+	reg.MustRegister(g)
 }
