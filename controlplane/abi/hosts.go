@@ -57,6 +57,9 @@ const (
 //     wasi_unstable and wasi_snapshot_preview1. PR #427 (commit c4d7bb0,
 //     2024-12-19) added fd_fdstat_set_flags, sched_yield and poll_oneoff to
 //     the older set; PR #533 (commit 94091cd, 2026-04-06) added the rest.
+//
+// It is also what admission's trial run must provide: a test holds
+// controlplane/wasmhost to every function listed here.
 var hostTable = []struct {
 	modules []string
 	names   string // space-separated

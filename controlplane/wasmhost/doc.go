@@ -26,15 +26,24 @@
 //     between plugins with the same vm_id and code, and runs one VM per
 //     worker thread; here each Plugin is its own VM, and its calls are
 //     serialised by a mutex (use one Plugin per worker for parallelism).
-//   - No timers or dispatcher. The caller drives proxy_on_tick with Tick
-//     (TickPeriod says how often). Queue notifications (proxy_on_queue_ready)
-//     are delivered after the callback that caused them when the queue is
-//     the plugin's own, else at the next call into the registering plugin.
+//   - No dispatcher. RunTicks is each VM's tick timer, following Envoy's
+//     (a period set restarts it; re-armed after each tick); or drive
+//     proxy_on_tick yourself with Tick. Queue notifications
+//     (proxy_on_queue_ready) are delivered after the callback that caused
+//     them when the queue is the plugin's own, else at the next call into
+//     the registering plugin (a tick is one).
+//   - A stream the filter paused at its end stays paused after the host
+//     method returns; AwaitRequest and AwaitResponse wait for the filter to
+//     resume it (proxy_continue_stream), reply or reset it from a later
+//     callback (a tick, a queue notification).
 //   - HTTP callouts run synchronously inside proxy_http_call through the
 //     HTTPCaller; the response is delivered (proxy_on_http_call_response)
 //     right after the callback that made the call returns, and before the
 //     host method that ran it returns. A stream the filter paused and then
-//     resumed from the response reports ActionContinue. See HTTPCaller.
+//     resumed from the response reports ActionContinue. The guest sees
+//     Envoy's order of events, but the VM is held for the callout's
+//     duration (up to its timeout), where Envoy's worker serves other
+//     streams meanwhile. See HTTPCaller.
 //   - The host records, the caller acts: a local response
 //     (LocalResponse; the callback's action becomes ActionPause, as Envoy
 //     stops iteration), proxy_close_stream (WasReset), the filter's
@@ -71,7 +80,11 @@
 //   - Metrics keep the guest's names (Envoy prefixes them and extracts
 //     tags); histograms keep count, sum, min and max.
 //   - WASI is wazero's full wasi_snapshot_preview1, more than Envoy offers
-//     (admission checks imports separately). stdout and stderr go to the
+//     (admission checks imports separately), also under the old name
+//     wasi_unstable, as in proxy-wasm-cpp-host. Every import
+//     controlplane/abi accepts is provided (its tests check, through
+//     Runtime.Provides), including Emscripten's env.pthread_equal and
+//     env.emscripten_notify_memory_growth. stdout and stderr go to the
 //     plugin's log at info and error level, one call per line (Envoy logs
 //     each write); a Go traceback is logged but kept out of error messages.
 //   - ErrMemoryLimit is inferred: a guest that fails with its memory within

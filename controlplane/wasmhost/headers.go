@@ -1,9 +1,12 @@
 package wasmhost
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"strings"
+
+	"github.com/tetratelabs/wazero/api"
 )
 
 // Headers is an ordered multi-map of HTTP header fields, pseudo-headers
@@ -191,4 +194,142 @@ func decodePairs(b []byte) ([][2]string, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// Host functions of header maps.
+
+// headerMap returns the map a guest names, and whether it may change it.
+func (p *Plugin) headerMap(t mapType) (*Headers, bool) {
+	if s := p.stream(); s != nil {
+		switch t {
+		case mapRequestHeaders:
+			return s.requestHeaders, true
+		case mapRequestTrailers:
+			return s.requestTrailers, true
+		case mapResponseHeaders:
+			return s.responseHeaders, true
+		case mapResponseTrailers:
+			return s.responseTrailers, true
+		}
+	}
+	if p.calloutResp != nil {
+		switch t {
+		case mapHTTPCallResponseHeaders:
+			return p.calloutResp.Headers, false
+		case mapHTTPCallResponseTrailer:
+			return p.calloutResp.Trailers, false
+		}
+	}
+	return nil, false
+}
+
+// mutableMap is the map for add/replace/remove/set: BadArgument when there
+// is none or it is read-only, as in Envoy.
+func (p *Plugin) mutableMap(t uint64) (*Headers, status) {
+	if t > uint64(mapHTTPCallResponseTrailer) {
+		return nil, statusBadArgument
+	}
+	h, writable := p.headerMap(mapType(t))
+	if h == nil || !writable {
+		return nil, statusBadArgument
+	}
+	return h, statusOK
+}
+
+func hostGetHeaderMapValue(ctx context.Context, p *Plugin, mod api.Module, a []uint64) status {
+	if a[0] > uint64(mapHTTPCallResponseTrailer) {
+		return statusBadArgument
+	}
+	key, ok := readString(mod, a[1], a[2])
+	if !ok {
+		return statusInvalidMemoryAccess
+	}
+	h, _ := p.headerMap(mapType(a[0]))
+	if h == nil {
+		return statusBadArgument
+	}
+	v, ok := h.Get(key)
+	if !ok {
+		return statusNotFound
+	}
+	return copyOut(ctx, p, mod, v, a[3], a[4])
+}
+
+func hostAddHeaderMapValue(_ context.Context, p *Plugin, mod api.Module, a []uint64) status {
+	return editHeader(p, mod, a, (*Headers).Add)
+}
+
+func hostReplaceHeaderMapValue(_ context.Context, p *Plugin, mod api.Module, a []uint64) status {
+	return editHeader(p, mod, a, (*Headers).Set)
+}
+
+func editHeader(p *Plugin, mod api.Module, a []uint64, edit func(h *Headers, k, v string)) status {
+	h, st := p.mutableMap(a[0])
+	if st != statusOK {
+		return st
+	}
+	k, ok1 := readString(mod, a[1], a[2])
+	v, ok2 := readString(mod, a[3], a[4])
+	if !ok1 || !ok2 {
+		return statusInvalidMemoryAccess
+	}
+	edit(h, k, v)
+	return statusOK
+}
+
+func hostRemoveHeaderMapValue(_ context.Context, p *Plugin, mod api.Module, a []uint64) status {
+	h, st := p.mutableMap(a[0])
+	if st != statusOK {
+		return st
+	}
+	k, ok := readString(mod, a[1], a[2])
+	if !ok {
+		return statusInvalidMemoryAccess
+	}
+	h.Remove(k)
+	return statusOK
+}
+
+func hostGetHeaderMapPairs(ctx context.Context, p *Plugin, mod api.Module, a []uint64) status {
+	if a[0] > uint64(mapHTTPCallResponseTrailer) {
+		return statusBadArgument
+	}
+	h, _ := p.headerMap(mapType(a[0]))
+	size := 0
+	if h.Len() > 0 {
+		size = pairsSize(h.kv)
+	}
+	dst, addr, st := p.guestAlloc(ctx, mod, size)
+	if st != statusOK {
+		return st
+	}
+	if size > 0 {
+		putPairs(dst, h.kv) // in place: guest memory is not zeroed, so every byte is written
+	}
+	return p.handOver(mod, addr, size, a[1], a[2])
+}
+
+func hostSetHeaderMapPairs(_ context.Context, p *Plugin, mod api.Module, a []uint64) status {
+	h, st := p.mutableMap(a[0])
+	if st != statusOK {
+		return st
+	}
+	raw, ok := viewBytes(mod, a[1], a[2]) // decodePairs copies into strings
+	if !ok {
+		return statusInvalidMemoryAccess
+	}
+	pairs, err := decodePairs(raw)
+	if err != nil {
+		pairs = nil // as Envoy: malformed pairs read as an empty map
+	}
+	h.replaceAll(pairs)
+	return statusOK
+}
+
+func hostGetHeaderMapSize(_ context.Context, p *Plugin, mod api.Module, a []uint64) status {
+	h, st := p.mutableMap(a[0])
+	if st != statusOK {
+		return st
+	}
+	return writeU32(mod, a[1], uint32(h.byteSize()))
 }

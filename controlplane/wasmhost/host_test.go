@@ -239,6 +239,7 @@ func TestHTTPCallout(t *testing.T) {
 		name       string
 		plugin     string
 		cluster    string
+		timeout    string // x-probe-timeout, ms; "" = the probe's 5000
 		caller     HTTPCaller
 		wantAction Action
 		wantHeader [2]string // a request header the guest set
@@ -255,6 +256,9 @@ func TestHTTPCallout(t *testing.T) {
 			wantAction: ActionPause, wantLocal: 502, wantBody: "callout failed: 11 "}, // BrokenConnection, then the error
 		{name: "no caller configured", plugin: "front", cluster: "auth", caller: nil,
 			wantAction: ActionContinue, wantHeader: [2]string{"x-callout-error", "error status returned by host: bad argument"}},
+		// Envoy takes the timeout as a signed int: 2^32-1 ms is -1, refused.
+		{name: "negative timeout fails the call", plugin: "front", cluster: "auth", timeout: "4294967295", caller: caller,
+			wantAction: ActionContinue, wantHeader: [2]string{"x-callout-error", "error status returned by host: bad argument"}},
 	}
 	m := testModule(t, probeGuest)
 	for _, tt := range tests {
@@ -265,6 +269,9 @@ func TestHTTPCallout(t *testing.T) {
 				t.Fatal(err)
 			}
 			req := NewHeaders(":method", "GET", ":path", "/", "x-probe-op", "callout", "x-probe-cluster", tt.cluster)
+			if tt.timeout != "" {
+				req.Add("x-probe-timeout", tt.timeout)
+			}
 			a, err := s.RequestHeaders(req, true)
 			if err != nil {
 				t.Fatal(err)

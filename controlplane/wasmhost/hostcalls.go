@@ -2,9 +2,6 @@ package wasmhost
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"slices"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -35,7 +32,9 @@ func i32s(n int) []api.ValueType {
 
 // hostcalls is every function proxy-wasm-cpp-host (Envoy's host) exports to
 // guests in the "env" module, for ABI 0.1.0 and 0.2.x, so that any module
-// Envoy loads also instantiates here.
+// Envoy loads also instantiates here. controlplane/abi's import allowlist
+// says the same from Envoy's side; its tests check that every import it
+// accepts is provided here (Runtime.Provides).
 var hostcalls = []hostcall{
 	{"proxy_log", i32s(3), hostLog},
 	{"proxy_get_log_level", i32s(1), hostGetLogLevel},
@@ -86,6 +85,13 @@ var hostcalls = []hostcall{
 	}},
 	{"proxy_close_stream", i32s(1), hostCloseStream},
 	{"proxy_clear_route_cache", nil, func(context.Context, *Plugin, api.Module, []uint64) status { return statusOK }},
+	// Emscripten's runtime imports pthread_equal; proxy-wasm-cpp-host
+	// registers it for every module (exports.cc) and answers whether its
+	// arguments are equal. Its other Emscripten import returns nothing, so
+	// instantiateHostModule adds it apart.
+	{"pthread_equal", i32s(2), func(_ context.Context, _ *Plugin, _ api.Module, a []uint64) status {
+		return status(boolArg(a[0] == a[1]))
+	}},
 }
 
 func instantiateHostModule(ctx context.Context, rt wazero.Runtime) error {
@@ -108,6 +114,10 @@ func instantiateHostModule(ctx context.Context, rt wazero.Runtime) error {
 			stack[0] = uint64(fn(ctx, p, mod, stack))
 		}), h.params, []api.ValueType{i32}).Export(h.name)
 	}
+	// void emscripten_notify_memory_growth(i32), a no-op in
+	// proxy-wasm-cpp-host (exports.cc), registered for every module.
+	b = b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(context.Context, api.Module, []uint64) {}),
+		i32s(1), nil).Export("emscripten_notify_memory_growth")
 	_, err := b.Instantiate(ctx)
 	return err
 }
@@ -235,6 +245,10 @@ func hostGetCurrentTime(_ context.Context, p *Plugin, mod api.Module, a []uint64
 
 func hostSetTickPeriod(_ context.Context, p *Plugin, _ api.Module, a []uint64) status {
 	p.tickPeriod = time.Duration(uint32(a[0])) * time.Millisecond
+	select { // RunTicks restarts its timer
+	case p.tickSet <- struct{}{}:
+	default:
+	}
 	return statusOK
 }
 
@@ -299,460 +313,4 @@ func hostSetProperty(_ context.Context, p *Plugin, mod api.Module, a []uint64) s
 	}
 	s.props[propertyKey(path)] = value
 	return statusOK
-}
-
-// HTTP streams.
-
-func (p *Plugin) continueStream(t streamType) status {
-	if t > streamResponse {
-		return statusBadArgument
-	}
-	if s := p.stream(); s != nil {
-		s.waiting[t] = false
-	}
-	return statusOK
-}
-
-func hostCloseStream(_ context.Context, p *Plugin, _ api.Module, a []uint64) status {
-	if streamType(a[0]) > streamResponse {
-		return statusBadArgument
-	}
-	if s := p.stream(); s != nil {
-		s.reset = true
-	}
-	return statusOK
-}
-
-func hostSendLocalResponse(_ context.Context, p *Plugin, mod api.Module, a []uint64) status {
-	details, ok1 := readString(mod, a[1], a[2])
-	body, ok2 := readBytes(mod, a[3], a[4])
-	raw, ok3 := viewBytes(mod, a[5], a[6]) // decodePairs copies into strings
-	if !ok1 || !ok2 || !ok3 {
-		return statusInvalidMemoryAccess
-	}
-	pairs, err := decodePairs(raw)
-	if err != nil {
-		pairs = nil // Envoy's parser yields no headers for malformed pairs
-	}
-	s := p.stream()
-	if s == nil {
-		return statusOK // Envoy ignores it outside a stream
-	}
-	h := &Headers{}
-	h.replaceAll(pairs)
-	s.local = &LocalResponse{Status: int(uint32(a[0])), Headers: h, Body: body, Details: details, GRPCStatus: int32(uint32(a[7]))}
-	return statusOK
-}
-
-// headerMap returns the map a guest names, and whether it may change it.
-func (p *Plugin) headerMap(t mapType) (*Headers, bool) {
-	if s := p.stream(); s != nil {
-		switch t {
-		case mapRequestHeaders:
-			return s.requestHeaders, true
-		case mapRequestTrailers:
-			return s.requestTrailers, true
-		case mapResponseHeaders:
-			return s.responseHeaders, true
-		case mapResponseTrailers:
-			return s.responseTrailers, true
-		}
-	}
-	if p.calloutResp != nil {
-		switch t {
-		case mapHTTPCallResponseHeaders:
-			return p.calloutResp.Headers, false
-		case mapHTTPCallResponseTrailer:
-			return p.calloutResp.Trailers, false
-		}
-	}
-	return nil, false
-}
-
-// mutableMap is the map for add/replace/remove/set: BadArgument when there
-// is none or it is read-only, as in Envoy.
-func (p *Plugin) mutableMap(t uint64) (*Headers, status) {
-	if t > uint64(mapHTTPCallResponseTrailer) {
-		return nil, statusBadArgument
-	}
-	h, writable := p.headerMap(mapType(t))
-	if h == nil || !writable {
-		return nil, statusBadArgument
-	}
-	return h, statusOK
-}
-
-func hostGetHeaderMapValue(ctx context.Context, p *Plugin, mod api.Module, a []uint64) status {
-	if a[0] > uint64(mapHTTPCallResponseTrailer) {
-		return statusBadArgument
-	}
-	key, ok := readString(mod, a[1], a[2])
-	if !ok {
-		return statusInvalidMemoryAccess
-	}
-	h, _ := p.headerMap(mapType(a[0]))
-	if h == nil {
-		return statusBadArgument
-	}
-	v, ok := h.Get(key)
-	if !ok {
-		return statusNotFound
-	}
-	return copyOut(ctx, p, mod, v, a[3], a[4])
-}
-
-func hostAddHeaderMapValue(_ context.Context, p *Plugin, mod api.Module, a []uint64) status {
-	return editHeader(p, mod, a, (*Headers).Add)
-}
-
-func hostReplaceHeaderMapValue(_ context.Context, p *Plugin, mod api.Module, a []uint64) status {
-	return editHeader(p, mod, a, (*Headers).Set)
-}
-
-func editHeader(p *Plugin, mod api.Module, a []uint64, edit func(h *Headers, k, v string)) status {
-	h, st := p.mutableMap(a[0])
-	if st != statusOK {
-		return st
-	}
-	k, ok1 := readString(mod, a[1], a[2])
-	v, ok2 := readString(mod, a[3], a[4])
-	if !ok1 || !ok2 {
-		return statusInvalidMemoryAccess
-	}
-	edit(h, k, v)
-	return statusOK
-}
-
-func hostRemoveHeaderMapValue(_ context.Context, p *Plugin, mod api.Module, a []uint64) status {
-	h, st := p.mutableMap(a[0])
-	if st != statusOK {
-		return st
-	}
-	k, ok := readString(mod, a[1], a[2])
-	if !ok {
-		return statusInvalidMemoryAccess
-	}
-	h.Remove(k)
-	return statusOK
-}
-
-func hostGetHeaderMapPairs(ctx context.Context, p *Plugin, mod api.Module, a []uint64) status {
-	if a[0] > uint64(mapHTTPCallResponseTrailer) {
-		return statusBadArgument
-	}
-	h, _ := p.headerMap(mapType(a[0]))
-	size := 0
-	if h.Len() > 0 {
-		size = pairsSize(h.kv)
-	}
-	dst, addr, st := p.guestAlloc(ctx, mod, size)
-	if st != statusOK {
-		return st
-	}
-	if size > 0 {
-		putPairs(dst, h.kv) // in place: guest memory is not zeroed, so every byte is written
-	}
-	return p.handOver(mod, addr, size, a[1], a[2])
-}
-
-func hostSetHeaderMapPairs(_ context.Context, p *Plugin, mod api.Module, a []uint64) status {
-	h, st := p.mutableMap(a[0])
-	if st != statusOK {
-		return st
-	}
-	raw, ok := viewBytes(mod, a[1], a[2]) // decodePairs copies into strings
-	if !ok {
-		return statusInvalidMemoryAccess
-	}
-	pairs, err := decodePairs(raw)
-	if err != nil {
-		pairs = nil // as Envoy: malformed pairs read as an empty map
-	}
-	h.replaceAll(pairs)
-	return statusOK
-}
-
-func hostGetHeaderMapSize(_ context.Context, p *Plugin, mod api.Module, a []uint64) status {
-	h, st := p.mutableMap(a[0])
-	if st != statusOK {
-		return st
-	}
-	return writeU32(mod, a[1], uint32(h.byteSize()))
-}
-
-// Buffers.
-
-// buffer returns the buffer a guest names: a pointer to the bytes when it
-// may change them, else the bytes; found is false when there is none now.
-func (p *Plugin) buffer(t BufferType) (data []byte, mutable *[]byte, found bool) {
-	s := p.stream()
-	switch t {
-	case RequestBody, ResponseBody:
-		if s == nil {
-			return nil, nil, false
-		}
-		b := &s.requestBody.buf
-		if t == ResponseBody {
-			b = &s.responseBody.buf
-		}
-		return *b, b, true
-	case bufferHTTPCallResponseBody:
-		if p.calloutResp == nil {
-			return nil, nil, false
-		}
-		return p.calloutResp.Body, nil, true
-	case bufferVMConfiguration:
-		return p.cfg.VMConfig, nil, true
-	case bufferPluginConfiguration:
-		if !p.configuring { // Envoy offers it during proxy_on_configure only
-			return nil, nil, false
-		}
-		return p.cfg.Configuration, nil, true
-	}
-	return nil, nil, false // TCP data, gRPC and call data: not hosted here
-}
-
-func hostGetBufferStatus(_ context.Context, p *Plugin, mod api.Module, a []uint64) status {
-	if a[0] > uint64(bufferCallData) {
-		return statusBadArgument
-	}
-	data, _, found := p.buffer(BufferType(a[0]))
-	if !found {
-		return statusNotFound
-	}
-	if st := writeU32(mod, a[1], uint32(len(data))); st != statusOK {
-		return st
-	}
-	return writeU32(mod, a[2], 0)
-}
-
-func hostGetBufferBytes(ctx context.Context, p *Plugin, mod api.Module, a []uint64) status {
-	if a[0] > uint64(bufferCallData) {
-		return statusBadArgument
-	}
-	data, _, found := p.buffer(BufferType(a[0]))
-	if !found {
-		return statusNotFound
-	}
-	start, length := uint64(uint32(a[1])), uint64(uint32(a[2]))
-	if start > uint64(len(data)) {
-		return statusOK
-	}
-	length = min(length, uint64(len(data))-start)
-	if length == 0 {
-		return statusOK // nothing written, as in proxy-wasm-cpp-host
-	}
-	return copyOut(ctx, p, mod, data[start:start+length], a[3], a[4])
-}
-
-// hostSetBufferBytes follows Envoy's Buffer::copyFrom: start 0 and length 0
-// prepends, start 0 and length >= size replaces, start >= size appends;
-// anything else (an edit in the middle) is BadArgument.
-func hostSetBufferBytes(_ context.Context, p *Plugin, mod api.Module, a []uint64) status {
-	if a[0] > uint64(bufferCallData) {
-		return statusBadArgument
-	}
-	_, b, found := p.buffer(BufferType(a[0]))
-	if !found {
-		return statusNotFound
-	}
-	if b == nil {
-		return statusBadArgument
-	}
-	data, ok := readBytes(mod, a[3], a[4])
-	if !ok {
-		return statusInvalidMemoryAccess
-	}
-	return editBuffer(b, uint32(a[1]), uint32(a[2]), data)
-}
-
-func editBuffer(b *[]byte, start, length uint32, data []byte) status {
-	size := uint32(len(*b))
-	switch {
-	case start == 0 && length == 0:
-		*b = slices.Concat(data, *b) // never append into data: it may share memory with *b
-	case start == 0 && length >= size:
-		*b = data
-	case start >= size:
-		*b = append(*b, data...)
-	default:
-		return statusBadArgument
-	}
-	return statusOK
-}
-
-// Shared data and queues.
-
-func hostGetSharedData(ctx context.Context, p *Plugin, mod api.Module, a []uint64) status {
-	key, ok := readString(mod, a[0], a[1])
-	if !ok {
-		return statusInvalidMemoryAccess
-	}
-	v, cas, ok := p.cfg.Shared.Get(p.cfg.VMID, key)
-	if !ok {
-		return statusNotFound
-	}
-	if st := copyOut(ctx, p, mod, v, a[2], a[3]); st != statusOK {
-		return st
-	}
-	return writeU32(mod, a[4], cas)
-}
-
-func hostSetSharedData(_ context.Context, p *Plugin, mod api.Module, a []uint64) status {
-	key, ok1 := readString(mod, a[0], a[1])
-	value, ok2 := viewBytes(mod, a[2], a[3]) // set copies it
-	if !ok1 || !ok2 {
-		return statusInvalidMemoryAccess
-	}
-	return p.cfg.Shared.set(p.cfg.VMID, key, value, uint32(a[4]))
-}
-
-func hostRegisterSharedQueue(_ context.Context, p *Plugin, mod api.Module, a []uint64) status {
-	name, ok := readString(mod, a[0], a[1])
-	if !ok {
-		return statusInvalidMemoryAccess
-	}
-	token := p.cfg.Shared.register(p.cfg.VMID, name, p.notifyQueue)
-	p.queues = append(p.queues, token)
-	return writeU32(mod, a[2], token)
-}
-
-func hostResolveSharedQueue(_ context.Context, p *Plugin, mod api.Module, a []uint64) status {
-	vmID, ok1 := readString(mod, a[0], a[1])
-	name, ok2 := readString(mod, a[2], a[3])
-	if !ok1 || !ok2 {
-		return statusInvalidMemoryAccess
-	}
-	token, ok := p.cfg.Shared.resolve(vmID, name)
-	if !ok {
-		return statusNotFound
-	}
-	return writeU32(mod, a[4], token)
-}
-
-func hostEnqueueSharedQueue(_ context.Context, p *Plugin, mod api.Module, a []uint64) status {
-	value, ok := viewBytes(mod, a[1], a[2]) // enqueue copies it
-	if !ok {
-		return statusInvalidMemoryAccess
-	}
-	return p.cfg.Shared.enqueue(uint32(a[0]), value)
-}
-
-func hostDequeueSharedQueue(ctx context.Context, p *Plugin, mod api.Module, a []uint64) status {
-	v, st := p.cfg.Shared.dequeue(uint32(a[0]))
-	if st != statusOK {
-		return st
-	}
-	return copyOut(ctx, p, mod, v, a[1], a[2])
-}
-
-// Metrics. Ids carry the type in their low two bits, as Envoy's do, so a
-// guest that mixes them up gets Envoy's answers.
-
-const metricTypeMask = 3
-
-func hostDefineMetric(_ context.Context, p *Plugin, mod api.Module, a []uint64) status {
-	typ := MetricType(a[0])
-	if typ > MetricHistogram {
-		return statusBadArgument
-	}
-	name, ok := readString(mod, a[1], a[2])
-	if !ok {
-		return statusInvalidMemoryAccess
-	}
-	p.nextMetric++
-	id := p.nextMetric<<2 | uint32(typ)
-	p.metrics[id] = metricRef{m: p.cfg.Metrics.define(name, typ), typ: typ}
-	return writeU32(mod, a[3], id)
-}
-
-func (p *Plugin) metric(id uint64) (metricRef, status) {
-	if MetricType(id&metricTypeMask) > MetricHistogram {
-		return metricRef{}, statusBadArgument
-	}
-	r, ok := p.metrics[uint32(id)]
-	if !ok {
-		return metricRef{}, statusNotFound
-	}
-	return r, statusOK
-}
-
-func hostIncrementMetric(_ context.Context, p *Plugin, _ api.Module, a []uint64) status {
-	r, st := p.metric(a[0])
-	if st != statusOK {
-		return st
-	}
-	return p.cfg.Metrics.increment(r.m, r.typ, int64(a[1]))
-}
-
-func hostRecordMetric(_ context.Context, p *Plugin, _ api.Module, a []uint64) status {
-	r, st := p.metric(a[0])
-	if st != statusOK {
-		return st
-	}
-	p.cfg.Metrics.record(r.m, r.typ, a[1])
-	return statusOK
-}
-
-func hostGetMetric(_ context.Context, p *Plugin, mod api.Module, a []uint64) status {
-	r, st := p.metric(a[0])
-	if st != statusOK {
-		return st
-	}
-	v, st := p.cfg.Metrics.get(r.m, r.typ)
-	if st != statusOK {
-		return st
-	}
-	return writeU64(mod, a[1], v)
-}
-
-// HTTP callouts.
-
-func hostHTTPCall(ctx context.Context, p *Plugin, mod api.Module, a []uint64) status {
-	cluster, ok1 := readString(mod, a[0], a[1])
-	rawHeaders, ok2 := viewBytes(mod, a[2], a[3]) // decoded below, before the guest runs again
-	body, ok3 := readBytes(mod, a[4], a[5])
-	rawTrailers, ok4 := viewBytes(mod, a[6], a[7])
-	if !ok1 || !ok2 || !ok3 || !ok4 {
-		return statusInvalidMemoryAccess
-	}
-	if st := writeU32(mod, a[9], 0); st != statusOK { // check before calling out, as Envoy does
-		return st
-	}
-	headers, err1 := decodePairs(rawHeaders)
-	trailers, err2 := decodePairs(rawTrailers)
-	if err1 != nil || err2 != nil {
-		return statusBadArgument
-	}
-	req := &HTTPCallRequest{Cluster: cluster, Headers: &Headers{}, Body: body, Trailers: &Headers{}, Timeout: time.Duration(uint32(a[8])) * time.Millisecond}
-	req.Headers.replaceAll(headers)
-	req.Trailers.replaceAll(trailers)
-	for _, h := range []string{":path", ":method", ":authority"} {
-		if _, ok := req.Headers.Get(h); !ok {
-			return statusBadArgument
-		}
-	}
-	if p.cfg.HTTPCall == nil {
-		return statusBadArgument
-	}
-	cctx := ctx
-	if req.Timeout > 0 {
-		var cancel context.CancelFunc
-		cctx, cancel = context.WithTimeout(ctx, req.Timeout)
-		defer cancel()
-	}
-	resp, err := p.cfg.HTTPCall.HTTPCall(cctx, req)
-	if errors.Is(err, ErrUnknownCluster) {
-		return statusBadArgument
-	}
-	if err == nil && resp == nil {
-		err = fmt.Errorf("cluster %s: no response", cluster)
-	}
-	if err != nil {
-		resp = nil
-	}
-	p.nextCallout++
-	token := p.nextCallout
-	p.callouts = append(p.callouts, callout{token: token, resp: resp, err: err})
-	return writeU32(mod, a[9], token)
 }

@@ -2,8 +2,11 @@ package wasmhost
 
 import (
 	"cmp"
+	"context"
 	"slices"
 	"sync"
+
+	"github.com/tetratelabs/wazero/api"
 )
 
 // MetricType is the ABI's metric type.
@@ -145,4 +148,64 @@ func (m *Metrics) get(v *metric, typ MetricType) (uint64, status) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return uint64(v.value), statusOK
+}
+
+// Metrics. Ids carry the type in their low two bits, as Envoy's do, so a
+// guest that mixes them up gets Envoy's answers.
+
+const metricTypeMask = 3
+
+func hostDefineMetric(_ context.Context, p *Plugin, mod api.Module, a []uint64) status {
+	typ := MetricType(a[0])
+	if typ > MetricHistogram {
+		return statusBadArgument
+	}
+	name, ok := readString(mod, a[1], a[2])
+	if !ok {
+		return statusInvalidMemoryAccess
+	}
+	p.nextMetric++
+	id := p.nextMetric<<2 | uint32(typ)
+	p.metrics[id] = metricRef{m: p.cfg.Metrics.define(name, typ), typ: typ}
+	return writeU32(mod, a[3], id)
+}
+
+func (p *Plugin) metric(id uint64) (metricRef, status) {
+	if MetricType(id&metricTypeMask) > MetricHistogram {
+		return metricRef{}, statusBadArgument
+	}
+	r, ok := p.metrics[uint32(id)]
+	if !ok {
+		return metricRef{}, statusNotFound
+	}
+	return r, statusOK
+}
+
+func hostIncrementMetric(_ context.Context, p *Plugin, _ api.Module, a []uint64) status {
+	r, st := p.metric(a[0])
+	if st != statusOK {
+		return st
+	}
+	return p.cfg.Metrics.increment(r.m, r.typ, int64(a[1]))
+}
+
+func hostRecordMetric(_ context.Context, p *Plugin, _ api.Module, a []uint64) status {
+	r, st := p.metric(a[0])
+	if st != statusOK {
+		return st
+	}
+	p.cfg.Metrics.record(r.m, r.typ, a[1])
+	return statusOK
+}
+
+func hostGetMetric(_ context.Context, p *Plugin, mod api.Module, a []uint64) status {
+	r, st := p.metric(a[0])
+	if st != statusOK {
+		return st
+	}
+	v, st := p.cfg.Metrics.get(r.m, r.typ)
+	if st != statusOK {
+		return st
+	}
+	return writeU64(mod, a[1], v)
 }

@@ -1,7 +1,6 @@
 package wasmhost
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -104,7 +103,8 @@ type Plugin struct {
 	effective   uint32 // proxy_set_effective_context; 0 = current
 	configuring bool   // the plugin configuration is readable
 	tickPeriod  time.Duration
-	statusCode  uint32 // proxy_get_status
+	tickSet     chan struct{} // one pending "the guest set a period" for RunTicks
+	statusCode  uint32        // proxy_get_status
 	statusMsg   string
 	nextCallout uint32
 	callouts    []callout         // finished callouts not yet delivered
@@ -120,6 +120,7 @@ type Plugin struct {
 	stderr      lineWriter
 	failed      error
 	closed      bool
+	dead        chan struct{} // closed once the VM failed or was closed
 
 	qmu        sync.Mutex // guards queueReady only: other plugins append to it
 	queueReady []uint32
@@ -177,6 +178,8 @@ func (m *Module) NewPlugin(ctx context.Context, cfg PluginConfig) (*Plugin, erro
 		nextID:      2,
 		streams:     map[uint32]*HTTPStream{},
 		metrics:     map[uint32]metricRef{},
+		tickSet:     make(chan struct{}, 1),
+		dead:        make(chan struct{}),
 	}
 	p.stdout = lineWriter{log: func(s string) { p.log(LogInfo, s) }}
 	p.stderr = lineWriter{log: p.logStderr}
@@ -325,33 +328,9 @@ func (p *Plugin) Close(ctx context.Context) error {
 		}
 	}
 	p.closed = true
+	p.markDead()
 	p.cfg.Shared.unregister(p.queues)
 	return errors.Join(err, p.mod.Close(ctx))
-}
-
-// Tick calls proxy_on_tick if the guest set a tick period; the caller
-// drives the timer (see TickPeriod). Pending queue notifications are
-// delivered too.
-func (p *Plugin) Tick(ctx context.Context) error {
-	if err := p.enter(ctx); err != nil {
-		return err
-	}
-	defer p.mu.Unlock()
-	if p.tickPeriod == 0 {
-		return nil
-	}
-	if _, _, err := p.invoke(ctx, p.rootID, p.fn.tick, uint64(p.rootID)); err != nil {
-		return fmt.Errorf("wasmhost: %s: tick: %w", p.name(), err)
-	}
-	return nil
-}
-
-// TickPeriod is the period the guest asked for with
-// proxy_set_tick_period_milliseconds; 0 = no ticks.
-func (p *Plugin) TickPeriod() time.Duration {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.tickPeriod
 }
 
 // Failed returns the error that failed the VM, or nil.
@@ -417,6 +396,7 @@ func (p *Plugin) call(ctx context.Context, id uint32, f api.Function, args ...ui
 	p.stderr.flush()
 	if err != nil {
 		p.failed = fmt.Errorf("%s: %w", exportName(f), p.classify(ctx, err))
+		p.markDead()
 		return 0, p.failed
 	}
 	if len(f.Definition().ResultTypes()) == 0 {
@@ -523,44 +503,22 @@ func (p *Plugin) deliverCallout(ctx context.Context, c callout) error {
 	return err
 }
 
+// markDead wakes everyone waiting on the VM (RunTicks, HTTPStream's
+// Await*) once it failed or closed. Must hold p.mu.
+func (p *Plugin) markDead() {
+	select {
+	case <-p.dead:
+	default:
+		close(p.dead)
+	}
+}
+
 // notifyQueue is called by SharedData, from any goroutine, when an item
 // arrives on a queue this plugin registered.
 func (p *Plugin) notifyQueue(token uint32) {
 	p.qmu.Lock()
 	p.queueReady = append(p.queueReady, token)
 	p.qmu.Unlock()
-}
-
-// log handles one guest log line. Must hold p.mu.
-func (p *Plugin) log(level LogLevel, msg string) {
-	if level >= LogError && len(p.reasons) < maxReasons && msg != "" {
-		p.reasons = append(p.reasons, msg)
-	}
-	if p.cfg.Log != nil && level >= p.cfg.LogLevel {
-		p.cfg.Log(level, msg)
-	}
-}
-
-// logs reports whether log would do anything with a line at level.
-func (p *Plugin) logs(level LogLevel) bool {
-	return level >= LogError && len(p.reasons) < maxReasons ||
-		p.cfg.Log != nil && level >= p.cfg.LogLevel
-}
-
-// logStderr logs a line of the guest's stderr at error level, as Envoy
-// does. A Go guest that panics prints the message, then a traceback; the
-// traceback is logged but kept out of error messages.
-func (p *Plugin) logStderr(line string) {
-	if strings.HasPrefix(line, "goroutine ") {
-		p.traceback = true
-	}
-	if p.traceback {
-		if p.cfg.Log != nil && LogError >= p.cfg.LogLevel {
-			p.cfg.Log(LogError, line)
-		}
-		return
-	}
-	p.log(LogError, line)
 }
 
 func (p *Plugin) walltime() (int64, int32) {
@@ -576,31 +534,4 @@ func (p *Plugin) stream() *HTTPStream {
 		id = p.effective
 	}
 	return p.streams[id]
-}
-
-// lineWriter turns a guest's stdout or stderr into log lines. It is only
-// written from the goroutine running the guest, under the plugin's lock.
-type lineWriter struct {
-	buf []byte
-	log func(string)
-}
-
-func (w *lineWriter) Write(b []byte) (int, error) {
-	w.buf = append(w.buf, b...)
-	for {
-		i := bytes.IndexByte(w.buf, '\n')
-		if i < 0 {
-			return len(b), nil
-		}
-		w.log(string(w.buf[:i]))
-		w.buf = w.buf[i+1:]
-	}
-}
-
-// flush logs a last line without newline.
-func (w *lineWriter) flush() {
-	if len(w.buf) > 0 {
-		w.log(string(w.buf))
-		w.buf = w.buf[:0]
-	}
 }

@@ -81,11 +81,36 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 		r.rt.Close(ctx)
 		return nil, fmt.Errorf("wasmhost: wasi: %w", err)
 	}
+	// proxy-wasm-cpp-host registers the same WASI functions under the older
+	// module name too (FOR_ALL_WASI_FUNCTIONS in WasmBase::registerCallbacks),
+	// so a module built against wasi_unstable loads in Envoy, and here.
+	b := r.rt.NewHostModuleBuilder(wasiUnstable)
+	wasi_snapshot_preview1.NewFunctionExporter().ExportFunctions(b)
+	if _, err := b.Instantiate(ctx); err != nil {
+		r.rt.Close(ctx)
+		return nil, fmt.Errorf("wasmhost: %s: %w", wasiUnstable, err)
+	}
 	if err := instantiateHostModule(ctx, r.rt); err != nil {
 		r.rt.Close(ctx)
 		return nil, fmt.Errorf("wasmhost: env host module: %w", err)
 	}
 	return r, nil
+}
+
+// wasiUnstable is WASI's name before preview 1.
+const wasiUnstable = "wasi_unstable"
+
+// Provides reports whether the runtime serves the function module.name to
+// guests. controlplane/abi's tests use it to hold its import allowlist to
+// what this host provides, so a module admission accepts never fails its
+// trial run for a missing import.
+func (r *Runtime) Provides(module, name string) bool {
+	m := r.rt.Module(module)
+	if m == nil {
+		return false
+	}
+	_, ok := m.ExportedFunctionDefinitions()[name]
+	return ok
 }
 
 // Close closes every module and plugin of the runtime.

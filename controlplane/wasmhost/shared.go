@@ -1,6 +1,11 @@
 package wasmhost
 
-import "sync"
+import (
+	"context"
+	"sync"
+
+	"github.com/tetratelabs/wazero/api"
+)
 
 // SharedData is the key-value store and the message queues that plugins
 // reach through proxy_get/set_shared_data and the proxy_*_shared_queue
@@ -142,4 +147,69 @@ func (s *SharedData) unregister(tokens []uint32) {
 			q.ready = nil
 		}
 	}
+}
+
+// Host functions of shared data and queues.
+
+func hostGetSharedData(ctx context.Context, p *Plugin, mod api.Module, a []uint64) status {
+	key, ok := readString(mod, a[0], a[1])
+	if !ok {
+		return statusInvalidMemoryAccess
+	}
+	v, cas, ok := p.cfg.Shared.Get(p.cfg.VMID, key)
+	if !ok {
+		return statusNotFound
+	}
+	if st := copyOut(ctx, p, mod, v, a[2], a[3]); st != statusOK {
+		return st
+	}
+	return writeU32(mod, a[4], cas)
+}
+
+func hostSetSharedData(_ context.Context, p *Plugin, mod api.Module, a []uint64) status {
+	key, ok1 := readString(mod, a[0], a[1])
+	value, ok2 := viewBytes(mod, a[2], a[3]) // set copies it
+	if !ok1 || !ok2 {
+		return statusInvalidMemoryAccess
+	}
+	return p.cfg.Shared.set(p.cfg.VMID, key, value, uint32(a[4]))
+}
+
+func hostRegisterSharedQueue(_ context.Context, p *Plugin, mod api.Module, a []uint64) status {
+	name, ok := readString(mod, a[0], a[1])
+	if !ok {
+		return statusInvalidMemoryAccess
+	}
+	token := p.cfg.Shared.register(p.cfg.VMID, name, p.notifyQueue)
+	p.queues = append(p.queues, token)
+	return writeU32(mod, a[2], token)
+}
+
+func hostResolveSharedQueue(_ context.Context, p *Plugin, mod api.Module, a []uint64) status {
+	vmID, ok1 := readString(mod, a[0], a[1])
+	name, ok2 := readString(mod, a[2], a[3])
+	if !ok1 || !ok2 {
+		return statusInvalidMemoryAccess
+	}
+	token, ok := p.cfg.Shared.resolve(vmID, name)
+	if !ok {
+		return statusNotFound
+	}
+	return writeU32(mod, a[4], token)
+}
+
+func hostEnqueueSharedQueue(_ context.Context, p *Plugin, mod api.Module, a []uint64) status {
+	value, ok := viewBytes(mod, a[1], a[2]) // enqueue copies it
+	if !ok {
+		return statusInvalidMemoryAccess
+	}
+	return p.cfg.Shared.enqueue(uint32(a[0]), value)
+}
+
+func hostDequeueSharedQueue(ctx context.Context, p *Plugin, mod api.Module, a []uint64) status {
+	v, st := p.cfg.Shared.dequeue(uint32(a[0]))
+	if st != statusOK {
+		return st
+	}
+	return copyOut(ctx, p, mod, v, a[1], a[2])
 }

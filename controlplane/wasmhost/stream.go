@@ -64,6 +64,7 @@ type HTTPStream struct {
 	reset   bool              // proxy_close_stream
 	props   map[string][]byte // proxy_set_property
 	done    bool
+	wake    chan struct{} // one pending "resumed, replied or reset" for await
 }
 
 // body is the buffer of one direction. Envoy hands the filter the current
@@ -92,7 +93,7 @@ func (p *Plugin) NewHTTPStreamInfo(ctx context.Context, info StreamInfo) (*HTTPS
 	if info.Start.IsZero() {
 		info.Start = p.cfg.Clock()
 	}
-	s := &HTTPStream{p: p, id: p.nextID, ctx: withPlugin(ctx, p), info: info}
+	s := &HTTPStream{p: p, id: p.nextID, ctx: withPlugin(ctx, p), info: info, wake: make(chan struct{}, 1)}
 	p.nextID++
 	p.streams[s.id] = s
 	if _, _, err := p.invoke(s.ctx, s.id, p.fn.contextCreate, uint64(s.id), uint64(p.rootID)); err != nil {
@@ -219,6 +220,60 @@ func (s *HTTPStream) run(dir streamType, f api.Function, clamp func(uint64) Acti
 	return a, nil
 }
 
+// AwaitRequest is for a request callback that returned ActionPause with
+// no local response: it waits until the filter resumes the request
+// (proxy_continue_stream) from a later callback, such as a tick or a queue
+// notification, as Envoy keeps a stopped stream until the filter continues
+// it. It returns ActionContinue once resumed; ActionPause when the filter
+// sent a local response (LocalResponse) or reset the stream (WasReset)
+// instead; an error when ctx ends first (ctx's error) or the VM fails or
+// closes. Envoy bounds the wait only by the connection manager's timeouts:
+// give ctx the request's.
+func (s *HTTPStream) AwaitRequest(ctx context.Context) (Action, error) {
+	return s.await(ctx, streamRequest)
+}
+
+// AwaitResponse is AwaitRequest for a response callback.
+func (s *HTTPStream) AwaitResponse(ctx context.Context) (Action, error) {
+	return s.await(ctx, streamResponse)
+}
+
+func (s *HTTPStream) await(ctx context.Context, dir streamType) (Action, error) {
+	p := s.p
+	for {
+		p.mu.Lock()
+		err := p.usable()
+		switch {
+		case err == nil && s.done:
+			err = fmt.Errorf("wasmhost: %s: stream %d: %w", p.name(), s.id, ErrClosed)
+		case err == nil && (s.local != nil || s.reset):
+			p.mu.Unlock()
+			return ActionPause, nil
+		case err == nil && !s.waiting[dir]:
+			p.mu.Unlock()
+			return ActionContinue, nil
+		}
+		p.mu.Unlock()
+		if err != nil {
+			return ActionPause, err
+		}
+		select {
+		case <-s.wake:
+		case <-p.dead:
+		case <-ctx.Done():
+			return ActionPause, fmt.Errorf("wasmhost: %s: stream %d: paused: %w", p.name(), s.id, ctx.Err())
+		}
+	}
+}
+
+// wakeUp tells an await that the stream may have changed. Must hold p.mu.
+func (s *HTTPStream) wakeUp() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
 func boolArg(b bool) uint64 {
 	if b {
 		return 1
@@ -280,4 +335,50 @@ func (s *HTTPStream) Done() error {
 		}
 	}
 	return nil
+}
+
+// Host functions of HTTP streams.
+
+func (p *Plugin) continueStream(t streamType) status {
+	if t > streamResponse {
+		return statusBadArgument
+	}
+	if s := p.stream(); s != nil {
+		s.waiting[t] = false
+		s.wakeUp()
+	}
+	return statusOK
+}
+
+func hostCloseStream(_ context.Context, p *Plugin, _ api.Module, a []uint64) status {
+	if streamType(a[0]) > streamResponse {
+		return statusBadArgument
+	}
+	if s := p.stream(); s != nil {
+		s.reset = true
+		s.wakeUp()
+	}
+	return statusOK
+}
+
+func hostSendLocalResponse(_ context.Context, p *Plugin, mod api.Module, a []uint64) status {
+	details, ok1 := readString(mod, a[1], a[2])
+	body, ok2 := readBytes(mod, a[3], a[4])
+	raw, ok3 := viewBytes(mod, a[5], a[6]) // decodePairs copies into strings
+	if !ok1 || !ok2 || !ok3 {
+		return statusInvalidMemoryAccess
+	}
+	pairs, err := decodePairs(raw)
+	if err != nil {
+		pairs = nil // Envoy's parser yields no headers for malformed pairs
+	}
+	s := p.stream()
+	if s == nil {
+		return statusOK // Envoy ignores it outside a stream
+	}
+	h := &Headers{}
+	h.replaceAll(pairs)
+	s.local = &LocalResponse{Status: int(uint32(a[0])), Headers: h, Body: body, Details: details, GRPCStatus: int32(uint32(a[7]))}
+	s.wakeUp()
+	return statusOK
 }

@@ -1,19 +1,20 @@
 package standin
 
 import (
+	"context"
 	"errors"
 	"fmt"
 )
 
-// errPaused is returned when a filter stops iteration at the end of the
-// stream without sending a reply: Envoy would wait for the filter to resume
-// it, which the stand-in's synchronous host never does.
+// errPaused is returned when a filter stopped iteration at the end of the
+// stream and then neither resumed it nor replied: it reset the stream
+// (proxy_close_stream), which Envoy answers by resetting the request.
 var errPaused = errors.New("standin: filter paused the stream without a reply")
 
 // phase selects the callbacks of one direction.
 type phase struct {
-	headers func(filterStream, *headerMap, bool) (action, error)
-	body    func(filterStream, *[]byte, bool) (action, error)
+	headers func(filterStream, context.Context, *headerMap, bool) (action, error)
+	body    func(filterStream, context.Context, *[]byte, bool) (action, error)
 }
 
 var (
@@ -25,13 +26,14 @@ var (
 // Envoy iterates: headers go down the chain until a filter stops; the body
 // then goes to every filter that has seen the headers; when the stopping
 // filter continues on the body, the headers resume at the next filter. It
-// returns the first local reply a filter sends.
-func (p phase) run(fs []filterStream, h *headerMap, body *[]byte) (*localReply, error) {
+// returns the first local reply a filter sends. ctx is the request's: it
+// bounds how long a filter may hold the stream at its end.
+func (p phase) run(ctx context.Context, fs []filterStream, h *headerMap, body *[]byte) (*localReply, error) {
 	hasBody := len(*body) > 0
 	for start := 0; start < len(fs); {
 		k := start
 		for ; k < len(fs); k++ {
-			a, err := p.headers(fs[k], h, !hasBody)
+			a, err := p.headers(fs[k], ctx, h, !hasBody)
 			if lr, err := outcome(fs[k], k, err); lr != nil || err != nil {
 				return lr, err
 			}
@@ -47,7 +49,7 @@ func (p phase) run(fs []filterStream, h *headerMap, body *[]byte) (*localReply, 
 		}
 		end := min(k, len(fs)-1)
 		for j := start; j <= end; j++ {
-			a, err := p.body(fs[j], body, true)
+			a, err := p.body(fs[j], ctx, body, true)
 			if lr, err := outcome(fs[j], j, err); lr != nil || err != nil {
 				return lr, err
 			}

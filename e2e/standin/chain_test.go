@@ -1,6 +1,7 @@
 package standin
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"testing"
@@ -25,19 +26,23 @@ func (r *recorder) call(what string, stop bool) (action, error) {
 	return actContinue, nil
 }
 
-func (r *recorder) requestHeaders(*headerMap, bool) (action, error) {
+func (r *recorder) requestHeaders(context.Context, *headerMap, bool) (action, error) {
 	if r.replyOnHeaders {
 		r.reply = &localReply{status: 403}
 	}
 	return r.call("h", r.stopHeaders || r.replyOnHeaders)
 }
-func (r *recorder) requestBody(*[]byte, bool) (action, error) { return r.call("b", r.stopBody) }
-func (r *recorder) responseHeaders(*headerMap, bool) (action, error) {
+func (r *recorder) requestBody(context.Context, *[]byte, bool) (action, error) {
+	return r.call("b", r.stopBody)
+}
+func (r *recorder) responseHeaders(context.Context, *headerMap, bool) (action, error) {
 	return r.call("H", r.stopHeaders)
 }
-func (r *recorder) responseBody(*[]byte, bool) (action, error) { return r.call("B", r.stopBody) }
-func (r *recorder) local() *localReply                         { return r.reply }
-func (r *recorder) done()                                      {}
+func (r *recorder) responseBody(context.Context, *[]byte, bool) (action, error) {
+	return r.call("B", r.stopBody)
+}
+func (r *recorder) local() *localReply { return r.reply }
+func (r *recorder) done()              {}
 
 func TestPhaseRunOrder(t *testing.T) {
 	tests := []struct {
@@ -75,7 +80,7 @@ func TestPhaseRunOrder(t *testing.T) {
 				fs[i] = &tc.filters[i]
 			}
 			h, b := headerMap{}, []byte(tc.body)
-			lr, err := decode.run(fs, &h, &b)
+			lr, err := decode.run(context.Background(), fs, &h, &b)
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("err %v, want %v", err, tc.wantErr)
 			}

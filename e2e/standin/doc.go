@@ -26,6 +26,11 @@
 //     slot answers 500 (Envoy's MissingConfigFilter).
 //   - State of the world: an ECDS or RDS resource left out of a response
 //     keeps its config.
+//   - An HTTP callout's upstream failure reaches the guest as a response
+//     (504 on timeout, 503 when the cluster cannot be reached), the async
+//     client's router local reply; only a cluster the node does not know
+//     fails the dispatch itself. So an auth filter that denies unless its
+//     check answers 200 fails closed, as on Envoy.
 //   - Uncached remote code in the first config of a slot holds its listener
 //     in warming until the fetch ends; uncached remote code replacing a
 //     filter on a serving listener is ACKed and never fetched, and the

@@ -1,6 +1,7 @@
 package standin
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -25,12 +26,16 @@ type localReply struct {
 
 // filterStream is one filter instance on one request. The proxy calls it
 // from the request's goroutine only; callbacks take the headers or body in
-// place and may change them.
+// place and may change them. A filter that stops the end of a stream
+// without a reply holds the callback until it resumes the stream from a
+// later callback of its own (a tick, a queue notification), sends a reply,
+// resets the stream, or ctx (the request's) ends, as Envoy keeps a
+// stopped stream.
 type filterStream interface {
-	requestHeaders(h *headerMap, endOfStream bool) (action, error)
-	requestBody(b *[]byte, endOfStream bool) (action, error)
-	responseHeaders(h *headerMap, endOfStream bool) (action, error)
-	responseBody(b *[]byte, endOfStream bool) (action, error)
+	requestHeaders(ctx context.Context, h *headerMap, endOfStream bool) (action, error)
+	requestBody(ctx context.Context, b *[]byte, endOfStream bool) (action, error)
+	responseHeaders(ctx context.Context, h *headerMap, endOfStream bool) (action, error)
+	responseBody(ctx context.Context, b *[]byte, endOfStream bool) (action, error)
 	// local returns the reply the filter sent, if any.
 	local() *localReply
 	// done ends the stream (proxy_on_done/proxy_on_delete).
@@ -52,11 +57,17 @@ type failClosed struct{}
 
 var _ filterStream = failClosed{}
 
-func (failClosed) requestHeaders(*headerMap, bool) (action, error)  { return actStop, nil }
-func (failClosed) requestBody(*[]byte, bool) (action, error)        { return actStop, nil }
-func (failClosed) responseHeaders(*headerMap, bool) (action, error) { return actContinue, nil }
-func (failClosed) responseBody(*[]byte, bool) (action, error)       { return actContinue, nil }
-func (failClosed) done()                                            {}
+func (failClosed) requestHeaders(context.Context, *headerMap, bool) (action, error) {
+	return actStop, nil
+}
+func (failClosed) requestBody(context.Context, *[]byte, bool) (action, error) { return actStop, nil }
+func (failClosed) responseHeaders(context.Context, *headerMap, bool) (action, error) {
+	return actContinue, nil
+}
+func (failClosed) responseBody(context.Context, *[]byte, bool) (action, error) {
+	return actContinue, nil
+}
+func (failClosed) done() {}
 func (failClosed) local() *localReply {
 	return &localReply{status: http.StatusServiceUnavailable, body: []byte("wasm_fail_closed\n")}
 }
@@ -71,11 +82,17 @@ type missingConfig struct{}
 
 var _ filterStream = missingConfig{}
 
-func (missingConfig) requestHeaders(*headerMap, bool) (action, error)  { return actStop, nil }
-func (missingConfig) requestBody(*[]byte, bool) (action, error)        { return actStop, nil }
-func (missingConfig) responseHeaders(*headerMap, bool) (action, error) { return actContinue, nil }
-func (missingConfig) responseBody(*[]byte, bool) (action, error)       { return actContinue, nil }
-func (missingConfig) done()                                            {}
+func (missingConfig) requestHeaders(context.Context, *headerMap, bool) (action, error) {
+	return actStop, nil
+}
+func (missingConfig) requestBody(context.Context, *[]byte, bool) (action, error) { return actStop, nil }
+func (missingConfig) responseHeaders(context.Context, *headerMap, bool) (action, error) {
+	return actContinue, nil
+}
+func (missingConfig) responseBody(context.Context, *[]byte, bool) (action, error) {
+	return actContinue, nil
+}
+func (missingConfig) done() {}
 func (missingConfig) local() *localReply {
 	return &localReply{status: http.StatusInternalServerError}
 }

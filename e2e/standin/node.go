@@ -130,7 +130,7 @@ func (n *node) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("standin: %s: %w", n.cfg.NodeID, err)
 	}
-	host, err := newWasmHost(ctx, n.cfg, n.appendLog)
+	host, err := newWasmHost(ctx, n)
 	if err != nil {
 		return fmt.Errorf("standin: %s: %w", n.cfg.NodeID, err)
 	}

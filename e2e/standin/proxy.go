@@ -130,7 +130,7 @@ func (n *node) serve(w http.ResponseWriter, r *http.Request, ch *chain) {
 		writeLocal(w, &localReply{status: http.StatusBadRequest})
 		return
 	}
-	if lr, err := decode.run(streams, &reqH, &reqBody); lr != nil || err != nil {
+	if lr, err := decode.run(r.Context(), streams, &reqH, &reqBody); lr != nil || err != nil {
 		n.reply(w, lr, err)
 		return
 	}
@@ -142,7 +142,7 @@ func (n *node) serve(w http.ResponseWriter, r *http.Request, ch *chain) {
 	}
 	rev := slices.Clone(streams)
 	slices.Reverse(rev)
-	if lr, err := encode.run(rev, &respH, &respBody); lr != nil || err != nil {
+	if lr, err := encode.run(r.Context(), rev, &respH, &respBody); lr != nil || err != nil {
 		n.reply(w, lr, err)
 		return
 	}

@@ -42,7 +42,7 @@ func newDirectNode(t *testing.T, listeners ...string) *node {
 	}
 	n := dn.(*node)
 	ctx, cancel := context.WithCancel(context.Background())
-	host, err := newWasmHost(ctx, n.cfg, n.appendLog)
+	host, err := newWasmHost(ctx, n)
 	if err != nil {
 		cancel()
 		t.Fatal(err)

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"go.uber.org/zap"
+
 	"github.com/wasmfleet/wasmfleet/controlplane/wasmhost"
 	"github.com/wasmfleet/wasmfleet/e2e/dataplane"
 )
@@ -32,7 +34,10 @@ type host struct {
 	rt     *wasmhost.Runtime
 	vms    int
 	log    func(dataplane.LogLine)
+	warn   *zap.Logger // the node's own log, for VM failures outside requests
 	shared *wasmhost.SharedData
+	// call serves the guests' proxy_http_call through the node's clusters.
+	call wasmhost.HTTPCaller
 
 	mu       sync.Mutex
 	compiled map[string]*wasmhost.Module
@@ -40,14 +45,17 @@ type host struct {
 
 var _ wasmHost = (*host)(nil)
 
-func newWasmHost(ctx context.Context, cfg Config, log func(dataplane.LogLine)) (*host, error) {
+func newWasmHost(ctx context.Context, n *node) (*host, error) {
 	// Like Envoy, no per-callback timeout: a guest that loops forever hangs
 	// its worker. Interruption would cost a goroutine per guest call.
-	rt, err := wasmhost.NewRuntime(ctx, wasmhost.Config{Interpreter: cfg.Interpreter, MemoryLimitMiB: cfg.MemoryLimitMiB, Uninterruptible: true})
+	rt, err := wasmhost.NewRuntime(ctx, wasmhost.Config{Interpreter: n.cfg.Interpreter, MemoryLimitMiB: n.cfg.MemoryLimitMiB, Uninterruptible: true})
 	if err != nil {
 		return nil, err
 	}
-	return &host{rt: rt, vms: cfg.VMsPerFilter, log: log, shared: wasmhost.NewSharedData(), compiled: map[string]*wasmhost.Module{}}, nil
+	return &host{
+		rt: rt, vms: n.cfg.VMsPerFilter, log: n.appendLog, warn: n.log, shared: wasmhost.NewSharedData(),
+		call: wasmhost.HTTPCallerFunc(n.httpCall), compiled: map[string]*wasmhost.Module{},
+	}, nil
 }
 
 func (h *host) module(ctx context.Context, code []byte, digest string) (*wasmhost.Module, error) {
@@ -78,6 +86,7 @@ func (h *host) load(ctx context.Context, spec pluginSpec, code []byte, digest st
 			VMConfig:      spec.vmConfig,
 			Configuration: spec.configuration,
 			Shared:        h.shared,
+			HTTPCall:      h.call,
 			Log: func(level wasmhost.LogLevel, msg string) {
 				h.log(dataplane.LogLine{Filter: spec.slot, Plugin: spec.name, Level: level.String(), Message: msg})
 			},
@@ -87,6 +96,12 @@ func (h *host) load(ctx context.Context, spec pluginSpec, code []byte, digest st
 			return nil, fmt.Errorf("wasm: %s: %w", spec.name, err)
 		}
 		v.plugins = append(v.plugins, p)
+		// Each VM has its own tick timer, as each Envoy worker's VM does.
+		v.tickers.Go(func() {
+			if err := p.RunTicks(ctx); err != nil {
+				h.warn.Warn("wasm tick failed", zap.String("filter", spec.slot), zap.Error(err))
+			}
+		})
 	}
 	return v, nil
 }
@@ -103,6 +118,7 @@ type pool struct {
 	failOpen bool
 	plugins  []*wasmhost.Plugin
 	next     atomic.Uint64
+	tickers  sync.WaitGroup // one RunTicks per plugin; they end when it closes
 }
 
 var _ vm = (*pool)(nil)
@@ -127,6 +143,7 @@ func (v *pool) close() {
 	for _, p := range v.plugins {
 		_ = p.Close(context.WithoutCancel(v.ctx))
 	}
+	v.tickers.Wait()
 }
 
 // wasmStream adapts a wasmhost stream to the proxy's filterStream.
@@ -134,34 +151,58 @@ type wasmStream struct {
 	s *wasmhost.HTTPStream
 }
 
-func (w *wasmStream) requestHeaders(h *headerMap, eos bool) (action, error) {
-	return w.headers(w.s.RequestHeaders, h, eos)
+// awaitFunc is HTTPStream.AwaitRequest or AwaitResponse.
+type awaitFunc func(context.Context) (wasmhost.Action, error)
+
+func (w *wasmStream) requestHeaders(ctx context.Context, h *headerMap, eos bool) (action, error) {
+	return w.headers(ctx, w.s.RequestHeaders, w.s.AwaitRequest, h, eos)
 }
 
-func (w *wasmStream) responseHeaders(h *headerMap, eos bool) (action, error) {
-	return w.headers(w.s.ResponseHeaders, h, eos)
+func (w *wasmStream) responseHeaders(ctx context.Context, h *headerMap, eos bool) (action, error) {
+	return w.headers(ctx, w.s.ResponseHeaders, w.s.AwaitResponse, h, eos)
 }
 
-func (w *wasmStream) headers(call func(*wasmhost.Headers, bool) (wasmhost.Action, error), h *headerMap, eos bool) (action, error) {
+func (w *wasmStream) headers(ctx context.Context, call func(*wasmhost.Headers, bool) (wasmhost.Action, error), await awaitFunc, h *headerMap, eos bool) (action, error) {
 	wh := &wasmhost.Headers{}
 	for _, kv := range *h {
 		wh.Add(kv[0], kv[1])
 	}
 	a, err := call(wh, eos)
-	*h = wh.All()
+	if eos {
+		a, err = w.hold(ctx, a, err, await)
+	}
+	*h = wh.All() // after the wait: the filter may edit the headers before it resumes
 	return toAction(a), err
 }
 
-func (w *wasmStream) requestBody(b *[]byte, eos bool) (action, error) {
-	a, err := w.s.RequestBody(*b, eos)
-	*b = w.s.Body(wasmhost.RequestBody)
+func (w *wasmStream) requestBody(ctx context.Context, b *[]byte, eos bool) (action, error) {
+	return w.body(ctx, w.s.RequestBody, w.s.AwaitRequest, wasmhost.RequestBody, b, eos)
+}
+
+func (w *wasmStream) responseBody(ctx context.Context, b *[]byte, eos bool) (action, error) {
+	return w.body(ctx, w.s.ResponseBody, w.s.AwaitResponse, wasmhost.ResponseBody, b, eos)
+}
+
+func (w *wasmStream) body(ctx context.Context, call func([]byte, bool) (wasmhost.Action, error), await awaitFunc, t wasmhost.BufferType, b *[]byte, eos bool) (action, error) {
+	a, err := call(*b, eos)
+	if eos {
+		a, err = w.hold(ctx, a, err, await)
+	}
+	*b = w.s.Body(t)
 	return toAction(a), err
 }
 
-func (w *wasmStream) responseBody(b *[]byte, eos bool) (action, error) {
-	a, err := w.s.ResponseBody(*b, eos)
-	*b = w.s.Body(wasmhost.ResponseBody)
-	return toAction(a), err
+// hold keeps a stream the filter stopped at its end, without a reply, until
+// the filter resumes it from a later callback (a tick, a queue
+// notification; callout responses arrive before the callback returns, see
+// wasmhost.HTTPCaller), replies, or resets it, or the request ends: Envoy
+// holds such a stream the same way, bounded only by the connection
+// manager's timeouts.
+func (w *wasmStream) hold(ctx context.Context, a wasmhost.Action, err error, await awaitFunc) (wasmhost.Action, error) {
+	if err != nil || a == wasmhost.ActionContinue || w.s.LocalResponse() != nil {
+		return a, err
+	}
+	return await(ctx)
 }
 
 func (w *wasmStream) local() *localReply {

@@ -250,9 +250,13 @@ func (s *stream) requestOp(op string) (a types.Action, done bool) {
 
 func (s *stream) callout() types.Action {
 	cluster, _ := proxywasm.GetHttpRequestHeader("x-probe-cluster")
+	timeout := uint64(5000)
+	if v, err := proxywasm.GetHttpRequestHeader("x-probe-timeout"); err == nil {
+		timeout, _ = strconv.ParseUint(v, 10, 32)
+	}
 	_, err := proxywasm.DispatchHttpCall(cluster,
 		[][2]string{{":method", "GET"}, {":path", "/check"}, {":authority", "auth"}, {"x-from", s.p.name}},
-		[]byte("ping"), nil, 5000,
+		[]byte("ping"), nil, uint32(timeout),
 		func(numHeaders, bodySize, _ int) {
 			if numHeaders == 0 {
 				code, msg := status()
