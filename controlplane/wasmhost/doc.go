@@ -22,10 +22,13 @@
 //
 // # Where this host simplifies Envoy
 //
-//   - One VM per Plugin and one root context per VM. Envoy may share a VM
-//     between plugins with the same vm_id and code, and runs one VM per
-//     worker thread; here each Plugin is its own VM, and its calls are
-//     serialised by a mutex (use one Plugin per worker for parallelism).
+//   - One VM per Plugin and one root context per VM. Envoy shares a VM
+//     between plugins whose vm_id, vm_config.configuration and code hash to
+//     the same key (proxy-wasm-cpp-host src/wasm.cc, makeVmKey, used by
+//     Envoy's source/extensions/common/wasm/wasm.cc createWasm) and runs
+//     one VM per worker thread; here each Plugin is its own VM, and its
+//     calls are serialised by a mutex (use one Plugin per worker for
+//     parallelism).
 //   - No dispatcher. RunTicks is each VM's tick timer, following Envoy's
 //     (a period set restarts it; re-armed after each tick); or drive
 //     proxy_on_tick yourself with Tick. Queue notifications
