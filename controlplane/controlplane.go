@@ -178,10 +178,6 @@ func New(opts Options) (_ *ControlPlane, err error) {
 	cp.modHTTP = &http.Server{Handler: countCodes(modserver.New(cp.store, log), m), ReadHeaderTimeout: 10 * time.Second,
 		// Refused TLS handshakes land here, named rather than on stderr.
 		ErrorLog: zap.NewStdLog(log.Named("modules"))}
-	cp.adminSrv = admin.NewServer(admin.Config{
-		Controller: cp.ctrl, Fleet: registry, History: cp.store, Gatherer: reg, Token: cfg.AdminToken,
-		MetricsOpen: cfg.AdminMetricsOpen, Log: log,
-	})
 	if opts.ConfigPath != "" {
 		initial, err := os.ReadFile(opts.ConfigPath)
 		if err != nil {
@@ -191,6 +187,14 @@ func New(opts Options) (_ *ControlPlane, err error) {
 		// admitted with its filter's new settings.
 		cp.reload = newConfigWatcher(opts.ConfigPath, initial, []reconfigurer{cp.ctrl, cp.registries}, m, log)
 	}
+	adminCfg := admin.Config{
+		Controller: cp.ctrl, Fleet: registry, History: cp.store, Gatherer: reg, Token: cfg.AdminToken,
+		MetricsOpen: cfg.AdminMetricsOpen, Log: log,
+	}
+	if cp.reload != nil { // a nil *configWatcher would be a Reloads that is not nil
+		adminCfg.Reloads = cp.reload
+	}
+	cp.adminSrv = admin.NewServer(adminCfg)
 	cp.cfg = cfg
 	return cp, nil
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/controller"
 	"github.com/wasmfleet/wasmfleet/controlplane/fleet"
 	"github.com/wasmfleet/wasmfleet/controlplane/rollout"
+	"github.com/wasmfleet/wasmfleet/controlplane/store"
 	"github.com/wasmfleet/wasmfleet/controlplane/types"
 )
 
@@ -77,6 +78,8 @@ func (s *script) DryRun(context.Context, config.Config) ([]rollout.Change, error
 type history map[string][]types.Version
 
 func (h history) History(filter string) ([]types.Version, error) { return h[filter], nil }
+
+func (h history) Actions(string) ([]store.Action, error) { return nil, nil }
 
 // stable is auth with v1 stable and nothing rolling out.
 var stable = []controller.FilterStatus{{Name: "auth", Stable: v1, By: config.ByNode, Percent: 100}}

@@ -30,7 +30,8 @@ func rolloutStatusCmd(c *adminClient, out *outputFormat) *cobra.Command {
 		Use:   "status FILTER",
 		Short: "A filter's versions, rollout, bad versions and history; --wait blocks until the rollout ends",
 		Long: `Shows a filter's stable and candidate versions, its rollout (percent, step,
-how many nodes acked the candidate), bad versions and admitted versions.
+when the next step is due, how many nodes acked the candidate), bad
+versions, admitted versions and what operators did (newest first).
 
 With --wait it blocks until the candidate rolling out now (or the version
 --digest names, once it is admitted) is promoted to stable, exiting 0, or is
@@ -108,7 +109,7 @@ func (c *adminClient) filterReport(ctx context.Context, filter string) (filterRe
 	if err := c.do(ctx, "GET", "/filters/"+url.PathEscape(filter)+"/history", nil, &h); err != nil {
 		return r, err
 	}
-	r.Versions = h.Versions
+	r.Versions, r.Actions = h.Versions, h.Actions
 	if cand := r.Filter.Candidate; cand != "" {
 		for _, n := range st.Nodes {
 			if slices.ContainsFunc(n.Filters, func(f api.NodeFilter) bool {

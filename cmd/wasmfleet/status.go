@@ -21,9 +21,10 @@ func statusCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show each filter's versions and rollout, and which node runs which version",
-		Long: `Shows each filter's stable and candidate versions, its rollout (percent, step,
-pause) and last error, then each connected node with what it acked and NACKed.
--o json and -o yaml print GET /api/v1/status as it is.
+		Long: `Shows a refused edit of the config file, if any, then each filter's stable and
+candidate versions, its rollout (percent, step, when the next step is due,
+pause) and last error, then each connected node with what it acked and
+NACKed. -o json and -o yaml print GET /api/v1/status as it is.
 ` + exitCodesHelp,
 		Example: `  wasmfleet status
   wasmfleet status --admin cp.internal:18002 -o json | jq '.filters[] | {name, candidate}'`,
@@ -47,14 +48,18 @@ func printStatus(w io.Writer, st api.Status) error {
 			r.Path, r.At.Local().Format(time.DateTime), strings.ReplaceAll(r.Reason, "\n", "\n  "))
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "FILTER\tPOS\tSTABLE\tCANDIDATE\tROLLOUT\tSTATE\tLAST ERROR")
+	fmt.Fprintln(tw, "FILTER\tPOS\tSTABLE\tCANDIDATE\tROLLOUT\tNEXT STEP\tSTATE\tLAST ERROR")
 	for _, f := range st.Filters {
 		pos := "-"
 		if f.Position >= 0 {
 			pos = fmt.Sprint(f.Position)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Name, pos, orDash(f.Stable.Short()), orDash(f.Candidate.Short()),
-			rolloutCell(f), filterState(f), orDash(f.LastError))
+		next := "-"
+		if !f.NextStepAt.IsZero() {
+			next = f.NextStepAt.Local().Format(time.DateTime)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Name, pos, orDash(f.Stable.Short()), orDash(f.Candidate.Short()),
+			rolloutCell(f), next, filterState(f), orDash(f.LastError))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

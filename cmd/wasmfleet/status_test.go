@@ -13,9 +13,11 @@ import (
 
 func TestPrintStatus(t *testing.T) {
 	v1, v2 := types.DigestOf([]byte("v1")), types.DigestOf([]byte("v2"))
+	next := time.Date(2026, 12, 5, 11, 30, 0, 0, time.UTC)
 	st := api.Status{
 		RefusedReload: &api.RefusedReload{Path: "wasmfleet.yaml", Reason: "wasmfleet.yaml:3: intervall: unknown field\nwasmfleet.yaml:5: percent: 120 is over 100"},
-		Filters:       []api.Filter{{Name: "auth", Position: 0, Stable: v1, Candidate: v2, Percent: 10, By: "node", Steps: []int{10, 50, 100}, Step: 1}},
+		Filters: []api.Filter{{Name: "auth", Position: 0, Stable: v1, Candidate: v2, Percent: 10, By: "node", Steps: []int{10, 50, 100}, Step: 1,
+			NextStepAt: next}},
 		Nodes: []api.Node{
 			{ID: "edge-1", Cluster: "edge", UserAgent: "envoy",
 				Types:   []api.TypeExchange{{TypeURL: resource.ExtensionConfigType, LastAnswer: &api.Answer{Latency: api.Duration(1234567 * time.Microsecond)}}},
@@ -33,7 +35,7 @@ func TestPrintStatus(t *testing.T) {
 	}
 	out := b.String()
 	for _, want := range []string{
-		"10% by node, step 1/3",
+		"10% by node, step 1/3  " + next.Local().Format(time.DateTime),
 		"edge-1  edge     envoy  ack in 1.235s",
 		"edge-2  -        -      nack in 40ms",
 		v2.Short() + ": proxy_on_configure failed",

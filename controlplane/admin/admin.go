@@ -14,6 +14,7 @@
 package admin
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -34,6 +35,7 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/controller"
 	"github.com/wasmfleet/wasmfleet/controlplane/fleet"
 	"github.com/wasmfleet/wasmfleet/controlplane/rollout"
+	"github.com/wasmfleet/wasmfleet/controlplane/store"
 	"github.com/wasmfleet/wasmfleet/controlplane/types"
 )
 
@@ -47,9 +49,13 @@ type Controller interface {
 	DryRun(ctx context.Context, cfg config.Config) ([]rollout.Change, error)
 }
 
-// History is the store's view of past versions.
+// History is the store's record of a filter's past. Both methods are safe
+// for concurrent use and return oldest first, empty for an unknown filter.
 type History interface {
+	// History returns the filter's admitted versions.
 	History(filter string) ([]types.Version, error)
+	// Actions returns what operators did to the filter's rollout.
+	Actions(filter string) ([]store.Action, error)
 }
 
 // Reloads is the config file watcher's record of its last reload.
@@ -190,7 +196,12 @@ func (h *handler) history(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, api.Error{Error: "filter " + filter + ": " + controller.ErrUnknownFilter.Error()})
 		return
 	}
-	writeJSON(w, http.StatusOK, api.History{Filter: filter, Versions: wireVersions(versions)})
+	actions, err := h.cfg.History.Actions(filter)
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, api.Error{Error: err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, api.History{Filter: filter, Versions: wireVersions(versions), Actions: wireActions(actions)})
 }
 
 func (h *handler) command(w http.ResponseWriter, r *http.Request) {
@@ -200,7 +211,8 @@ func (h *handler) command(w http.ResponseWriter, r *http.Request) {
 		writeBodyError(w, err)
 		return
 	}
-	cmd := controller.Command{Action: action, Filter: filter, Reason: req.Reason}
+	cmd := controller.Command{Action: action, Filter: filter, Reason: req.Reason,
+		Actor: cmp.Or(req.Actor, r.Header.Get(api.ActorHeader), api.DefaultActor)}
 	if req.Digest != "" {
 		d, err := h.resolveDigest(filter, req.Digest)
 		if err != nil {
@@ -221,7 +233,7 @@ func (h *handler) command(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, code, api.Error{Error: msg})
 		return
 	}
-	h.log.Info("rollout command", zap.String("filter", filter), zap.String("action", string(action)))
+	h.log.Info("rollout command", zap.String("filter", filter), zap.String("action", string(action)), zap.String("actor", cmd.Actor))
 	for _, f := range h.cfg.Controller.Status() {
 		if f.Name == filter {
 			writeJSON(w, http.StatusOK, wireFilter(f))

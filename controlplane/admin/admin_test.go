@@ -17,10 +17,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/wasmfleet/wasmfleet/controlplane/api"
 	"github.com/wasmfleet/wasmfleet/controlplane/config"
 	"github.com/wasmfleet/wasmfleet/controlplane/controller"
 	"github.com/wasmfleet/wasmfleet/controlplane/fleet"
 	"github.com/wasmfleet/wasmfleet/controlplane/rollout"
+	"github.com/wasmfleet/wasmfleet/controlplane/store"
 	"github.com/wasmfleet/wasmfleet/controlplane/types"
 )
 
@@ -58,10 +60,20 @@ func (l *loop) DryRun(context.Context, config.Config) ([]rollout.Change, error) 
 	return l.changes, nil
 }
 
-// history is the store's history, per filter.
+// history is the store's history of versions, per filter, with no actions.
 type history map[string][]types.Version
 
 func (h history) History(filter string) ([]types.Version, error) { return h[filter], nil }
+
+func (h history) Actions(string) ([]store.Action, error) { return nil, nil }
+
+// record is a history with actions, per filter.
+type record struct {
+	history
+	actions map[string][]store.Action
+}
+
+func (r record) Actions(filter string) ([]store.Action, error) { return r.actions[filter], nil }
 
 func TestHandler(t *testing.T) {
 	const token = "s3cret"
@@ -271,4 +283,40 @@ func TestServerTimeouts(t *testing.T) {
 			t.Fatalf("idle connection not closed within %v (read: %v)", serverWait, err)
 		}
 	})
+}
+
+// TestCommandActor: the loop is told who asked, from the body, else the
+// header, else as the holder of the admin token.
+func TestCommandActor(t *testing.T) {
+	tests := []struct {
+		name, body, header, want string
+	}{
+		{name: "in the body", body: `{"actor":"alice@ops-1"}`, want: "alice@ops-1"},
+		{name: "in the header", header: "bob@laptop", want: "bob@laptop"},
+		{name: "the body wins", body: `{"actor":"alice@ops-1"}`, header: "bob@laptop", want: "alice@ops-1"},
+		{name: "neither", want: api.DefaultActor},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newLoop()
+			srv := httptest.NewServer(NewHandler(Config{Controller: l, Fleet: fleet.New(fleet.Config{}), History: history{},
+				Gatherer: prometheus.NewRegistry(), Log: zaptest.NewLogger(t)}))
+			defer srv.Close()
+			req, err := http.NewRequest("POST", srv.URL+api.Prefix+"/rollout/auth/pause", strings.NewReader(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.header != "" {
+				req.Header.Set(api.ActorHeader, tt.header)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || len(l.commands) != 1 || l.commands[0].Actor != tt.want {
+				t.Fatalf("%s; commands %+v, want one with actor %q", resp.Status, l.commands, tt.want)
+			}
+		})
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/controller"
 	"github.com/wasmfleet/wasmfleet/controlplane/fleet"
 	"github.com/wasmfleet/wasmfleet/controlplane/rollout"
+	"github.com/wasmfleet/wasmfleet/controlplane/store"
 	"github.com/wasmfleet/wasmfleet/controlplane/types"
 )
 
@@ -48,7 +49,7 @@ func wireFilters(fs []controller.FilterStatus) []api.Filter {
 func wireFilter(f controller.FilterStatus) api.Filter {
 	w := api.Filter{
 		Name: f.Name, Position: f.Position, Stable: f.Stable, Candidate: f.Candidate,
-		By: string(f.By), Percent: f.Percent, Steps: f.Steps, StepSince: utc(f.StepSince),
+		By: string(f.By), Percent: f.Percent, Steps: f.Steps, StepSince: utc(f.StepSince), NextStepAt: utc(f.NextStepAt),
 		Paused: f.Paused, Retired: f.Retired, Required: f.Required, Source: f.Source,
 		LastError: f.LastError, LastErrorAt: utc(f.ErrorAt),
 	}
@@ -124,6 +125,14 @@ func wireVersions(vs []types.Version) []api.Version {
 		if m := v.Manifest; m != nil {
 			out[i].Manifest = &api.Manifest{Name: m.Name, Version: m.Version, Capabilities: m.Capabilities}
 		}
+	}
+	return out
+}
+
+func wireActions(as []store.Action) []api.Action {
+	out := make([]api.Action, len(as))
+	for i, a := range as {
+		out[i] = api.Action{Action: a.Action, Actor: a.Actor, Reason: a.Reason, Digest: a.Digest, At: utc(a.At)}
 	}
 	return out
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/controller"
 	"github.com/wasmfleet/wasmfleet/controlplane/fleet"
 	"github.com/wasmfleet/wasmfleet/controlplane/rollout"
+	"github.com/wasmfleet/wasmfleet/controlplane/store"
 	"github.com/wasmfleet/wasmfleet/controlplane/types"
 )
 
@@ -48,13 +49,14 @@ func (rl reloads) Refused() (RefusedReload, bool) { return rl.r, rl.ok }
 // rollingOut is a control plane in the middle of a rollout of auth by node
 // (step 2 of 3, one version rolled back before) with logging retired, and
 // three nodes: one on stable, one on the candidate, one that NACKed it. Its
-// config file's last change was refused.
+// config file's last change was refused; operators reloaded, paused and
+// resumed it.
 func rollingOut(t *testing.T) Config {
 	t.Helper()
 	l := &loop{
 		filters: []controller.FilterStatus{
 			{Name: "auth", Position: 0, Stable: stable, Candidate: candidate, By: config.ByNode, Percent: 50,
-				Steps: []int{10, 50, 100}, Step: 1, StepSince: t0, Source: "file:///etc/wasmfleet/filters.d",
+				Steps: []int{10, 50, 100}, Step: 1, StepSince: t0, NextStepAt: t0.Add(30 * time.Minute), Source: "file:///etc/wasmfleet/filters.d",
 				LastError: "node n3 NACKed " + candidate.Short() + ": proxy_on_configure failed", ErrorAt: t0.Add(time.Minute),
 				Bad: []types.BadMark{{Digest: bad, Node: "n3", Reason: "proxy_on_configure failed", At: t0.Add(-time.Hour)}}},
 			{Name: "logging", Position: -1, Stable: types.DigestOf([]byte("logging v1")), By: config.ByNode, Percent: 100, Retired: true},
@@ -89,11 +91,18 @@ func rollingOut(t *testing.T) Config {
 		Controller: l, Fleet: f, Gatherer: prometheus.NewRegistry(), Log: zaptest.NewLogger(t),
 		Reloads: reloads{r: RefusedReload{Path: "/etc/wasmfleet/wasmfleet.yaml", At: t0.Add(2 * time.Minute),
 			Err: errors.Join(errors.New(`wasmfleet.yaml:3: filters[0].rollout.intervall: unknown field`), errors.New(`wasmfleet.yaml:5: filters[0].rollout.percent: 120 is over 100`))}, ok: true},
-		History: history{"auth": {
-			{Filter: "auth", Digest: stable, Size: 2_100_000, Origin: types.Origin{Kind: types.OriginFile, Ref: "filters.d/auth.wasm"}, AddedAt: t0.Add(-2 * time.Hour),
-				Manifest: &types.Manifest{Name: "auth", Version: "1.0.0", Capabilities: []string{"http_call"}}},
-			{Filter: "auth", Digest: candidate, Size: 2_200_000, Origin: types.Origin{Kind: types.OriginOCI, Ref: "oci://reg/auth@sha256:" + string(candidate)}, AddedAt: t0},
-		}},
+		History: record{
+			history: history{"auth": {
+				{Filter: "auth", Digest: stable, Size: 2_100_000, Origin: types.Origin{Kind: types.OriginFile, Ref: "filters.d/auth.wasm"}, AddedAt: t0.Add(-2 * time.Hour),
+					Manifest: &types.Manifest{Name: "auth", Version: "1.0.0", Capabilities: []string{"http_call"}}},
+				{Filter: "auth", Digest: candidate, Size: 2_200_000, Origin: types.Origin{Kind: types.OriginOCI, Ref: "oci://reg/auth@sha256:" + string(candidate)}, AddedAt: t0},
+			}},
+			actions: map[string][]store.Action{"auth": {
+				{Filter: "auth", Action: "reload", Actor: "config file", Reason: "the config file changed its rollout", At: t0.Add(-time.Hour)},
+				{Filter: "auth", Action: "pause", Actor: "alice@ops-1", Reason: "watching p99", Digest: candidate, At: t0.Add(30 * time.Second)},
+				{Filter: "auth", Action: "resume", Actor: "admin-api", Digest: candidate, At: t0.Add(time.Minute)},
+			}},
+		},
 	}
 }
 

@@ -48,11 +48,14 @@ type Filter struct {
 	// Step is the candidate's current step counted from 1, as people count
 	// (step 1 of 3 is Steps[0]); 0 without a candidate or without steps.
 	Step int `json:"step,omitempty"`
-	// StepSince is when the current step began.
-	StepSince time.Time `json:"step_since,omitzero"`
-	Paused    bool      `json:"paused"`
-	Retired   bool      `json:"retired,omitempty"`
-	Required  bool      `json:"required,omitempty"`
+	// StepSince is when the current step began, and NextStepAt when the
+	// candidate moves to the next step: absent while paused, at 100%, at
+	// the last step, or without steps.
+	StepSince  time.Time `json:"step_since,omitzero"`
+	NextStepAt time.Time `json:"next_step_at,omitzero"`
+	Paused     bool      `json:"paused"`
+	Retired    bool      `json:"retired,omitempty"`
+	Required   bool      `json:"required,omitempty"`
 	// Source is the URL of the source that owns the filter.
 	Source string `json:"source,omitempty"`
 	// LastError is the filter's most recent problem (a rejected module, a
@@ -148,6 +151,25 @@ type History struct {
 	Filter string `json:"filter"`
 	// Versions are the admitted versions, oldest first.
 	Versions []Version `json:"versions"`
+	// Actions are what operators did to the filter's rollout, oldest
+	// first.
+	Actions []Action `json:"actions"`
+}
+
+// Action is one operator action on a filter: a rollout command (promote,
+// pause, resume, rollback, clear-bad) or "reload", a config file edit that
+// changed the filter's entry.
+type Action struct {
+	Action string `json:"action"`
+	// Actor is who asked, as the client said (CommandRequest.Actor or the
+	// ActorHeader; "admin-api" when it said nothing), or "config file".
+	// The admin API authenticates its token, not people: it is a label.
+	Actor  string `json:"actor"`
+	Reason string `json:"reason,omitempty"`
+	// Digest is the version acted on: the candidate, or the version
+	// clear-bad cleared.
+	Digest types.Digest `json:"digest,omitempty"`
+	At     time.Time    `json:"at"`
 }
 
 // Version is one admitted module of a filter.
@@ -183,9 +205,22 @@ type CommandRequest struct {
 	// of at least MinDigestPrefix hex characters, with or without
 	// "sha256:"; a prefix naming two versions of the filter is refused.
 	Digest string `json:"digest,omitempty"`
-	// Reason is recorded with a rollback.
+	// Reason is recorded with the action in the filter's history; for a
+	// rollback it is also the bad mark's reason.
 	Reason string `json:"reason,omitempty"`
+	// Actor is who asks, recorded in the history (the CLI sends
+	// USER@HOST unless told otherwise); when empty, the ActorHeader says,
+	// else DefaultActor.
+	Actor string `json:"actor,omitempty"`
 }
+
+// ActorHeader names the actor of a command that has no body, or whose body
+// names none (a script with curl, a web page).
+const ActorHeader = "Wasmfleet-Actor"
+
+// DefaultActor is the actor recorded for a command that names none: the
+// caller is whoever holds the admin token.
+const DefaultActor = "admin-api"
 
 // Plan is the answer to POST /api/v1/rollout/plan (the body is a whole
 // config file): what would change on each node if it were applied now.

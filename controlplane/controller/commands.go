@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/wasmfleet/wasmfleet/controlplane/config"
 	"github.com/wasmfleet/wasmfleet/controlplane/rollout"
+	"github.com/wasmfleet/wasmfleet/controlplane/store"
 	"github.com/wasmfleet/wasmfleet/controlplane/types"
 )
 
@@ -22,7 +24,14 @@ const (
 	Rollback Action = "rollback"
 	// ClearBad allows a version that was rolled back to be rolled out again.
 	ClearBad Action = "clear-bad"
+	// Reload is no command: it names a config reload that changed a
+	// filter's entry, in the filter's history of actions.
+	Reload Action = "reload"
 )
+
+// ReloadActor is who a config reload is recorded as: the control plane
+// cannot know who edited the file.
+const ReloadActor = "config file"
 
 // ErrUnknownFilter is returned for commands naming a filter wasmfleet has
 // never seen.
@@ -37,8 +46,11 @@ type Command struct {
 	Filter string
 	// Digest names the version for ClearBad.
 	Digest types.Digest
-	// Reason is recorded in the history for Rollback.
+	// Reason is recorded with the action in the filter's history; for
+	// Rollback it is the bad mark's reason too.
 	Reason string
+	// Actor is who asked, as the client says; recorded in the history.
+	Actor string
 }
 
 type command struct {
@@ -112,6 +124,8 @@ func (c *Controller) handleCommand(ctx context.Context, cmd command) result {
 		return result{err: fmt.Errorf("rollout: %q: %w", cmd.cmd.Filter, ErrUnknownFilter)}
 	}
 	now := c.now()
+	act := store.Action{Filter: cmd.cmd.Filter, Action: string(cmd.cmd.Action), Actor: cmd.cmd.Actor,
+		Reason: cmd.cmd.Reason, Digest: rec.state.Candidate, At: now}
 	var next types.FilterState
 	var err error
 	switch cmd.cmd.Action {
@@ -122,29 +136,63 @@ func (c *Controller) handleCommand(ctx context.Context, cmd command) result {
 	case Resume:
 		next, err = rollout.Resume(rec.settings, rec.state, now)
 	case Rollback:
-		reason := cmd.cmd.Reason
-		if reason == "" {
-			reason = "rolled back by an operator"
-		}
-		next, err = rollout.Rollback(rec.settings, rec.state, now, reason)
+		act.Reason = cmp.Or(act.Reason, "rolled back by an operator")
+		next, err = rollout.Rollback(rec.settings, rec.state, now, act.Reason)
 		if err == nil {
 			c.cfg.Metrics.Rollbacks.WithLabelValues(cmd.cmd.Filter, "operator").Inc()
 		}
 	case ClearBad:
+		act.Digest = cmd.cmd.Digest
 		next, err = rollout.ClearBad(rec.state, cmd.cmd.Digest)
 	default:
 		err = fmt.Errorf("rollout: %q: %w", cmd.cmd.Action, ErrUnknownAction)
 	}
 	if err != nil {
-		return result{err: fmt.Errorf("rollout %s %s: %w", cmd.cmd.Action, cmd.cmd.Filter, err)}
+		// The planner's errors name the filter and the command already.
+		return result{err: err}
 	}
 	rec.state = next
 	log := c.log.With(zap.String("filter", cmd.cmd.Filter))
-	log.Info("operator command applied", zap.String("action", string(cmd.cmd.Action)))
+	log.Info("operator command applied", zap.String("action", string(cmd.cmd.Action)), zap.String("actor", cmd.cmd.Actor))
+	c.record(rec, act, log)
 	c.saveAndReconcile(ctx, rec, log)
 	c.confirm(ctx, cmd.cmd.Filter)
 	c.scheduleSteps()
+	if cmd.cmd.Action == ClearBad {
+		c.reoffer(ctx, rec, cmd.cmd.Digest, log)
+	}
 	return result{}
+}
+
+// record adds a to its filter's history of operator actions.
+func (c *Controller) record(rec *filterRec, a store.Action, log *zap.Logger) {
+	if err := c.cfg.Store.AddAction(a); err != nil {
+		log.Error("cannot record operator action", zap.String("action", a.Action), zap.Error(err))
+		c.fail(rec, err)
+	}
+}
+
+// reoffer sends version d through admission again if the filter's source
+// still holds it. A source reports a module only when it changes, so a
+// version cleared of its bad mark while it sits unchanged in filters.d (or
+// behind its tag) would otherwise not be offered again until the next
+// change. Its bytes come from the store, which keeps every bad-marked
+// version's module.
+func (c *Controller) reoffer(ctx context.Context, rec *filterRec, d types.Digest, log *zap.Logger) {
+	ev := rec.offered
+	if ev == nil || ev.Digest != d || c.checkOwner(*ev) != nil {
+		return // not in the filter's source (any more)
+	}
+	module, ok, err := c.cfg.Store.Module(d)
+	if err != nil || !ok {
+		log.Warn("cleared version is still in its source but no longer stored; it is offered again when its source changes",
+			zap.String("digest", d.Short()), zap.Error(err))
+		return
+	}
+	again := *ev
+	again.Module = module
+	log.Info("cleared version is still in its source: it goes to admission again", zap.String("digest", d.Short()))
+	c.handleSource(ctx, again)
 }
 
 // dryRun plans the connected fleet under cfg and diffs it with the plan now.

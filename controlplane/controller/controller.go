@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -87,6 +89,10 @@ type filterRec struct {
 	// the file is fixed (the directory reports a module only once).
 	settingsErr error
 	held        *types.Event
+	// offered is the module the filter's source holds now (the last
+	// module event, its bytes left out: the store has them), so that
+	// clearing its bad mark can offer it again; nil once it was removed.
+	offered *types.Event
 	// acked holds the connected nodes known to run the candidate, so
 	// confirming a rollout costs O(1) per ACK rather than a walk over the
 	// fleet; failed holds the nodes that failed to load it.
@@ -204,7 +210,12 @@ func (c *Controller) Start(ctx context.Context) error {
 		case <-c.timer.C:
 			c.advanceSteps(ctx)
 		case cmd := <-c.cmds:
-			cmd.reply <- c.handleCommand(ctx, cmd)
+			r := c.handleCommand(ctx, cmd)
+			// The status is a command's answer (the admin API returns
+			// the filter as the command left it): publish, then reply.
+			c.publish()
+			cmd.reply <- r
+			continue
 		}
 		c.publish()
 	}
@@ -267,6 +278,14 @@ func (c *Controller) reconfigure(ctx context.Context, next config.Config) error 
 		if err == nil {
 			err = c.applySettings(ctx, rec, settings, "config")
 		}
+		if changed := entryChanges(cur, next, name); len(changed) > 0 {
+			act := store.Action{Filter: name, Action: string(Reload), Actor: ReloadActor, At: c.now(),
+				Reason: "the config file changed its " + strings.Join(changed, ", ")}
+			if err != nil {
+				act.Reason += "; its settings were refused"
+			}
+			c.record(rec, act, c.log.With(zap.String("filter", name)))
+		}
 		if err != nil {
 			c.fail(rec, err)
 			errs = append(errs, fmt.Errorf("filter %s keeps its previous settings: %w", name, err))
@@ -282,6 +301,32 @@ func (c *Controller) reconfigure(ctx context.Context, next config.Config) error 
 	}
 	c.scheduleSteps()
 	return errors.Join(errs...)
+}
+
+// entryChanges names what differs between filter name's entries in two
+// config files: the entry as a whole when only one has it, else its fields
+// as the file spells them and its place in the filter order.
+func entryChanges(cur, next config.Config, name string) []string {
+	a, inCur := cur.FilterByName(name)
+	b, inNext := next.FilterByName(name)
+	if inCur != inNext {
+		return []string{"entry"}
+	}
+	var changed []string
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	for i := range va.NumField() {
+		if !reflect.DeepEqual(va.Field(i).Interface(), vb.Field(i).Interface()) {
+			tag, _, _ := strings.Cut(va.Type().Field(i).Tag.Get("json"), ",")
+			changed = append(changed, tag)
+		}
+	}
+	at := func(c config.Config) int {
+		return slices.IndexFunc(c.Filters, func(f config.Filter) bool { return f.Name == name })
+	}
+	if at(cur) != at(next) {
+		changed = append(changed, "position")
+	}
+	return changed
 }
 
 func (c *Controller) saveAndReconcile(ctx context.Context, rec *filterRec, log *zap.Logger) {

@@ -94,10 +94,13 @@ func (c *Controller) handleSource(ctx context.Context, ev types.Event) {
 	}
 	switch ev.Kind {
 	case types.ModuleChanged:
+		offered := ev
+		offered.Module = nil
+		c.filter(ev.Filter).offered = &offered
 		c.moduleChanged(ctx, ev, log)
 	case types.ModuleRemoved:
 		rec := c.filter(ev.Filter)
-		rec.held = nil
+		rec.held, rec.offered = nil, nil
 		if rec.settings.Required {
 			err := fmt.Errorf("%s: module removed, but the filter is required: keeping %s", ev.Origin.Ref, rec.state.Stable.Short())
 			log.Error("required filter's module removed; keeping its last good version", zap.String("version", rec.state.Stable.Short()))

@@ -22,13 +22,16 @@ type FilterStatus struct {
 	Steps     []int            `json:"steps,omitempty"`
 	Step      int              `json:"step"`
 	StepSince time.Time        `json:"step_since,omitzero"`
-	Paused    bool             `json:"paused,omitempty"`
-	Retired   bool             `json:"retired,omitempty"`
-	Required  bool             `json:"required,omitempty"`
-	Source    string           `json:"source,omitempty"`
-	LastError string           `json:"last_error,omitempty"`
-	ErrorAt   time.Time        `json:"error_at,omitzero"`
-	Bad       []types.BadMark  `json:"bad,omitempty"`
+	// NextStepAt is when the candidate moves to its next step; zero when no
+	// step is due (no candidate, paused, at 100% or at the last step).
+	NextStepAt time.Time       `json:"next_step_at,omitzero"`
+	Paused     bool            `json:"paused,omitempty"`
+	Retired    bool            `json:"retired,omitempty"`
+	Required   bool            `json:"required,omitempty"`
+	Source     string          `json:"source,omitempty"`
+	LastError  string          `json:"last_error,omitempty"`
+	ErrorAt    time.Time       `json:"error_at,omitzero"`
+	Bad        []types.BadMark `json:"bad,omitempty"`
 }
 
 // Status returns the filters as of the last event handled. Safe for
@@ -60,7 +63,7 @@ func (c *Controller) publish() {
 		out = append(out, FilterStatus{
 			Name: name, Position: p, Stable: st.Stable, Candidate: st.Candidate,
 			By: spec.Rollout.By, Percent: percent, Steps: spec.Rollout.Steps, Step: st.Step, StepSince: st.StepSince,
-			Paused: st.Paused, Retired: st.Retired, Required: spec.Required, Source: spec.Source,
+			NextStepAt: rollout.NextStepAt(spec, st), Paused: st.Paused, Retired: st.Retired, Required: spec.Required, Source: spec.Source,
 			LastError: rec.lastError, ErrorAt: rec.errorAt, Bad: st.Bad,
 		})
 	}

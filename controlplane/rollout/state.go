@@ -95,34 +95,34 @@ func startPercent(spec config.Filter) int {
 // Advance should be called again (zero when nothing is scheduled), and
 // whether the state changed.
 //
-// Once the current step has been held for Spec.Rollout.Interval the candidate
-// moves to the next step, which is then held from now on (not from when it
-// was due: a control plane that was down does not skip steps).
+// Once the current step has been held for Spec.Rollout.Interval (NextStepAt)
+// the candidate moves to the next step, which is then held from now on (not
+// from when it was due: a control plane that was down does not skip steps).
 //
-// Advance never promotes. Nothing is scheduled, and the candidate stays the
-// candidate, when there is no candidate, the rollout is paused, the candidate
-// is at 100% (the step of 100, or no steps and percent 100) or there is no
-// further step (no steps below 100, or a last step below 100 in a spec that
-// was not validated). At 100% every node runs the candidate and it waits for
-// Confirmed; below 100% it waits for an operator's Promote.
+// Advance never promotes. At 100% every node runs the candidate and it waits
+// for Confirmed; below 100% with no further step it waits for an operator's
+// Promote.
 func Advance(spec config.Filter, st types.FilterState, now time.Time) (types.FilterState, time.Time, bool) {
-	steps := spec.Rollout.Steps
-	if st.Candidate == "" || st.Paused || CurrentPercent(spec, st) == 100 || len(steps) == 0 {
-		return st, time.Time{}, false
-	}
-	step := min(max(st.Step, 0), len(steps)-1)
-	if step == len(steps)-1 {
-		return st, time.Time{}, false
-	}
-	due := st.StepSince.Add(time.Duration(spec.Rollout.Interval))
-	if now.Before(due) {
+	due := NextStepAt(spec, st)
+	if due.IsZero() || now.Before(due) {
 		return st, due, false
 	}
-	st.Step, st.StepSince = step+1, now
-	if CurrentPercent(spec, st) == 100 {
-		return st, time.Time{}, true
+	st.Step, st.StepSince = min(max(st.Step, 0), len(spec.Rollout.Steps)-1)+1, now
+	return st, NextStepAt(spec, st), true
+}
+
+// NextStepAt returns when the candidate is due to move to its next step: the
+// current step's start plus Spec.Rollout.Interval. It is zero, nothing being
+// scheduled, when there is no candidate, the rollout is paused, the
+// candidate is at 100% (the step of 100, or no steps and percent 100) or
+// there is no further step (no steps below 100, or a last step below 100 in
+// a spec that was not validated).
+func NextStepAt(spec config.Filter, st types.FilterState) time.Time {
+	steps := spec.Rollout.Steps
+	if st.Candidate == "" || st.Paused || CurrentPercent(spec, st) == 100 || len(steps) == 0 || max(st.Step, 0) >= len(steps)-1 {
+		return time.Time{}
 	}
-	return st, now.Add(time.Duration(spec.Rollout.Interval)), true
+	return st.StepSince.Add(time.Duration(spec.Rollout.Interval))
 }
 
 // Confirmed returns the state after every connected node has ACKed version

@@ -156,6 +156,10 @@ func TestAdvance(t *testing.T) {
 			if changed != tt.wantChanged {
 				t.Errorf("changed = %v, want %v", changed, tt.wantChanged)
 			}
+			// What status shows as the next step is when Advance will move.
+			if next := NextStepAt(tt.spec, tt.in); !changed && !next.Equal(tt.wantDue) {
+				t.Errorf("NextStepAt = %v, want %v", next, tt.wantDue)
+			}
 		})
 	}
 }

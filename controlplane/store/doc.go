@@ -1,16 +1,18 @@
 // Package store keeps what the control plane must not forget across a
 // restart: module bytes, addressed by their sha256, and per filter the
-// ordered history of admitted versions and the rollout state. A restarted
-// control plane reads the same versions and state back, builds the same
-// resources with the same version strings, and so pushes nothing new.
+// ordered history of admitted versions and of operator actions, and the
+// rollout state. A restarted control plane reads the same versions and state
+// back, builds the same resources with the same version strings, and so
+// pushes nothing new.
 //
 // Layout under the directory given to Open:
 //
 //	modules/sha256/<hex>   module bytes, immutable, written temp -> Sync -> Rename
 //	state.db               bbolt: bucket "history" (one sub-bucket per filter,
 //	                       keys are big-endian sequence numbers, values JSON
-//	                       types.Version) and bucket "state" (filter -> JSON
-//	                       types.FilterState)
+//	                       types.Version), bucket "actions" (the same per
+//	                       filter, values JSON Action) and bucket "state"
+//	                       (filter -> JSON types.FilterState)
 //
 // Why bbolt for metadata rather than one JSON file per filter: AddVersion is
 // a read-modify-write (compare with the newest entry, then append) and

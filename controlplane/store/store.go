@@ -46,6 +46,12 @@ type Store interface {
 	// History returns a filter's versions, oldest first; empty for an
 	// unknown filter.
 	History(filter string) ([]types.Version, error)
+	// AddAction appends a to a.Filter's record of operator actions. Unlike
+	// AddVersion it never skips a repeat: two pauses are two actions.
+	AddAction(a Action) error
+	// Actions returns a filter's operator actions, oldest first; empty for
+	// a filter without any.
+	Actions(filter string) ([]Action, error)
 	// Filters returns every filter with a history, sorted by name.
 	Filters() ([]string, error)
 	// State returns a filter's rollout state; ok false if none was set.
@@ -91,7 +97,26 @@ const (
 var (
 	bucketHistory = []byte("history")
 	bucketState   = []byte("state")
+	bucketActions = []byte("actions")
 )
+
+// Action is something an operator did to a filter's rollout (a command, or
+// a config reload that changed the filter's entry), kept beside its
+// versions so the history says who moved a rollout, when and why, and not
+// only what it ran.
+type Action struct {
+	Filter string `json:"filter"`
+	// Action is the command (promote, pause, resume, rollback, clear-bad)
+	// or "reload".
+	Action string `json:"action"`
+	// Actor is who asked, as the client said (the admin API does not
+	// authenticate people, only its token).
+	Actor  string `json:"actor"`
+	Reason string `json:"reason,omitempty"`
+	// Digest is the version acted on, when there is one.
+	Digest types.Digest `json:"digest,omitempty"`
+	At     time.Time    `json:"at"`
+}
 
 type fileStore struct {
 	db      *bolt.DB
@@ -119,7 +144,7 @@ func Open(dir string, log *zap.Logger) (Store, error) {
 		return nil, fmt.Errorf("store: %s: %w", dbPath, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketHistory, bucketState} {
+		for _, b := range [][]byte{bucketHistory, bucketState, bucketActions} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -338,6 +363,53 @@ func (s *fileStore) History(filter string) ([]types.Version, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: %s: history: %w", filter, err)
+	}
+	return out, nil
+}
+
+func (s *fileStore) AddAction(a Action) error {
+	if a.Filter == "" {
+		return fmt.Errorf("store: action %s: %w", a.Action, ErrNoFilter)
+	}
+	val, err := json.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("store: %s: %w", a.Filter, err)
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		log, err := tx.Bucket(bucketActions).CreateBucketIfNotExists([]byte(a.Filter))
+		if err != nil {
+			return err
+		}
+		seq, err := log.NextSequence()
+		if err != nil {
+			return err
+		}
+		return log.Put(binary.BigEndian.AppendUint64(nil, seq), val)
+	})
+	if err != nil {
+		return fmt.Errorf("store: %s: adding action %s: %w", a.Filter, a.Action, err)
+	}
+	return nil
+}
+
+func (s *fileStore) Actions(filter string) ([]Action, error) {
+	var out []Action
+	err := s.db.View(func(tx *bolt.Tx) error {
+		log := tx.Bucket(bucketActions).Bucket([]byte(filter))
+		if log == nil {
+			return nil
+		}
+		return log.ForEach(func(_, val []byte) error {
+			var a Action
+			if err := json.Unmarshal(val, &a); err != nil {
+				return err
+			}
+			out = append(out, a)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: actions: %w", filter, err)
 	}
 	return out, nil
 }

@@ -456,3 +456,44 @@ func BenchmarkModule(b *testing.B) {
 		}
 	}
 }
+
+// TestActions: operator actions are kept per filter in order, repeats
+// included, and survive a restart.
+func TestActions(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	at := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	d := types.DigestOf([]byte("auth v2"))
+	actions := []Action{
+		{Filter: "auth", Action: "pause", Actor: "alice@ops-1", Digest: d, At: at},
+		{Filter: "logging", Action: "reload", Actor: "config file", Reason: "rollout changed", At: at},
+		{Filter: "auth", Action: "resume", Actor: "admin-api", Digest: d, At: at.Add(time.Minute)},
+		{Filter: "auth", Action: "resume", Actor: "admin-api", Digest: d, At: at.Add(time.Minute)},
+		{Filter: "auth", Action: "rollback", Actor: "bob@laptop", Reason: "p99 doubled", Digest: d, At: at.Add(2 * time.Minute)},
+	}
+	for _, a := range actions {
+		if err := s.AddAction(a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.AddAction(Action{Action: "pause"}); !errors.Is(err, ErrNoFilter) {
+		t.Errorf("an action without a filter: %v, want %v", err, ErrNoFilter)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir)
+	defer s.Close()
+	for _, f := range []string{"auth", "logging", "none"} {
+		var want []Action
+		for _, a := range actions {
+			if a.Filter == f {
+				want = append(want, a)
+			}
+		}
+		got, err := s.Actions(f)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("Actions(%s) after restart = %+v, %v; want %+v", f, got, err, want)
+		}
+	}
+}
