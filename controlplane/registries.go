@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -27,7 +28,10 @@ type registrySet struct {
 	// maxBytes is limits.max_module_bytes at start: limits apply only at a
 	// restart, for pollers as for everything else.
 	maxBytes int64
-	log      *zap.Logger
+	// signatures is COSIGN_REPOSITORY at start, where cosign keeps
+	// signatures when not beside the artifact (as `cosign verify` reads it).
+	signatures string
+	log        *zap.Logger
 
 	mu     sync.Mutex
 	wanted config.Config
@@ -36,6 +40,10 @@ type registrySet struct {
 }
 
 var _ reconfigurer = (*registrySet)(nil)
+
+// CosignRepositoryEnv names the environment variable cosign reads for the
+// repository that holds signatures; the control plane honours it too.
+const CosignRepositoryEnv = "COSIGN_REPOSITORY"
 
 // pollerKey is everything a poller's behaviour depends on: a running poller
 // whose key is still wanted is left alone (its backoff and the last digest
@@ -55,7 +63,8 @@ type poller struct {
 func newRegistrySet(cfg config.Config, events chan<- types.Event, log *zap.Logger) *registrySet {
 	s := &registrySet{
 		events: events, maxBytes: cfg.Limits.MaxModuleBytes, log: log.Named("source.oci"),
-		wanted: cfg, changed: make(chan struct{}, 1),
+		signatures: os.Getenv(CosignRepositoryEnv),
+		wanted:     cfg, changed: make(chan struct{}, 1),
 	}
 	s.changed <- struct{}{}
 	return s
@@ -114,7 +123,7 @@ func (s *registrySet) start(ctx context.Context, k pollerKey) poller {
 	p := poller{cancel: cancel, done: make(chan struct{})}
 	src := oci.New(oci.Config{
 		Filter: k.filter, Ref: k.ref, PollInterval: k.pollInterval,
-		MaxBytes: s.maxBytes, Insecure: k.insecure, Log: s.log,
+		MaxBytes: s.maxBytes, Insecure: k.insecure, SignatureRepository: s.signatures, Log: s.log,
 	}, s.events)
 	go func() {
 		defer close(p.done)

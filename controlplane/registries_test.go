@@ -241,3 +241,13 @@ func firstKey(m map[pollerKey]struct{}) pollerKey {
 	}
 	return pollerKey{}
 }
+
+// TestRegistrySetCosignRepository: COSIGN_REPOSITORY, where cosign keeps
+// signatures, is where every registry source looks for them.
+func TestRegistrySetCosignRepository(t *testing.T) {
+	t.Setenv(CosignRepositoryEnv, "reg.example/signatures")
+	s := newRegistrySet(config.Config{}, make(chan types.Event), zap.NewNop())
+	if s.signatures != "reg.example/signatures" {
+		t.Fatalf("signature repository %q, want COSIGN_REPOSITORY's", s.signatures)
+	}
+}

@@ -19,18 +19,23 @@ import (
 func pushCmd() *cobra.Command {
 	var (
 		insecure bool
+		format   string
 		out      outputFormat
 	)
 	cmd := &cobra.Command{
 		Use:   "push FILE.wasm oci://REGISTRY/REPO:TAG",
-		Short: "Push a module to an OCI registry as a Wasm artifact and print its digest",
-		Long: `Writes FILE.wasm as a Wasm OCI artifact (config ` + ociartifact.ConfigMediaType + `,
-one layer ` + ociartifact.LayerMediaType + `), which Istio, Envoy Gateway,
-oras and crane read and which a control plane watching the tag picks up.
+		Short: "Push a module to an OCI registry and print its pinned reference",
+		Long: `Writes FILE.wasm to an OCI registry. The default layout (--format image) is
+an OCI image whose one layer holds NAME/plugin.wasm: Istio, Envoy Gateway and
+wasmfleet read it, oras pull and crane export give the module back.
+--format wasm-artifact writes the one-layer Wasm artifact (config
+` + ociartifact.ConfigMediaType + `, layer ` + ociartifact.LayerMediaType + `), which
+wasmfleet, oras and crane read but Istio and Envoy Gateway refuse.
 NAME.manifest.json beside the file, if present, becomes the manifest's
 annotations (name, version, capabilities). Credentials come from the Docker
-config file (docker login) and its credential helpers. Prints the manifest
-digest; sign that with cosign to satisfy require_signature.`,
+config file (docker login) and its credential helpers. Prints the reference
+pinned to the manifest digest, as cosign, crane and oras take it, and on
+stderr the cosign command that signs it (for require_signature).`,
 		Example: `  wasmfleet push bin/filters/auth.wasm oci://registry.example.com/filters/auth:1.2.0
   wasmfleet push --insecure bin/filters/auth.wasm oci://127.0.0.1:5000/filters/auth:dev`,
 		Args: cobra.ExactArgs(2),
@@ -51,18 +56,31 @@ digest; sign that with cosign to satisfy require_signature.`,
 			if err != nil {
 				return err
 			}
-			digest, err := ociartifact.Push(cmd.Context(), ref, filepath.Base(path), module, manifest, ociartifact.Remote{Insecure: insecure})
+			f, err := ociartifact.ParseFormat(format)
+			if err != nil {
+				return withCode(exitUsage, err)
+			}
+			digest, err := ociartifact.PushAs(cmd.Context(), ref, f, filepath.Base(path), module, manifest, ociartifact.Remote{Insecure: insecure})
 			if err != nil {
 				return err
 			}
-			p := pushed{Reference: ref.Pinned(digest).String(), Digest: digest}
+			p := pushed{Reference: ref.Pinned(digest).Plain(), Digest: digest}
 			return out.print(cmd.OutOrStdout(), p, func(w io.Writer) error {
-				_, err := fmt.Fprintln(w, p.Reference)
+				if _, err := fmt.Fprintln(w, p.Reference); err != nil {
+					return err
+				}
+				flags := ""
+				if insecure {
+					flags = " --allow-http-registry --allow-insecure-registry"
+				}
+				_, err := fmt.Fprintf(cmd.ErrOrStderr(), "sign it: cosign sign --key cosign.key%s %s\n", flags, p.Reference)
 				return err
 			})
 		},
 	}
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "allow plain HTTP to the registry")
+	cmd.Flags().StringVar(&format, "format", string(ociartifact.FormatImage),
+		"layout: image (read by Istio, Envoy Gateway and wasmfleet) or wasm-artifact (one Wasm layer: wasmfleet, oras and crane only)")
 	addOutputFlag(cmd, &out)
 	return cmd
 }

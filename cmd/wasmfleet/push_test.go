@@ -41,12 +41,15 @@ func TestPushCmd(t *testing.T) {
 		{name: "push", args: []string{path, "oci://" + host + "/f/hello:1", "--insecure"}},
 		{name: "bad reference", args: []string{path, "oci://hello:1", "--insecure"}, wantErr: "bad oci reference"},
 		{name: "push, printing json", args: []string{path, "oci://" + host + "/f/hello:2", "--insecure", "-o", "json"}},
+		{name: "push the one-layer wasm artifact", args: []string{path, "oci://" + host + "/f/hello:3", "--insecure", "--format", "wasm-artifact"}},
+		{name: "an unknown format", args: []string{path, "oci://" + host + "/f/hello:4", "--insecure", "--format", "tarball"}, wantErr: "tarball"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cmd := pushCmd()
-			var out bytes.Buffer
+			var out, errOut bytes.Buffer
 			cmd.SetOut(&out)
+			cmd.SetErr(&errOut)
 			cmd.SetArgs(tt.args)
 			err := cmd.ExecuteContext(context.Background())
 			if tt.wantErr != "" {
@@ -66,9 +69,13 @@ func TestPushCmd(t *testing.T) {
 				}
 				printed = p.Reference
 			}
-			pinned, err := ociartifact.ParseRef(printed)
-			if err != nil || pinned.Digest == "" {
-				t.Fatalf("output %q is not a pinned reference: %v", out.String(), err)
+			// Plain, as cosign, crane and oras take it; the cosign command names it.
+			pinned, err := ociartifact.ParseRef(ociartifact.Scheme + printed)
+			if err != nil || pinned.Digest == "" || strings.HasPrefix(printed, ociartifact.Scheme) {
+				t.Fatalf("output %q is not a plain pinned reference: %v", out.String(), err)
+			}
+			if want := "cosign sign --key cosign.key --allow-http-registry --allow-insecure-registry " + printed; !slices.Contains(tt.args, "json") && !strings.Contains(errOut.String(), want) {
+				t.Errorf("stderr %q lacks %q", errOut.String(), want)
 			}
 			a, err := ociartifact.Fetch(context.Background(), pinned, 16<<20, ociartifact.Remote{Insecure: true})
 			if err != nil {

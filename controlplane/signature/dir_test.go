@@ -48,6 +48,15 @@ func TestDirSource(t *testing.T) {
 				t.Fatal(err)
 			}
 		}},
+		{name: "a cosign sign-blob --bundle file as the .sig", change: func() {
+			b, err := trusted.SignBlobBundle(module, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(sigPath, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}},
 		{name: "signed by another key", change: func() { writeSig(stranger) }, wantErr: signature.ErrBadSignature},
 		{name: "signature removed", change: func() {
 			if err := os.Remove(sigPath); err != nil {

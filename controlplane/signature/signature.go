@@ -17,7 +17,6 @@ import (
 
 	"github.com/wasmfleet/wasmfleet/controlplane/admission"
 	"github.com/wasmfleet/wasmfleet/controlplane/config"
-	"github.com/wasmfleet/wasmfleet/controlplane/types"
 	"github.com/wasmfleet/wasmfleet/internal/ociartifact"
 )
 
@@ -115,12 +114,15 @@ func (v *verifier) Verify(_ context.Context, req admission.Request) error {
 		}
 		return nil
 	}
-	if IsBundle(raw) {
+	switch {
+	case isJSON(raw) && isBundle(raw):
 		b, err := ParseBundle(raw)
 		if err != nil {
 			return err
 		}
 		return v.verifyBundle(b, req.Module)
+	case isJSON(raw):
+		return v.verifyBlobBundle(raw, req.Module)
 	}
 	return v.verifyBlob(raw, req.Module)
 }
@@ -139,14 +141,22 @@ func (v *verifier) verifyBlob(b64, module []byte) error {
 }
 
 // verifyBundle checks cosign's signatures of an artifact: some signature
-// verifies with a trusted key over a simple-signing payload that names the
-// manifest's digest, and the manifest's layer is the module.
+// verifies with a trusted key, over a simple-signing payload (the .sig
+// tag) or an in-toto statement (a Sigstore bundle) that names the signed
+// digest, and that digest leads to the module (CheckModule).
 func (v *verifier) verifyBundle(b Bundle, module []byte) error {
-	if err := ociartifact.CheckModule(b.Manifest, b.Layer, module); err != nil {
+	if err := ociartifact.CheckModule(b.Index, b.Manifest, b.Layer, module); err != nil {
 		return fmt.Errorf("%w: the signed artifact does not hold this module: %w", ErrBadSignature, err)
 	}
-	manifestDigest := "sha256:" + string(types.DigestOf(b.Manifest))
+	manifestDigest := b.SignedDigest()
 	var why []string
+	for i, raw := range b.Sigstore {
+		err := v.verifyDSSE(raw, manifestDigest)
+		if err == nil {
+			return nil
+		}
+		why = append(why, fmt.Sprintf("Sigstore bundle %d %v", i+1, err))
+	}
 	for i, s := range b.Signatures {
 		sig, err := base64.StdEncoding.DecodeString(s.Signature)
 		if err != nil {
@@ -173,7 +183,7 @@ func (v *verifier) verifyBundle(b Bundle, module []byte) error {
 		return nil
 	}
 	if len(why) == 0 {
-		why = append(why, "the signature image holds no cosign signatures")
+		why = append(why, "no cosign signatures found (neither a .sig tag nor Sigstore bundle referrers)")
 	}
 	return fmt.Errorf("%w: %s", ErrBadSignature, strings.Join(why, "; "))
 }

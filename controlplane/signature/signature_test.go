@@ -2,6 +2,8 @@ package signature_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
@@ -80,6 +82,47 @@ func TestVerify(t *testing.T) {
 		raw, _ := signature.Bundle{Manifest: manifest, Signatures: []ociartifact.CosignSignature{s}}.Marshal()
 		return raw
 	}()
+	// Sigstore bundles, as cosign sign --new-bundle-format attaches them.
+	sigstoreOf := func(k sigtest.Key, digest string) []byte {
+		b, err := k.SignArtifactBundle(repo, digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	manifestDigest := "sha256:" + string(types.DigestOf(manifest))
+	withSigstore := func(bundles ...[]byte) []byte {
+		raw, err := signature.Bundle{Manifest: manifest, Sigstore: bundles}.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	// An attestation by the trusted key: a DSSE statement of another
+	// predicate type over the same digest.
+	attestation, err := trusted.SignStatementBundle(repo, manifestDigest, "https://slsa.dev/provenance/v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobBundle := func(k sigtest.Key, b []byte, sigstore bool) []byte {
+		raw, err := k.SignBlobBundle(b, sigstore)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	// A sign-blob Sigstore bundle whose message digest names other bytes
+	// while its signature is over the module.
+	digestSwapped := func() []byte {
+		var b map[string]any
+		if err := json.Unmarshal(blobBundle(trusted, module, true), &b); err != nil {
+			t.Fatal(err)
+		}
+		other := types.DigestOf(other)
+		b["messageSignature"].(map[string]any)["messageDigest"].(map[string]any)["digest"] = hexToBase64(t, string(other))
+		raw, _ := json.Marshal(b)
+		return raw
+	}()
 	required := config.Filter{RequireSignature: true}
 	tests := []struct {
 		name       string
@@ -105,7 +148,22 @@ func TestVerify(t *testing.T) {
 		{name: "oci, manifest of other bytes", sig: bundle(t, otherManifest, trusted), settings: required, wantErr: signature.ErrBadSignature, wantMsg: "does not hold this module"},
 		{name: "oci, payload names another digest", sig: misnamed, settings: required, wantErr: signature.ErrBadSignature, wantMsg: "signs sha256:"},
 		{name: "oci, no signatures", sig: bundle(t, manifest), settings: required, wantErr: signature.ErrBadSignature, wantMsg: "no cosign signatures"},
-		{name: "oci, not a bundle", sig: []byte(`{"mediaType":"x"}`), wantErr: signature.ErrBadSignature, wantMsg: "media type"},
+		{name: "json of no known kind", sig: []byte(`{"mediaType":"x"}`), wantErr: signature.ErrBadSignature, wantMsg: "neither a Sigstore bundle"},
+		{name: "sigstore referrer, valid", sig: withSigstore(sigstoreOf(trusted, manifestDigest)), settings: required},
+		{name: "sigstore referrer beside a stranger's", sig: withSigstore(sigstoreOf(stranger, manifestDigest), sigstoreOf(second, manifestDigest)), settings: required},
+		{name: "sigstore referrer, wrong key", sig: withSigstore(sigstoreOf(stranger, manifestDigest)), settings: required,
+			wantErr: signature.ErrBadSignature, wantMsg: "Sigstore bundle 1 does not verify"},
+		{name: "sigstore referrer for another digest", sig: withSigstore(sigstoreOf(trusted, "sha256:"+string(types.DigestOf(otherManifest)))), settings: required,
+			wantErr: signature.ErrBadSignature, wantMsg: "not the artifact " + manifestDigest},
+		{name: "sigstore attestation is no signature", sig: withSigstore(attestation), settings: required,
+			wantErr: signature.ErrBadSignature, wantMsg: "is an attestation"},
+		{name: "sign-blob --bundle (cosign 2 format)", sig: blobBundle(trusted, module, false), settings: required},
+		{name: "sign-blob --bundle --new-bundle-format", sig: blobBundle(trusted, module, true), settings: required},
+		{name: "sign-blob --bundle, wrong key", sig: blobBundle(stranger, module, false), wantErr: signature.ErrBadSignature, wantMsg: "does not verify"},
+		{name: "sign-blob sigstore bundle, wrong key", sig: blobBundle(stranger, module, true), wantErr: signature.ErrBadSignature, wantMsg: "does not verify"},
+		{name: "sign-blob sigstore bundle of other bytes", sig: blobBundle(trusted, other, true), wantErr: signature.ErrBadSignature, wantMsg: "not this module"},
+		{name: "sign-blob sigstore bundle naming other bytes", sig: digestSwapped, wantErr: signature.ErrBadSignature, wantMsg: "not this module"},
+		{name: "artifact bundle given as a blob signature", sig: sigstoreOf(trusted, manifestDigest), wantErr: signature.ErrBadSignature, wantMsg: "no message signature"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -124,6 +182,15 @@ func TestVerify(t *testing.T) {
 			}
 		})
 	}
+}
+
+func hexToBase64(t *testing.T, h string) string {
+	t.Helper()
+	b, err := hex.DecodeString(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(b)
 }
 
 func TestNew(t *testing.T) {

@@ -14,14 +14,18 @@ import (
 
 // Artifact is a module read from a registry.
 type Artifact struct {
-	// ManifestDigest is "sha256:HEX" of RawManifest.
+	// ManifestDigest is "sha256:HEX" of what the reference named: Index
+	// when there is one, else RawManifest. Signatures name this digest.
 	ManifestDigest string
-	RawManifest    []byte
-	Format         Format
-	Module         []byte
+	// Index is the image index the reference named, nil for a plain
+	// manifest; RawManifest is then the manifest picked from it.
+	Index       []byte
+	RawManifest []byte
+	Format      Format
+	Module      []byte
 	// Layer is the compressed layer the module came from, FormatImage only:
-	// with RawManifest it lets a signature check redo the binding from the
-	// signed manifest digest to the module (CheckModule).
+	// with Index and RawManifest it lets a signature check redo the binding
+	// from the signed digest to the module (CheckModule).
 	Layer []byte
 	// Manifest is the build manifest from the annotations, if any.
 	Manifest *types.Manifest
@@ -50,8 +54,10 @@ func Resolve(ctx context.Context, ref Ref, rem Remote) (string, error) {
 
 // Fetch reads the module artifact at ref, which should be pinned (see
 // Resolve), refusing a module layer over limit bytes before downloading it.
-// The manifest's bytes are checked against a pinned digest and the layer's
-// against the manifest.
+// An image index is followed to the manifest it picks (see the package
+// doc). The bytes of what ref names are checked against a pinned digest,
+// a picked manifest's against the index, and the layer's against the
+// manifest.
 func Fetch(ctx context.Context, ref Ref, limit int64, rem Remote) (Artifact, error) {
 	a, err := fetch(ctx, ref, limit, rem)
 	if err != nil {
@@ -74,7 +80,21 @@ func fetch(ctx context.Context, ref Ref, limit int64, rem Remote) (Artifact, err
 	if ref.Digest != "" && a.ManifestDigest != ref.Digest {
 		return Artifact{}, fmt.Errorf("%w: manifest hashes to %s", ErrDigestMismatch, a.ManifestDigest)
 	}
-	p, err := parseManifest(desc.Manifest)
+	if isIndex(desc.Manifest, desc.MediaType) {
+		child, err := selectManifest(desc.Manifest)
+		if err != nil {
+			return Artifact{}, err
+		}
+		cdesc, err := remote.Get(n.Context().Digest(child.Digest.String()), opts...)
+		if err != nil {
+			return Artifact{}, err
+		}
+		if got := "sha256:" + string(types.DigestOf(cdesc.Manifest)); got != child.Digest.String() {
+			return Artifact{}, fmt.Errorf("%w: manifest %s from the index hashes to %s", ErrDigestMismatch, child.Digest, got)
+		}
+		a.Index, a.RawManifest = desc.Manifest, cdesc.Manifest
+	}
+	p, err := parseManifest(a.RawManifest)
 	if err != nil {
 		return Artifact{}, err
 	}
@@ -115,11 +135,15 @@ func readLayer(repo name.Repository, d v1.Descriptor, opts []remote.Option) ([]b
 	if int64(len(b)) > d.Size {
 		return nil, fmt.Errorf("%w: blob %s is longer than the %d bytes its descriptor claims", ErrDigestMismatch, d.Digest, d.Size)
 	}
+	// go-containerregistry fails the read at the end of altered bytes with
+	// an error of an internal type: what was read tells a corrupt blob (to
+	// refuse) from a broken connection (to retry).
+	got := "sha256:" + string(types.DigestOf(b))
+	if (err == nil || int64(len(b)) == d.Size) && got != d.Digest.String() {
+		return nil, fmt.Errorf("%w: blob %s hashes to %s", ErrDigestMismatch, d.Digest, got)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading blob %s: %w", d.Digest, err)
-	}
-	if got := "sha256:" + string(types.DigestOf(b)); got != d.Digest.String() {
-		return nil, fmt.Errorf("%w: blob %s hashes to %s", ErrDigestMismatch, d.Digest, got)
 	}
 	return b, nil
 }

@@ -33,15 +33,21 @@ func TestPushFetch(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
 		name     string
+		format   Format
 		manifest *types.Manifest
+		// wantLayer is the one layer's media type and title.
+		wantLayer, wantTitle string
 	}{
-		{name: "with manifest", manifest: &types.Manifest{Name: "hello", Version: "1.2.3", Capabilities: []string{"metrics", "tick"}}},
-		{name: "without manifest"},
+		{name: "image with manifest", format: FormatImage, manifest: &types.Manifest{Name: "hello", Version: "1.2.3", Capabilities: []string{"metrics", "tick"}},
+			wantLayer: string(ggcrtypes.OCILayer), wantTitle: "hello"},
+		{name: "image without manifest", format: FormatImage, wantLayer: string(ggcrtypes.OCILayer), wantTitle: "hello"},
+		{name: "wasm artifact with manifest", format: FormatWasm, manifest: &types.Manifest{Name: "hello", Version: "1.2.3"},
+			wantLayer: LayerMediaType, wantTitle: "hello.wasm"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ref := mustRef(t, "oci://"+host+"/filters/hello:v1")
-			pushed, err := Push(ctx, ref, "hello.wasm", module, tt.manifest, insecure)
+			pushed, err := PushAs(ctx, ref, tt.format, "hello.wasm", module, tt.manifest, insecure)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -56,24 +62,26 @@ func TestPushFetch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(a.Module, module) || a.Format != FormatWasm || a.ManifestDigest != pushed || a.Layer != nil {
-				t.Fatalf("fetched %d bytes, format %s, digest %s; want the %d pushed bytes as %s", len(a.Module), a.Format, a.ManifestDigest, len(module), pushed)
+			if !bytes.Equal(a.Module, module) || a.Format != tt.format || a.ManifestDigest != pushed {
+				t.Fatalf("fetched %d bytes, format %s, digest %s; want the %d pushed bytes as %s, %s", len(a.Module), a.Format, a.ManifestDigest, len(module), tt.format, pushed)
 			}
 			if !reflect.DeepEqual(a.Manifest, tt.manifest) {
 				t.Fatalf("manifest %+v, want %+v", a.Manifest, tt.manifest)
 			}
-			if err := CheckModule(a.RawManifest, nil, module); err != nil {
+			if err := CheckModule(nil, a.RawManifest, a.Layer, module); err != nil {
 				t.Fatalf("CheckModule: %v", err)
 			}
-			// What oras and crane read: an OCI manifest, the wasm config
-			// media type, one titled wasm layer.
 			var m v1.Manifest
 			if err := json.Unmarshal(a.RawManifest, &m); err != nil {
 				t.Fatal(err)
 			}
-			if m.MediaType != ggcrtypes.OCIManifestSchema1 || m.Config.MediaType != ConfigMediaType ||
-				len(m.Layers) != 1 || m.Layers[0].Annotations[AnnotationTitle] != "hello.wasm" {
-				t.Fatalf("manifest is not a titled Wasm artifact: %s", a.RawManifest)
+			if m.MediaType != ggcrtypes.OCIManifestSchema1 || len(m.Layers) != 1 ||
+				string(m.Layers[0].MediaType) != tt.wantLayer || m.Layers[0].Annotations[AnnotationTitle] != tt.wantTitle {
+				t.Fatalf("manifest has not one %s layer titled %s: %s", tt.wantLayer, tt.wantTitle, a.RawManifest)
+			}
+			again, err := PushAs(ctx, ref, tt.format, "hello.wasm", module, tt.manifest, insecure)
+			if err != nil || again != pushed {
+				t.Fatalf("pushing the same module again gave %s (%v), want the same digest %s", again, err, pushed)
 			}
 		})
 	}
@@ -101,7 +109,7 @@ func TestFetchImageVariant(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			layer := tarGz(t, tt.files)
 			ref := mustRef(t, "oci://"+host+"/images/hello:"+string(rune('a'+i)))
-			digest, err := put(ctx, ref, blob{ggcrtypes.OCIConfigJSON, []byte(`{}`), nil}, []blob{{ggcrtypes.OCILayer, layer, nil}}, nil, insecure)
+			digest, err := put(ctx, ref, v1.Manifest{}, blob{ggcrtypes.OCIConfigJSON, []byte(`{}`), nil}, []blob{{ggcrtypes.OCILayer, layer, nil}}, insecure)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -115,10 +123,10 @@ func TestFetchImageVariant(t *testing.T) {
 			if !bytes.Equal(a.Module, module) || a.Format != FormatImage || !bytes.Equal(a.Layer, layer) {
 				t.Fatalf("got %d bytes as %s, want the module as %s", len(a.Module), a.Format, FormatImage)
 			}
-			if err := CheckModule(a.RawManifest, a.Layer, module); err != nil {
+			if err := CheckModule(nil, a.RawManifest, a.Layer, module); err != nil {
 				t.Fatalf("CheckModule: %v", err)
 			}
-			if err := CheckModule(a.RawManifest, a.Layer, append(bytes.Clone(module), 0)); !errors.Is(err, ErrDigestMismatch) && !errors.Is(err, ErrTooLarge) {
+			if err := CheckModule(nil, a.RawManifest, a.Layer, append(bytes.Clone(module), 0)); !errors.Is(err, ErrDigestMismatch) && !errors.Is(err, ErrTooLarge) {
 				t.Fatalf("CheckModule with other bytes: %v", err)
 			}
 		})
@@ -160,7 +168,7 @@ func TestFetchRefuses(t *testing.T) {
 	}{
 		{name: "wrong layer media type", layers: []blob{{"application/octet-stream", module, nil}}, limit: testLimit,
 			wantErr: ErrMediaType, wantMsg: "found config " + ConfigMediaType + " and layers [application/octet-stream]"},
-		{name: "two wasm layers", layers: []blob{wasmLayer(module), wasmLayer(small)}, limit: testLimit, wantErr: ErrMediaType},
+		{name: "three wasm layers", layers: []blob{wasmLayer(module), wasmLayer(small), wasmLayer(small)}, limit: testLimit, wantErr: ErrMediaType},
 		{name: "no layers", limit: testLimit, wantErr: ErrMediaType},
 		{name: "descriptor claims 10 GB", layers: []blob{wasmLayer(module)}, limit: testLimit,
 			descriptor: func(d *v1.Descriptor) { d.Size = 10 << 30 }, wantErr: ErrTooLarge, wantMsg: "claims 10737418240 bytes"},

@@ -75,12 +75,38 @@ func ParseRef(s string) (Ref, error) {
 	return r, nil
 }
 
-// String is the reference as ParseRef reads it.
+// String is the reference as ParseRef reads it (a repository alone, from
+// ParseRepository, has neither tag nor digest).
 func (r Ref) String() string {
-	if r.Digest != "" {
-		return Scheme + r.Registry + "/" + r.Repository + "@" + r.Digest
+	return Scheme + r.Plain()
+}
+
+// Plain is the reference without the oci:// scheme, REGISTRY/REPO@sha256:HEX
+// or REGISTRY/REPO:TAG, the form cosign, crane, oras and docker read.
+func (r Ref) Plain() string {
+	s := r.Registry + "/" + r.Repository
+	switch {
+	case r.Digest != "":
+		return s + "@" + r.Digest
+	case r.Tag != "":
+		return s + ":" + r.Tag
 	}
-	return Scheme + r.Registry + "/" + r.Repository + ":" + r.Tag
+	return s
+}
+
+// ParseRepository parses REGISTRY/REPO, a repository with neither scheme,
+// tag nor digest: the form of COSIGN_REPOSITORY, where cosign keeps
+// signatures when they do not live beside the artifact. The registry must
+// be explicit, as in ParseRef.
+func ParseRepository(s string) (Ref, error) {
+	host, path, ok := strings.Cut(s, "/")
+	if !ok || path == "" || strings.Contains(s, "://") || (!strings.ContainsAny(host, ".:") && host != "localhost") {
+		return Ref{}, fmt.Errorf("%w: repository %q: want REGISTRY/REPOSITORY with an explicit registry host and no scheme", ErrBadRef, s)
+	}
+	if _, err := name.NewRepository(s, name.StrictValidation); err != nil || strings.ContainsAny(path, ":@") {
+		return Ref{}, fmt.Errorf("%w: repository %q: not REGISTRY/REPOSITORY (no tag or digest)", ErrBadRef, s)
+	}
+	return Ref{Registry: host, Repository: path}, nil
 }
 
 // Pinned returns the reference to digest ("sha256:HEX") in r's repository.

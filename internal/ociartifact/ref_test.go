@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
 )
 
 func TestParseRef(t *testing.T) {
@@ -30,6 +32,45 @@ func TestParseRef(t *testing.T) {
 			}
 			if got.String() != tt.in {
 				t.Fatalf("String() = %s, want %s", got, tt.in)
+			}
+			// Plain is what cosign, crane and oras parse (go-containerregistry's
+			// and oras' reference grammar): no scheme, same repository and pin.
+			plain, err := name.ParseReference(got.Plain(), name.StrictValidation)
+			if err != nil {
+				t.Fatalf("Plain() = %s does not parse as a docker reference: %v", got.Plain(), err)
+			}
+			if plain.Context().RegistryStr() != tt.want.Registry || plain.Context().RepositoryStr() != tt.want.Repository ||
+				plain.Identifier() != tt.want.Tag+tt.want.Digest {
+				t.Fatalf("Plain() = %s reads as %s", got.Plain(), plain)
+			}
+		})
+	}
+}
+
+func TestParseRepository(t *testing.T) {
+	tests := []struct {
+		name, in string
+		want     Ref
+		wantErr  bool
+	}{
+		{name: "registry and path", in: "ghcr.io/acme/signatures", want: Ref{Registry: "ghcr.io", Repository: "acme/signatures"}},
+		{name: "port", in: "127.0.0.1:5000/sigs", want: Ref{Registry: "127.0.0.1:5000", Repository: "sigs"}},
+		{name: "implicit docker hub", in: "acme/signatures", wantErr: true},
+		{name: "a tag", in: "ghcr.io/acme/sigs:1", wantErr: true},
+		{name: "a scheme", in: "oci://ghcr.io/acme/sigs", wantErr: true},
+		{name: "no repository", in: "ghcr.io/", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseRepository(tt.in)
+			if tt.wantErr {
+				if !errors.Is(err, ErrBadRef) || !strings.Contains(err.Error(), tt.in) {
+					t.Fatalf("err = %v, want %v naming %q", err, ErrBadRef, tt.in)
+				}
+				return
+			}
+			if err != nil || got != tt.want || got.Plain() != tt.in {
+				t.Fatalf("got %+v (%v), Plain %s; want %+v", got, err, got.Plain(), tt.want)
 			}
 		})
 	}

@@ -79,8 +79,9 @@ func (r Remote) options(ctx context.Context) []remote.Option {
 	return opts
 }
 
-// guard refuses plain HTTP unless allowed and cuts manifest bodies off past
-// MaxManifestBytes, whatever the registry said the size was.
+// guard refuses plain HTTP unless allowed and cuts manifest and referrers
+// listing bodies off past MaxManifestBytes, whatever the registry said the
+// size was.
 type guard struct {
 	base     http.RoundTripper
 	insecure bool
@@ -91,7 +92,7 @@ func (g *guard) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, fmt.Errorf("%w: %s (allow it for this registry to use it)", ErrInsecure, req.URL.Host)
 	}
 	resp, err := g.base.RoundTrip(req)
-	if err != nil || req.Method != http.MethodGet || !strings.Contains(req.URL.Path, "/manifests/") {
+	if err != nil || req.Method != http.MethodGet || !(strings.Contains(req.URL.Path, "/manifests/") || strings.Contains(req.URL.Path, "/referrers/")) {
 		return resp, err
 	}
 	resp.Body = &cappedBody{rc: resp.Body, left: MaxManifestBytes}

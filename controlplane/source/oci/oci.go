@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"go.uber.org/zap"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/config"
@@ -34,6 +35,12 @@ type Config struct {
 	MaxBytes int64
 	// Insecure allows plain HTTP to the registry.
 	Insecure bool
+	// SignatureRepository is REGISTRY/REPO where cosign keeps the
+	// artifact's .sig signatures when they are not beside it (cosign's
+	// COSIGN_REPOSITORY); it is reached as the artifact's registry is.
+	// Sigstore bundle referrers are always beside the artifact, where
+	// cosign 2.6 writes and reads them whatever COSIGN_REPOSITORY says.
+	SignatureRepository string
 	// Keychain finds credentials; nil: the Docker config file and helpers.
 	Keychain authn.Keychain
 	// Log is used as given (the caller names it); nil discards.
@@ -51,6 +58,8 @@ type Source struct {
 	// new credentials get a fresh look).
 	rem     ociartifact.Remote
 	session *ociartifact.Remote
+	// signatures is the repository holding the signatures, set by Start.
+	signatures ociartifact.Ref
 
 	// reported is what the last ModuleChanged was built from.
 	reported state
@@ -61,10 +70,11 @@ type Source struct {
 	failures int
 }
 
-// state identifies what a poll saw: the module's manifest digest and the
-// digest of its signature image ("" when unsigned).
+// state identifies what a poll saw: the module's manifest digest, the
+// digest of its .sig signature image and the listing of its Sigstore bundle
+// referrers ("" when there is none).
 type state struct {
-	manifest, signatures string
+	manifest, signatures, bundles string
 }
 
 // New returns a source for cfg.Ref that sends to out. Start sends with a
@@ -92,11 +102,17 @@ func New(cfg Config, out chan<- types.Event) *Source {
 }
 
 // Start polls until ctx ends, when it returns nil. It returns an error only
-// for a reference that cannot be parsed.
+// for a reference or signature repository that cannot be parsed.
 func (s *Source) Start(ctx context.Context) error {
 	ref, err := ociartifact.ParseRef(s.cfg.Ref)
 	if err != nil {
 		return fmt.Errorf("source: filter %s: %w", s.cfg.Filter, err)
+	}
+	s.signatures = ref
+	if s.cfg.SignatureRepository != "" {
+		if s.signatures, err = ociartifact.ParseRepository(s.cfg.SignatureRepository); err != nil {
+			return fmt.Errorf("source: filter %s: signature repository (COSIGN_REPOSITORY): %w", s.cfg.Filter, err)
+		}
 	}
 	s.log.Info("watching registry", zap.Duration("poll_interval", s.cfg.PollInterval))
 	timer := time.NewTimer(0)
@@ -111,7 +127,7 @@ func (s *Source) Start(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if err != nil {
+		if err != nil && !errors.Is(err, ociartifact.ErrNotFound) {
 			s.session = nil
 		}
 		s.track(err)
@@ -139,14 +155,20 @@ func (s *Source) poll(ctx context.Context, ref ociartifact.Ref) error {
 		}
 		digest = d
 	}
-	sigDigest, err := ociartifact.Resolve(ctx, ociartifact.SignatureRef(ref, digest), rem)
+	sigDigest, err := ociartifact.Resolve(ctx, ociartifact.SignatureRef(s.signatures, digest), rem)
 	switch {
 	case errors.Is(err, ociartifact.ErrNotFound):
 		sigDigest = ""
 	case err != nil:
 		return err
 	}
-	now := state{manifest: digest, signatures: sigDigest}
+	// cosign (2.6) attaches Sigstore bundles beside the artifact even when
+	// COSIGN_REPOSITORY is set, and reads them from there.
+	listing, bundles, err := ociartifact.ListSigstoreBundles(ctx, ref, digest, rem)
+	if err != nil {
+		return s.failed(ctx, state{manifest: digest, signatures: sigDigest, bundles: "unlistable"}, err)
+	}
+	now := state{manifest: digest, signatures: sigDigest, bundles: listing}
 	if now == s.reported || now == s.refused {
 		return nil
 	}
@@ -159,8 +181,8 @@ func (s *Source) poll(ctx context.Context, ref ociartifact.Ref) error {
 		Origin: types.Origin{Kind: types.OriginOCI, Ref: ref.Pinned(digest).String()},
 		Module: a.Module, Digest: types.DigestOf(a.Module), Manifest: a.Manifest,
 	}
-	if sigDigest != "" {
-		if ev.Signature, err = s.bundle(ctx, rem, ref, sigDigest, a); err != nil {
+	if sigDigest != "" || len(bundles) > 0 {
+		if ev.Signature, err = s.bundle(ctx, rem, ref, sigDigest, bundles, a); err != nil {
 			return s.failed(ctx, now, err)
 		}
 	}
@@ -171,14 +193,22 @@ func (s *Source) poll(ctx context.Context, ref ociartifact.Ref) error {
 	return nil
 }
 
-// bundle fetches cosign's signatures of the artifact and packs them with
-// what binds them to the module, for the signature verifier.
-func (s *Source) bundle(ctx context.Context, rem ociartifact.Remote, ref ociartifact.Ref, sigDigest string, a ociartifact.Artifact) ([]byte, error) {
-	sigs, err := ociartifact.FetchSignatures(ctx, ref.Pinned(sigDigest), rem)
-	if err != nil {
+// bundle fetches cosign's signatures of the artifact, from the .sig image
+// (sigDigest, "" for none) and the Sigstore bundle referrers found in ref's
+// repository, and packs them with what binds them to the module, for the
+// verifier.
+func (s *Source) bundle(ctx context.Context, rem ociartifact.Remote, ref ociartifact.Ref, sigDigest string, found []v1.Descriptor, a ociartifact.Artifact) ([]byte, error) {
+	b := signature.Bundle{Index: a.Index, Manifest: a.RawManifest, Layer: a.Layer}
+	var err error
+	if sigDigest != "" {
+		if b.Signatures, err = ociartifact.FetchSignatures(ctx, s.signatures.Pinned(sigDigest), rem); err != nil {
+			return nil, err
+		}
+	}
+	if b.Sigstore, err = ociartifact.FetchSigstoreBundles(ctx, ref, found, rem); err != nil {
 		return nil, err
 	}
-	return signature.Bundle{Manifest: a.RawManifest, Layer: a.Layer, Signatures: sigs}.Marshal()
+	return b.Marshal()
 }
 
 // failed sorts an error from reading st: an artifact that can never be used
@@ -216,17 +246,25 @@ func (s *Source) track(err error) {
 		}
 	case kind == "":
 		s.log.Info("registry reachable again; polling resumed", zap.Int("failures", s.failures))
+	case kind == gone:
+		s.log.Warn("tag not found; keeping the last good version and polling at the normal interval",
+			zap.String("state", kind), zap.Error(err))
 	default:
 		s.log.Warn("registry failing; keeping the last good version and backing off",
 			zap.String("state", kind), zap.Error(err))
 	}
 	s.failing = kind
-	if err == nil {
+	// A deleted tag is gone, not down: the registry answered, and the next
+	// push should be seen within one poll interval.
+	if err == nil || kind == gone {
 		s.failures = 0
 	} else {
 		s.failures++
 	}
 }
+
+// gone is the failure kind of a reference the registry does not have.
+const gone = "not-found"
 
 // failureKind names a failure for state-change logging; "" is no failure.
 func failureKind(err error) string {
@@ -234,7 +272,7 @@ func failureKind(err error) string {
 	case err == nil:
 		return ""
 	case errors.Is(err, ociartifact.ErrNotFound):
-		return "not-found"
+		return gone
 	case errors.Is(err, ociartifact.ErrUnauthorized):
 		return "unauthorized"
 	case errors.Is(err, ociartifact.ErrInsecure):

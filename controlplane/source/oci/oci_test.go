@@ -21,6 +21,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -44,13 +45,17 @@ var insecure = ociartifact.Remote{Insecure: true}
 
 // fakeRegistry is go-containerregistry's in-memory registry on a loopback
 // port, with switches a test flips: down (every request's connection is
-// dropped, as by a crashed registry), and basic auth; it counts requests.
+// dropped, as by a crashed registry), basic auth, noReferrers (the
+// referrers API answers 404, as registries before OCI 1.1 do) and corrupt
+// (blob bytes are altered on the way out); it counts requests.
 type fakeRegistry struct {
-	host     string
-	down     atomic.Bool
-	user     atomic.Pointer[string] // basic auth user:password; nil means none
-	requests atomic.Int64
-	blobGets atomic.Int64
+	host        string
+	down        atomic.Bool
+	noReferrers atomic.Bool
+	corrupt     atomic.Bool
+	user        atomic.Pointer[string] // basic auth user:password; nil means none
+	requests    atomic.Int64
+	blobGets    atomic.Int64
 	// pings are GET /v2/, the API check a client does before it
 	// authenticates to a repository.
 	pings atomic.Int64
@@ -73,8 +78,15 @@ func startRegistry(t *testing.T) *fakeRegistry {
 				return
 			}
 		}
+		if r.noReferrers.Load() && strings.Contains(req.URL.Path, "/referrers/") {
+			http.NotFound(w, req)
+			return
+		}
 		if req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/blobs/") {
 			r.blobGets.Add(1)
+			if r.corrupt.Load() {
+				w = &flipLast{ResponseWriter: w}
+			}
 		}
 		if req.Method == http.MethodGet && req.URL.Path == "/v2/" {
 			r.pings.Add(1)
@@ -84,6 +96,18 @@ func startRegistry(t *testing.T) *fakeRegistry {
 	t.Cleanup(srv.Close)
 	r.host = strings.TrimPrefix(srv.URL, "http://")
 	return r
+}
+
+// flipLast flips the last byte of every write of a response body.
+type flipLast struct{ http.ResponseWriter }
+
+func (f *flipLast) Write(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	c := bytes.Clone(b)
+	c[len(c)-1] ^= 0xff
+	return f.ResponseWriter.Write(c)
 }
 
 // waitRequests waits until the registry has seen n more requests, i.e.
@@ -280,6 +304,29 @@ func TestRegistryDownAndBack(t *testing.T) {
 	wantModule(t, next(t, ch), a, da, r)
 }
 
+// TestTagDeleted: a deleted tag is gone, not down. The registry answers,
+// so polling stays at the poll interval (no outage backoff) and a re-push
+// is seen within one interval; the last version stands meanwhile.
+func TestTagDeleted(t *testing.T) {
+	a, b := modules(t)
+	reg := startRegistry(t)
+	r := ref(t, "oci://"+reg.host+"/filters/auth:stable")
+	da := push(t, r, a, nil)
+	// With outage backoff, 30 requests at 20ms doubling would take minutes.
+	ch := run(t, oci.Config{Ref: r.String(), Insecure: true, PollInterval: 20 * time.Millisecond, MaxBackoff: time.Hour})
+	wantModule(t, next(t, ch), a, da, r)
+	req, _ := http.NewRequest(http.MethodDelete, "http://"+reg.host+"/v2/filters/auth/manifests/stable", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode/100 != 2 {
+		t.Fatalf("deleting the tag: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	reg.waitRequests(t, 30)
+	none(t, ch)
+	db := push(t, r, b, nil)
+	wantModule(t, next(t, ch), b, db, r)
+}
+
 func TestRefused(t *testing.T) {
 	a, _ := modules(t)
 	notModule := "sha256:" + strings.Repeat("c", 64)
@@ -292,8 +339,17 @@ func TestRefused(t *testing.T) {
 		wantMsg  string
 	}{
 		{
-			name:     "module over the limit",
-			setup:    func(t *testing.T, r ociartifact.Ref) ociartifact.Ref { push(t, r, a, nil); return r },
+			// The Wasm artifact's layer is the module, so its descriptor
+			// tells the module's size before any download. (An image's
+			// gzip layer is downloaded first; plugin.wasm's size is then
+			// checked from its tar header: TestFetchImageVariant.)
+			name: "module over the limit",
+			setup: func(t *testing.T, r ociartifact.Ref) ociartifact.Ref {
+				if _, err := ociartifact.PushAs(context.Background(), r, ociartifact.FormatWasm, "f.wasm", a, nil, insecure); err != nil {
+					t.Fatal(err)
+				}
+				return r
+			},
 			maxBytes: int64(len(a)) - 1, wantErr: ociartifact.ErrTooLarge, wantMsg: "the limit is",
 		},
 		{
@@ -328,6 +384,116 @@ func TestRefused(t *testing.T) {
 			reg.waitRequests(t, 6)
 			none(t, ch) // refused once, not on every poll
 		})
+	}
+}
+
+// TestRefusedAfterGood moves a tag from a good module to bad input: the
+// source reports the refusal once, naming the reference and why, and sends
+// no module, so the fleet keeps the last good version.
+func TestRefusedAfterGood(t *testing.T) {
+	a, _ := modules(t)
+	tests := []struct {
+		name string
+		// setup makes the watched tag r name something bad.
+		setup   func(t *testing.T, reg *fakeRegistry, r ociartifact.Ref)
+		wantErr error
+		wantMsg string
+	}{
+		{
+			name: "image index with no linux/amd64 manifest",
+			setup: func(t *testing.T, reg *fakeRegistry, r ociartifact.Ref) {
+				_, b := modules(t)
+				arm := push(t, ref(t, "oci://"+reg.host+"/filters/auth:arm"), a, nil)
+				wasm := push(t, ref(t, "oci://"+reg.host+"/filters/auth:wasm"), b, nil)
+				writeIndex(t, r, map[string]string{"linux/arm64": arm, "wasip1/wasm": wasm})
+			},
+			wantErr: ociartifact.ErrMediaType, wantMsg: "no manifest for linux/amd64",
+		},
+		{
+			name: "layer altered in the registry",
+			setup: func(t *testing.T, reg *fakeRegistry, r ociartifact.Ref) {
+				_, b := modules(t)
+				push(t, r, b, nil)
+				reg.corrupt.Store(true)
+			},
+			wantErr: ociartifact.ErrDigestMismatch, wantMsg: "hashes to",
+		},
+		{
+			name: "manifest over 4 MiB",
+			setup: func(t *testing.T, reg *fakeRegistry, r ociartifact.Ref) {
+				d := push(t, ref(t, "oci://"+reg.host+"/filters/auth:base"), a, nil)
+				hugeManifest(t, r, d)
+			},
+			wantErr: ociartifact.ErrTooLarge, wantMsg: "the limit is",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reg := startRegistry(t)
+			r := ref(t, "oci://"+reg.host+"/filters/auth:stable")
+			da := push(t, r, a, nil)
+			ch := run(t, oci.Config{Ref: r.String(), Insecure: true})
+			wantModule(t, next(t, ch), a, da, r)
+			tt.setup(t, reg, r)
+			ev := next(t, ch)
+			if ev.Kind != types.SourceFailed || !errors.Is(ev.Err, tt.wantErr) {
+				t.Fatalf("event %s err %v, want source-failed with %v", ev.Kind, ev.Err, tt.wantErr)
+			}
+			if msg := ev.Err.Error(); !strings.Contains(msg, r.String()) || !strings.Contains(msg, tt.wantMsg) {
+				t.Fatalf("error %q does not name %s and say %q", msg, r, tt.wantMsg)
+			}
+			reg.waitRequests(t, 6)
+			none(t, ch) // refused once; no module replaces the last good one
+		})
+	}
+}
+
+// writeIndex tags at r an image index of the manifests digests (platform
+// "os/arch" -> digest), as docker buildx pushes a multi-platform build.
+func writeIndex(t *testing.T, r ociartifact.Ref, digests map[string]string) {
+	t.Helper()
+	idx := mutate.IndexMediaType(empty.Index, ggcrtypes.OCIImageIndex)
+	for p, digest := range digests {
+		d, err := name.NewDigest(r.Registry+"/"+r.Repository+"@"+digest, name.Insecure)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := remote.Image(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		osName, arch, _ := strings.Cut(p, "/")
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: osName, Architecture: arch}}})
+	}
+	tag, err := name.NewTag(r.Registry+"/"+r.Repository+":"+r.Tag, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(tag, idx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// hugeManifest tags at r the manifest of digest with 5 MiB of annotations
+// added: a valid manifest, over the 4 MiB the distribution spec asks
+// registries to accept.
+func hugeManifest(t *testing.T, r ociartifact.Ref, digest string) {
+	t.Helper()
+	d, err := name.NewDigest(r.Registry+"/"+r.Repository+"@"+digest, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := remote.Image(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img = mutate.Annotations(img, map[string]string{"padding": strings.Repeat("x", 5<<20)}).(v1.Image)
+	tag, err := name.NewTag(r.Registry+"/"+r.Repository+":"+r.Tag, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(tag, img); err != nil {
+		t.Fatal(err)
 	}
 }
 
