@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
@@ -32,6 +31,7 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/store"
 	"github.com/wasmfleet/wasmfleet/controlplane/types"
 	"github.com/wasmfleet/wasmfleet/controlplane/wasmhost"
+	"github.com/wasmfleet/wasmfleet/controlplane/xdscache"
 )
 
 // ErrListen is returned when one of the three addresses cannot be bound.
@@ -163,7 +163,10 @@ func New(opts Options) (_ *ControlPlane, err error) {
 		FollowOutsideSymlinks: cfg.Limits.FollowOutsideSymlinks, Log: log.Named("source"),
 	}, events)
 	cp.registries = newRegistrySet(cfg, events, log)
-	snapCache := cache.NewSnapshotCache(cfg.Mode == config.ModeManaged, cache.IDHash{}, server.Logger(log))
+	snapCache, err := xdscache.New(xdscache.Config{ADS: cfg.Mode == config.ModeManaged, Log: server.Logger(log)})
+	if err != nil {
+		return nil, fmt.Errorf("controlplane: %w", err)
+	}
 	registry := fleet.New(fleet.Config{Log: log, Metrics: m})
 	cp.xds = server.New(server.Config{Listener: cp.xdsLn, Cache: snapCache, Fleet: registry, Log: log, TLS: xdsTLS, NodeIdentity: identity})
 	if cp.ctrl, err = controller.New(controller.Config{

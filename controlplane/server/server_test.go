@@ -27,6 +27,7 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/metrics/metricstest"
 	"github.com/wasmfleet/wasmfleet/controlplane/snapshot"
 	"github.com/wasmfleet/wasmfleet/controlplane/types"
+	"github.com/wasmfleet/wasmfleet/controlplane/xdscache"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -121,8 +122,14 @@ func start(t *testing.T, ctx context.Context) *harness {
 	// Remote code keeps the resources small: what is tested is the streams.
 	cfg.Filters = []config.Filter{{Name: "auth", Code: config.CodeRemote}, {Name: "transform", Code: config.CodeRemote}}
 	reg := prometheus.NewRegistry()
+	// The cache the control plane runs, with the window's threshold at one
+	// byte so that every response goes through the window.
+	xc, err := xdscache.New(xdscache.Config{ADS: true, LargeResponseBytes: 1, Log: Logger(log)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	h := &harness{
-		cache:   cache.NewSnapshotCache(true, cache.IDHash{}, Logger(log)),
+		cache:   xc,
 		fleet:   fleet.New(fleet.Config{Log: log, Metrics: metrics.New(reg)}),
 		metrics: reg,
 		builder: snapshot.NewBuilder(),

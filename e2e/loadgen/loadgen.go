@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -14,7 +15,11 @@ import (
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/wasmfleet/wasmfleet/controlplane/types"
 	"github.com/wasmfleet/wasmfleet/e2e/dataplane"
 	"github.com/wasmfleet/wasmfleet/e2e/internal/ads"
 )
@@ -74,9 +79,15 @@ type Fleet struct {
 	cfg   Config
 	nodes []*node
 
+	// modules checks inline module bytes; shared by every node.
+	modules moduleCheck
+	// ecdsBytes counts the encoded size of every ECDS response received.
+	ecdsBytes atomic.Int64
+
 	mu      sync.Mutex
-	counts  map[string]int // ECDS version -> nodes that have it
-	changed chan struct{}  // closed and replaced whenever a count grows
+	counts  map[string]int            // ECDS version -> nodes that have it
+	digests map[string][]types.Digest // ECDS version -> modules it runs
+	changed chan struct{}             // closed and replaced whenever a count grows
 }
 
 // New checks cfg and prepares the fleet; Start runs it.
@@ -99,7 +110,7 @@ func New(cfg Config) (*Fleet, error) {
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
-	f := &Fleet{cfg: cfg, counts: map[string]int{}, changed: make(chan struct{})}
+	f := &Fleet{cfg: cfg, counts: map[string]int{}, digests: map[string][]types.Digest{}, changed: make(chan struct{})}
 	for i := range cfg.N {
 		id := fmt.Sprintf("%s%05d", cfg.NodePrefix, i)
 		f.nodes = append(f.nodes, &node{id: id, fleet: f, arrived: map[string]time.Time{}})
@@ -135,7 +146,7 @@ func (f *Fleet) Start(ctx context.Context) error {
 					return fmt.Errorf("loadgen: %s: %w", n.id, err)
 				}
 			}
-			cc, err := ads.Dial(f.cfg.XDSAddr, tc)
+			cc, err := dial(f.cfg.XDSAddr, tc)
 			if err != nil {
 				return fmt.Errorf("loadgen: %w", err)
 			}
@@ -163,6 +174,32 @@ func (f *Fleet) Start(ctx context.Context) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// envoyWindow is Envoy's default HTTP/2 stream and connection flow-control
+// window (initial_stream_window_size, initial_connection_window_size:
+// 256 MiB). gRPC's client starts at 64 KiB and grows it by probing, so a
+// 2.4 MB response would take dozens of window updates, each a scheduling
+// round trip on a busy machine: the load generator, not the control plane,
+// would set the pace.
+const envoyWindow = 256 << 20
+
+// dial opens a connection as ads.Dial does, with Envoy's flow-control
+// windows.
+func dial(addr string, tc *tls.Config) (*grpc.ClientConn, error) {
+	creds := insecure.NewCredentials()
+	if tc != nil {
+		creds = credentials.NewTLS(tc)
+	}
+	cc, err := grpc.NewClient(addr,
+		grpc.WithTransportCredentials(creds),
+		grpc.WithInitialWindowSize(envoyWindow),
+		grpc.WithInitialConnWindowSize(envoyWindow),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(ads.MaxMessageBytes)))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", addr, err)
+	}
+	return cc, nil
 }
 
 // WaitAcked blocks until every node has accepted ECDS version, or ctx ends,
@@ -199,9 +236,24 @@ func (f *Fleet) arrivals(version string) (map[string]time.Time, int) {
 	return out, missing
 }
 
-func (f *Fleet) record(version string) {
+// ECDSBytes is the encoded size of every ECDS response the fleet has
+// received so far, over all nodes (cumulative).
+func (f *Fleet) ECDSBytes() int64 { return f.ecdsBytes.Load() }
+
+// Digests returns the modules ECDS version runs (inline code hashed, remote
+// code's sha256), sorted, as the first node that accepted it found them.
+func (f *Fleet) Digests(version string) []types.Digest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.digests[version]
+}
+
+func (f *Fleet) record(version string, digests []types.Digest) {
 	f.mu.Lock()
 	f.counts[version]++
+	if _, ok := f.digests[version]; !ok {
+		f.digests[version] = digests
+	}
 	close(f.changed)
 	f.changed = make(chan struct{})
 	f.mu.Unlock()
@@ -249,6 +301,11 @@ func (n *node) Handle(resp *discovery.DiscoveryResponse) error {
 		n.routes, n.exts = routes, exts
 	case dataplane.ExtensionType:
 		now := time.Now()
+		n.fleet.ecdsBytes.Add(int64(proto.Size(resp)))
+		digests, err := n.fleet.modules.digests(resp)
+		if err != nil {
+			return err
+		}
 		v := resp.GetVersionInfo()
 		n.mu.Lock()
 		_, seen := n.arrived[v]
@@ -257,7 +314,7 @@ func (n *node) Handle(resp *discovery.DiscoveryResponse) error {
 		}
 		n.mu.Unlock()
 		if !seen {
-			n.fleet.record(v)
+			n.fleet.record(v, digests)
 		}
 	}
 	return nil

@@ -64,7 +64,7 @@ func BenchmarkFileToSnapshot(b *testing.B) {
 				d, start := p.writeVariant(b)
 				seen := make(chan time.Time, 1)
 				go func() {
-					at, err := p.waitStatus(ctx, d, false)
+					at, err := p.waitStatus(ctx, filterName, d, false)
 					if err != nil {
 						b.Error(err)
 					}
@@ -79,7 +79,7 @@ func BenchmarkFileToSnapshot(b *testing.B) {
 				// The candidate is promoted once the node accepted it. If
 				// that never happens, say why and go on: the next module
 				// replaces the stuck candidate.
-				if at, err := p.waitPromoted(ctx, d, a.Version); err != nil {
+				if at, err := p.waitPromoted(ctx, filterName, d, a.Version); err != nil {
 					stalls++
 					b.Log(err)
 				} else {
@@ -100,23 +100,45 @@ func BenchmarkFileToSnapshot(b *testing.B) {
 }
 
 // BenchmarkFleetConvergence measures a fleet of loadgen nodes in a child
-// process converging on a new module: per iteration, from the file write
-// to the last node's ACK (converge), to the first node's (first), and the
-// spread between them (fanout). It also reports the control plane's heap
-// per connected node (HeapInuse after connecting minus before, over N), the
-// CPU the control plane and the fleet each spent per rollout, and the mean
-// fleet-wide reconcile (wasmfleet_reconcile_seconds: two per rollout, one
-// when the module is admitted and one when it is promoted).
+// process converging on a new module with the default delivery (module
+// bytes inline in ECDS), three filters subscribed and one changed: per
+// iteration, from the file write to the last node's ACK (converge), to the
+// first node's (first), and the spread between them (fanout). It also
+// reports the ECDS bytes each node received per change (ecds-B/node:
+// whatever the control plane sends between two changes, the promotion's
+// re-send included), the control plane's peak resident memory while the
+// fleet connected (connect-peak-rss-MiB) and during a change
+// (peak-rss-MiB; the control plane runs in the benchmark's process, the
+// fleet does not), its heap per connected node (HeapInuse after connecting
+// minus before, over N), the CPU the control plane and the fleet each
+// spent per change until the last ACK, and the mean fleet-wide reconcile
+// (wasmfleet_reconcile_seconds: two per rollout, one when the module is
+// admitted and one when it is promoted).
 //
 // The 10,000-node fleet multiplexes 10 nodes per gRPC connection (1,000
 // connections each side) to stay well inside RLIMIT_NOFILE; the 1,000-node
 // fleet uses one connection per node, as Envoys would.
 //
-//	go test -run '^$' -bench 'FleetConvergence/nodes=1000$' -benchtime 5x ./e2e/scale/
-//	go test -run '^$' -bench 'FleetConvergence/nodes=10000$' -benchtime 3x ./e2e/scale/
+//	go test -run '^$' -bench '^BenchmarkFleetConvergence$/^nodes=1000$' -benchtime 5x ./e2e/scale/
+//	go test -run '^$' -bench '^BenchmarkFleetConvergence$/^nodes=10000$' -benchtime 3x ./e2e/scale/
 func BenchmarkFleetConvergence(b *testing.B) {
 	for _, tc := range []struct{ n, perConn int }{{1000, 1}, {10000, 10}} {
-		b.Run(fmt.Sprintf("nodes=%d", tc.n), func(b *testing.B) { fleetConvergence(b, tc.n, tc.perConn, false) })
+		b.Run(fmt.Sprintf("nodes=%d", tc.n), func(b *testing.B) {
+			fleetConvergence(b, tc.n, tc.perConn, planeConfig{debounce: config.DefaultDebounce})
+		})
+	}
+}
+
+// BenchmarkFleetConvergenceRemote is BenchmarkFleetConvergence with remote
+// code: ECDS carries the module's URL and sha256, and the nodes fetch
+// nothing (Envoy would fetch once per module, on a first config only).
+//
+//	go test -run '^$' -bench '^BenchmarkFleetConvergenceRemote$/^nodes=1000$' -benchtime 5x ./e2e/scale/
+func BenchmarkFleetConvergenceRemote(b *testing.B) {
+	for _, tc := range []struct{ n, perConn int }{{1000, 1}, {10000, 10}} {
+		b.Run(fmt.Sprintf("nodes=%d", tc.n), func(b *testing.B) {
+			fleetConvergence(b, tc.n, tc.perConn, planeConfig{debounce: config.DefaultDebounce, code: config.CodeRemote})
+		})
 	}
 }
 
@@ -126,40 +148,46 @@ func BenchmarkFleetConvergence(b *testing.B) {
 // every handshake; converge says what TLS adds to a push.
 func BenchmarkFleetConvergenceTLS(b *testing.B) {
 	for _, withTLS := range []bool{false, true} {
-		b.Run(fmt.Sprintf("nodes=1000/tls=%v", withTLS), func(b *testing.B) { fleetConvergence(b, 1000, 1, withTLS) })
+		b.Run(fmt.Sprintf("nodes=1000/tls=%v", withTLS), func(b *testing.B) {
+			pc := planeConfig{debounce: config.DefaultDebounce}
+			if withTLS {
+				pc.caDir = b.TempDir()
+			}
+			fleetConvergence(b, 1000, 1, pc)
+		})
 	}
 }
 
-func fleetConvergence(b *testing.B, n, perConn int, withTLS bool) {
-	tc := struct{ n, perConn int }{n, perConn}
+func fleetConvergence(b *testing.B, n, perConn int, pc planeConfig) {
 	if _, err := scale.RaiseFDLimit(); err != nil {
 		b.Fatal(err)
 	}
-	caDir := ""
-	if withTLS {
-		caDir = b.TempDir()
-	}
-	p := startPlaneTLS(b, config.DefaultDebounce, caDir)
+	p := startPlaneConfig(b, pc)
 	_, v0 := p.rollOut(b)
 
 	heap0 := heapInuse()
+	resetPeakRSS(b)
 	connect := time.Now()
-	fleet := startFleetTLS(b, p.addrs.XDS, tc.n, tc.perConn, v0, caDir)
+	fleet := startFleetTLS(b, p.addrs.XDS, n, perConn, v0, pc.caDir)
 	connectTime := time.Since(connect)
+	connectRSS := peakRSS(b)
 	heap1 := heapInuse()
 
 	s0, err := fleet.WaitAcked(context.Background(), v0)
 	if err != nil {
 		b.Fatal(err)
 	}
-	childCPU := s0.CPU
+	childCPU, ecdsBytes := s0.CPU, s0.ECDSBytes
 	var converge, first, fanout, cpCPU, fleetCPU samples
+	var perNode []float64
+	var rss uint64
 	var reconciles, stalls uint64
 	var reconcileSecs float64
 	for b.Loop() {
 		ctx, cancel := context.WithTimeout(context.Background(), measureTimeout)
 		rc0, rs0 := p.histogram(b, reconcileMetric)
 		cpu0 := cpuTime(b)
+		resetPeakRSS(b)
 		d, start := p.writeVariant(b)
 		a, err := p.probe.WaitDigest(ctx, d)
 		if err != nil {
@@ -167,9 +195,12 @@ func fleetConvergence(b *testing.B, n, perConn int, withTLS bool) {
 		}
 		s, err := fleet.WaitAcked(ctx, a.Version)
 		if err != nil {
-			b.Fatalf("%v (%d of %d acked)", err, s.Acked, tc.n)
+			b.Fatalf("%v (%d of %d acked)", err, s.Acked, n)
 		}
 		cpCPU = append(cpCPU, cpuTime(b)-cpu0)
+		if !slices.Contains(s.Digests, d) {
+			b.Fatalf("the fleet acked %s, which runs %v, not the module written (%s)", a.Version, s.Digests, d)
+		}
 		// Promotion is the rollout's last fleet-wide reconcile:
 		// wait for it, so the next iteration starts from a quiet
 		// control plane and both reconciles are counted. If it
@@ -181,6 +212,7 @@ func fleetConvergence(b *testing.B, n, perConn int, withTLS bool) {
 			b.Logf("%s not promoted within %v after every node acked %s; %d nodes' ACKs not resolved to it by the fleet registry: %q (err %v)",
 				d.Short(), promoteTimeout, a.Version, len(nodes), nodes[:min(len(nodes), 5)], err)
 		}
+		rss = max(rss, peakRSS(b))
 		rc1, rs1 := p.histogram(b, reconcileMetric)
 		reconciles += rc1 - rc0
 		reconcileSecs += rs1 - rs0
@@ -188,13 +220,20 @@ func fleetConvergence(b *testing.B, n, perConn int, withTLS bool) {
 		first = append(first, s.First.Sub(start))
 		fanout = append(fanout, s.Last.Sub(s.First))
 		fleetCPU = append(fleetCPU, s.CPU-childCPU)
-		childCPU = s.CPU
+		perNode = append(perNode, float64(s.ECDSBytes-ecdsBytes)/float64(n))
+		childCPU, ecdsBytes = s.CPU, s.ECDSBytes
 		cancel()
 	}
 	// Reported after the loop: b.Loop drops metrics reported before it.
 	b.ReportMetric(connectTime.Seconds(), "connect-s")
-	b.ReportMetric(float64(int64(heap1)-int64(heap0))/float64(tc.n), "heap-B/node")
+	b.ReportMetric(float64(connectRSS)/(1<<20), "connect-peak-rss-MiB")
+	b.ReportMetric(float64(rss)/(1<<20), "peak-rss-MiB")
+	b.ReportMetric(float64(int64(heap1)-int64(heap0))/float64(n), "heap-B/node")
 	b.ReportMetric(float64(heap1)/(1<<20), "heap-MiB")
+	if len(perNode) > 0 {
+		slices.Sort(perNode)
+		b.ReportMetric(perNode[len(perNode)/2], "ecds-B/node")
+	}
 	converge.report(b, "converge")
 	first.report(b, "first")
 	fanout.report(b, "fanout")
@@ -205,6 +244,22 @@ func fleetConvergence(b *testing.B, n, perConn int, withTLS bool) {
 		b.ReportMetric(1000*reconcileSecs/float64(reconciles), "reconcile-mean-ms")
 		b.ReportMetric(float64(reconciles)/float64(len(converge)), "reconciles/op")
 	}
+}
+
+func resetPeakRSS(b *testing.B) {
+	b.Helper()
+	if err := scale.ResetPeakRSS(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func peakRSS(b *testing.B) uint64 {
+	b.Helper()
+	n, err := scale.PeakRSS()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return n
 }
 
 // heapInuse is HeapInuse after a full collection.

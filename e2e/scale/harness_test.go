@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -39,7 +40,17 @@ const (
 	pollEvery = 2 * time.Millisecond
 	// setupTimeout bounds waits outside the measured path.
 	setupTimeout = 2 * time.Minute
+	// connectPerNode is added to setupTimeout for each node of a fleet that
+	// connects: every node is sent every filter's module when it connects
+	// (three 2.4 MB modules inline, 7.3 MB), and the load generator spends
+	// ~75 ms of CPU receiving that on our shared 2-core machines.
+	connectPerNode = 200 * time.Millisecond
 )
+
+// steadyFilters are the filters every plane runs besides filterName: written
+// once when the plane starts and never changed, as most of a fleet's
+// filters are during any one rollout.
+var steadyFilters = []string{"steady1", "steady2"}
 
 // plane is an in-process control plane on 127.0.0.1:0 with temporary
 // directories and a probe node, plus the module it rolls out.
@@ -52,32 +63,51 @@ type plane struct {
 	written  uint64 // variants written so far
 }
 
-// startPlane runs a control plane with the given debounce until the test
-// ends. It logs at info level as JSON into io.Discard, so logging costs
-// what it costs in production without filling the test output.
-func startPlane(tb testing.TB, debounce time.Duration) *plane {
-	tb.Helper()
-	return startPlaneTLS(tb, debounce, "")
+// planeConfig says which control plane to run.
+type planeConfig struct {
+	debounce time.Duration
+	// code is how modules reach the nodes; empty is the default (inline).
+	code config.Code
+	// caDir, when set, gets a lab CA and mutual TLS on xDS (see
+	// startPlaneConfig).
+	caDir string
 }
 
-// startPlaneTLS is startPlane with mutual TLS on xDS when caDir is set: a
-// lab CA is written there (ca.crt, ca.key, server.crt for 127.0.0.1), and
-// the probe connects with a certificate for its node id.
-func startPlaneTLS(tb testing.TB, debounce time.Duration, caDir string) *plane {
+// startPlane runs a control plane with the default delivery and the given
+// debounce until the test ends.
+func startPlane(tb testing.TB, debounce time.Duration) *plane {
+	tb.Helper()
+	return startPlaneConfig(tb, planeConfig{debounce: debounce})
+}
+
+// startPlaneConfig runs a control plane with three filters (filterName and
+// steadyFilters) until the test ends. It logs at info level as JSON into
+// io.Discard, so logging costs what it costs in production without filling
+// the test output.
+//
+// With pc.caDir, xDS uses mutual TLS: a lab CA is written there (ca.crt,
+// ca.key, server.crt for 127.0.0.1), and the probe connects with a
+// certificate for its node id.
+func startPlaneConfig(tb testing.TB, pc planeConfig) *plane {
 	tb.Helper()
 	dir := tb.TempDir()
 	cfg := config.Default()
 	cfg.Listen = config.Listen{XDS: "127.0.0.1:0", Modules: "127.0.0.1:0", Admin: "127.0.0.1:0"}
 	cfg.WatchDir = filepath.Join(dir, "filters.d")
 	cfg.DataDir = filepath.Join(dir, "data")
-	cfg.Limits.Debounce = config.Duration(debounce)
-	// Remote code: the fleet's xDS fan-out is what is measured, and the
-	// load generator's nodes do not fetch. Inline would put the module's
-	// bytes in every node's ECDS response (see the README's Rollouts).
-	cfg.Filters = []config.Filter{{Name: filterName, Code: config.CodeRemote}}
+	cfg.Limits.Debounce = config.Duration(pc.debounce)
+	// Three modules admitted at once under -race on two shared cores take
+	// longer than the default trial timeout, which would reject them. The
+	// limit only ever rejects: it does not change what is measured.
+	cfg.Limits.TrialTimeout = config.Duration(time.Minute)
+	cfg.Filters = nil
+	for _, name := range append([]string{filterName}, steadyFilters...) {
+		cfg.Filters = append(cfg.Filters, config.Filter{Name: name, Code: pc.code})
+	}
 	if err := os.MkdirAll(cfg.WatchDir, 0o755); err != nil {
 		tb.Fatal(err)
 	}
+	caDir := pc.caDir
 	var probeTLS *tls.Config
 	if caDir != "" {
 		ca, err := certgen.NewCA("scale CA", time.Hour)
@@ -143,30 +173,43 @@ func startPlaneTLS(tb testing.TB, debounce time.Duration, caDir string) *plane {
 // bench.wasm and returns its digest and the time just before the write.
 func (p *plane) writeVariant(tb testing.TB) (types.Digest, time.Time) {
 	tb.Helper()
+	return p.write(tb, filterName)
+}
+
+// write writes a module the control plane has never seen as NAME.wasm.
+func (p *plane) write(tb testing.TB, name string) (types.Digest, time.Time) {
+	tb.Helper()
 	p.written++
 	b := scale.Variant(p.module, p.written)
 	start := time.Now()
-	if err := os.WriteFile(filepath.Join(p.watchDir, filterName+".wasm"), b, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(p.watchDir, name+".wasm"), b, 0o644); err != nil {
 		tb.Fatal(err)
 	}
 	return types.DigestOf(b), start
 }
 
-// rollOut writes a new variant and waits until the probe has it and the
-// controller has promoted it to stable; it returns the ECDS version.
+// rollOut writes a new variant of every filter and waits until the probe
+// has them all and the controller has promoted each to stable; it returns
+// filterName's module and the ECDS version.
 func (p *plane) rollOut(tb testing.TB) (types.Digest, string) {
 	tb.Helper()
-	d, _ := p.writeVariant(tb)
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 	defer cancel()
-	a, err := p.probe.WaitDigest(ctx, d)
+	digests := map[string]types.Digest{}
+	for _, name := range append([]string{filterName}, steadyFilters...) {
+		digests[name], _ = p.write(tb, name)
+	}
+	all := slices.Collect(maps.Values(digests))
+	a, err := p.probe.WaitDigest(ctx, all...)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if _, err := p.waitPromoted(ctx, d, a.Version); err != nil {
-		tb.Fatal(err)
+	for name, d := range digests {
+		if _, err := p.waitPromoted(ctx, name, d, a.Version); err != nil {
+			tb.Fatal(err)
+		}
 	}
-	return d, a.Version
+	return digests[filterName], a.Version
 }
 
 // promoteTimeout bounds the wait for a candidate's promotion once every
@@ -177,10 +220,10 @@ const promoteTimeout = 20 * time.Second
 // as the filter's stable version and returns when it first did. If that
 // does not happen within promoteTimeout, the error names the nodes whose
 // ACK the fleet registry did not resolve to d, the usual reason.
-func (p *plane) waitPromoted(ctx context.Context, d types.Digest, version string) (time.Time, error) {
+func (p *plane) waitPromoted(ctx context.Context, filter string, d types.Digest, version string) (time.Time, error) {
 	wctx, cancel := context.WithTimeout(ctx, promoteTimeout)
 	defer cancel()
-	at, err := p.waitStatus(wctx, d, true)
+	at, err := p.waitStatus(wctx, filter, d, true)
 	if err == nil {
 		return at, nil
 	}
@@ -211,7 +254,7 @@ func (p *plane) status(ctx context.Context) (api.Status, error) {
 // waitStatus polls the admin API until the filter shows d as its candidate
 // or stable version (or, with stable, as its stable version only) and
 // returns when it first did.
-func (p *plane) waitStatus(ctx context.Context, d types.Digest, stable bool) (time.Time, error) {
+func (p *plane) waitStatus(ctx context.Context, filter string, d types.Digest, stable bool) (time.Time, error) {
 	tick := time.NewTicker(pollEvery)
 	defer tick.Stop()
 	for {
@@ -220,7 +263,7 @@ func (p *plane) waitStatus(ctx context.Context, d types.Digest, stable bool) (ti
 			return time.Time{}, err
 		}
 		seen := time.Now()
-		i := slices.IndexFunc(st.Filters, func(f api.Filter) bool { return f.Name == filterName })
+		i := slices.IndexFunc(st.Filters, func(f api.Filter) bool { return f.Name == filter })
 		if i >= 0 && (st.Filters[i].Stable == d || (!stable && st.Filters[i].Candidate == d)) {
 			return seen, nil
 		}
@@ -320,7 +363,7 @@ func startFleetTLS(tb testing.TB, addr string, n, perConn int, version, caDir st
 			tb.Errorf("fleet: %v", err)
 		}
 	})
-	wctx, wcancel := context.WithTimeout(ctx, setupTimeout)
+	wctx, wcancel := context.WithTimeout(ctx, setupTimeout+time.Duration(n)*connectPerNode)
 	defer wcancel()
 	if s, err := f.WaitAcked(wctx, version); err != nil {
 		tb.Fatalf("fleet of %d did not converge on %s: %v (%d acked)", n, version, err, s.Acked)

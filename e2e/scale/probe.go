@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -48,8 +49,10 @@ var ErrProbeConfig = errors.New("scale: probe: bad config")
 type Arrival struct {
 	Version string
 	At      time.Time
-	// Digests are the modules the version's Wasm filters run (from the
-	// remote source's sha256, or hashed from inline bytes), sorted.
+	// Digests are the modules the probe's Wasm filters run once the
+	// version is applied (from the remote source's sha256, or hashed from
+	// inline bytes), sorted. A response that carries only some filter
+	// configs leaves the others as they were, as Envoy does.
 	Digests []types.Digest
 }
 
@@ -62,7 +65,10 @@ type Probe struct {
 	names  []string
 	routes []string
 
-	mu       sync.Mutex
+	mu sync.Mutex
+	// configs is each ECDS resource's module as last received ("" for
+	// one that runs none).
+	configs  map[string]types.Digest
 	arrivals []Arrival
 	// routeArrivals are the RDS versions accepted (Digests empty).
 	routeArrivals []Arrival
@@ -80,7 +86,7 @@ func NewProbe(cfg ProbeConfig) (*Probe, error) {
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
-	p := &Probe{names: slices.Clone(cfg.Extensions), routes: slices.Clone(cfg.Routes), changed: make(chan struct{})}
+	p := &Probe{names: slices.Clone(cfg.Extensions), routes: slices.Clone(cfg.Routes), configs: map[string]types.Digest{}, changed: make(chan struct{})}
 	named := []string{dataplane.ExtensionType}
 	if len(p.routes) > 0 {
 		named = append(named, dataplane.RouteType)
@@ -105,14 +111,14 @@ func NewProbe(cfg ProbeConfig) (*Probe, error) {
 // Start connects and runs the probe until ctx ends.
 func (p *Probe) Start(ctx context.Context) error { return p.client.Start(ctx) }
 
-// WaitDigest blocks until a version running module d has arrived, or ctx
-// ends, and returns the first such version.
-func (p *Probe) WaitDigest(ctx context.Context, d types.Digest) (Arrival, error) {
+// WaitDigest blocks until a version after which the probe runs every
+// module in ds has arrived, or ctx ends, and returns the first such version.
+func (p *Probe) WaitDigest(ctx context.Context, ds ...types.Digest) (Arrival, error) {
 	for {
 		p.mu.Lock()
 		changed := p.changed
 		for _, a := range p.arrivals {
-			if slices.Contains(a.Digests, d) {
+			if !slices.ContainsFunc(ds, func(d types.Digest) bool { return !slices.Contains(a.Digests, d) }) {
 				p.mu.Unlock()
 				return a, nil
 			}
@@ -120,7 +126,7 @@ func (p *Probe) WaitDigest(ctx context.Context, d types.Digest) (Arrival, error)
 		p.mu.Unlock()
 		select {
 		case <-ctx.Done():
-			return Arrival{}, fmt.Errorf("scale: probe: no ECDS version running %s: %w", d.Short(), ctx.Err())
+			return Arrival{}, fmt.Errorf("scale: probe: no ECDS version running %v: %w", ds, ctx.Err())
 		case <-changed:
 		}
 	}
@@ -155,11 +161,11 @@ var _ ads.Handler = (*probeHandler)(nil)
 // Handle records an ECDS response; one that cannot be decoded is NACKed.
 func (h *probeHandler) Handle(resp *discovery.DiscoveryResponse) error {
 	at := time.Now()
-	var digests []types.Digest
+	var configs map[string]types.Digest
 	switch resp.GetTypeUrl() {
 	case dataplane.ExtensionType:
 		var err error
-		if digests, err = wasmDigests(resp); err != nil {
+		if configs, err = wasmDigests(resp); err != nil {
 			return err
 		}
 	case dataplane.RouteType:
@@ -167,6 +173,14 @@ func (h *probeHandler) Handle(resp *discovery.DiscoveryResponse) error {
 		return nil
 	}
 	h.mu.Lock()
+	maps.Copy(h.configs, configs)
+	var digests []types.Digest
+	for _, d := range h.configs {
+		if d != "" {
+			digests = append(digests, d)
+		}
+	}
+	slices.Sort(digests)
 	a := Arrival{Version: resp.GetVersionInfo(), At: at, Digests: digests}
 	if resp.GetTypeUrl() == dataplane.RouteType {
 		h.routeArrivals = append(h.routeArrivals, a)
@@ -190,14 +204,16 @@ func (h *probeHandler) Names(typeURL string) []string {
 	return nil
 }
 
-// wasmDigests returns the digests of the modules an ECDS response runs.
-func wasmDigests(resp *discovery.DiscoveryResponse) ([]types.Digest, error) {
-	var out []types.Digest
+// wasmDigests returns the module each resource of an ECDS response runs,
+// by resource name ("" for a config that runs none).
+func wasmDigests(resp *discovery.DiscoveryResponse) (map[string]types.Digest, error) {
+	out := map[string]types.Digest{}
 	for _, a := range resp.GetResources() {
 		ext := &core.TypedExtensionConfig{}
 		if err := a.UnmarshalTo(ext); err != nil {
 			return nil, fmt.Errorf("ecds: %w", err)
 		}
+		out[ext.GetName()] = ""
 		w := &wasmfilter.Wasm{}
 		if !ext.GetTypedConfig().MessageIs(w) {
 			continue // an unused slot
@@ -208,11 +224,10 @@ func wasmDigests(resp *discovery.DiscoveryResponse) ([]types.Digest, error) {
 		code := w.GetConfig().GetVmConfig().GetCode()
 		switch {
 		case code.GetRemote() != nil:
-			out = append(out, types.Digest(code.GetRemote().GetSha256()))
+			out[ext.GetName()] = types.Digest(code.GetRemote().GetSha256())
 		case code.GetLocal() != nil:
-			out = append(out, types.DigestOf(code.GetLocal().GetInlineBytes()))
+			out[ext.GetName()] = types.DigestOf(code.GetLocal().GetInlineBytes())
 		}
 	}
-	slices.Sort(out)
 	return out, nil
 }

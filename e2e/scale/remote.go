@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wasmfleet/wasmfleet/controlplane/types"
 	"github.com/wasmfleet/wasmfleet/e2e/loadgen"
 	"github.com/wasmfleet/wasmfleet/internal/certgen"
 )
@@ -62,6 +63,12 @@ type Summary struct {
 	First, Last time.Time
 	// CPU is the child's user plus system time so far (cumulative).
 	CPU time.Duration
+	// ECDSBytes is the encoded size of every ECDS response the fleet's
+	// nodes received so far, summed over nodes (cumulative).
+	ECDSBytes int64 `json:"ecds_bytes"`
+	// Digests are the modules the version runs, as the nodes found them
+	// (inline code hashed), sorted.
+	Digests []types.Digest `json:"digests"`
 }
 
 // ErrChild is wrapped by every error about the child process itself (it
@@ -203,6 +210,8 @@ func answer(ctx context.Context, f *loadgen.Fleet, r request) reply {
 	defer cancel()
 	at, err := f.WaitAcked(wctx, r.Version)
 	out := reply{ID: r.ID, Summary: summarize(r.Version, at, len(f.NodeIDs()))}
+	out.Summary.ECDSBytes = f.ECDSBytes()
+	out.Summary.Digests = f.Digests(r.Version)
 	if err != nil {
 		out.Err = err.Error()
 	}

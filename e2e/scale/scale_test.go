@@ -195,7 +195,7 @@ func TestConvergence(t *testing.T) {
 			if s.CPU <= 0 {
 				t.Errorf("child CPU %v, want it measured", s.CPU)
 			}
-			if _, err := p.waitPromoted(ctx, d, a.Version); err != nil {
+			if _, err := p.waitPromoted(ctx, filterName, d, a.Version); err != nil {
 				t.Errorf("after every node accepted it: %v", err)
 			}
 		})

@@ -1,7 +1,11 @@
 package scale
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -32,4 +36,33 @@ func RaiseFDLimit() (uint64, error) {
 		}
 	}
 	return lim.Cur, nil
+}
+
+// ResetPeakRSS starts a new peak for PeakRSS: Linux's clear_refs value 5
+// resets the process's high-water mark of resident memory to its current
+// size.
+func ResetPeakRSS() error {
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		return fmt.Errorf("scale: reset peak rss: %w", err)
+	}
+	return nil
+}
+
+// PeakRSS is the most resident memory this process has had since it
+// started or since the last ResetPeakRSS (VmHWM), in bytes.
+func PeakRSS() (uint64, error) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, fmt.Errorf("scale: peak rss: %w", err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("scale: peak rss: %q: %w", line, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, errors.New("scale: peak rss: no VmHWM in /proc/self/status")
 }

@@ -1,0 +1,63 @@
+package server
+
+import (
+	"bytes"
+	"testing"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// TestCodec: whatever the codec encodes decodes to the message it was
+// given, and a large response's resource bytes are referenced, not copied.
+func TestCodec(t *testing.T) {
+	big := bytes.Repeat([]byte{0xab}, referenceFrom)
+	tests := []struct {
+		name       string
+		msg        proto.Message
+		referenced bool
+	}{
+		{name: "large response", referenced: true, msg: &discovery.DiscoveryResponse{
+			VersionInfo: "v1", TypeUrl: ecds, Nonce: "7", Canary: true,
+			ControlPlane: &core.ControlPlane{Identifier: "wasmfleet"},
+			Resources: []*anypb.Any{
+				{TypeUrl: ecds, Value: big},
+				{TypeUrl: ecds},
+				{Value: []byte("no type")},
+				{TypeUrl: ecds, Value: []byte{1}},
+			},
+		}},
+		{name: "small response", msg: &discovery.DiscoveryResponse{VersionInfo: "v1", TypeUrl: ecds, Resources: []*anypb.Any{{TypeUrl: ecds, Value: []byte{1}}}}},
+		{name: "empty response", msg: &discovery.DiscoveryResponse{VersionInfo: "v2", TypeUrl: ecds, Nonce: "3"}},
+		{name: "request", msg: &discovery.DiscoveryRequest{TypeUrl: ecds, ErrorDetail: &status.Status{Code: 3, Message: "nack"}}},
+	}
+	c := newCodec()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := c.Marshal(tt.msg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := tt.msg.ProtoReflect().New().Interface()
+			if err := c.Unmarshal(out, got); err != nil {
+				t.Fatal(err)
+			}
+			if !proto.Equal(got, tt.msg) {
+				t.Errorf("round trip gave %v, want %v", got, tt.msg)
+			}
+			referenced := false
+			for _, b := range out {
+				if d := b.ReadOnlyData(); len(d) == len(big) && &d[0] == &big[0] {
+					referenced = true
+				}
+			}
+			if referenced != tt.referenced {
+				t.Errorf("resource bytes referenced: %v, want %v", referenced, tt.referenced)
+			}
+			out.Free()
+		})
+	}
+}

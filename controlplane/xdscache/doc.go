@@ -1,0 +1,28 @@
+// Package xdscache is the xDS cache the server answers state-of-the-world
+// watches from. It keeps go-control-plane's snapshot cache semantics
+// (per-node snapshots, a response whenever a watch's version differs from
+// the snapshot's, ADS responses in type order, names checked in ADS mode)
+// and changes three costs that grow with the fleet:
+//
+//   - Encoding. go-control-plane marshals every resource again for every
+//     response, so a 2.4 MB inline module is copied once per node. Here each
+//     resource of a snapshot is encoded once, and every response that carries
+//     it shares that encoding (the controller's builder hands equal nodes the
+//     same snapshot).
+//   - Memory in flight. A large response (inline modules) holds a slot of a
+//     push window from the moment it is handed to a stream until the node
+//     answers it (ACK or NACK), its stream ends, or a hold timeout passes;
+//     responses beyond the window wait in a queue and are built from the
+//     node's latest snapshot when a slot frees. Peak memory is then about
+//     window x response size, not nodes x response size. Streams never wait
+//     for the window: the queue is the cache's, so a node's requests (its
+//     ACKs included) are handled while its response waits.
+//   - Bytes per change. A state-of-the-world response for a type other than
+//     listeners and clusters may leave out resources the node already has
+//     (the xDS spec's "Grouping Resources into Responses"; Envoy keeps them),
+//     so a response carries only the resources whose encoding the node was
+//     not sent yet: changing one filter of three sends one module. After a
+//     NACK the response is complete again.
+//
+// Delta watches, Fetch and status are go-control-plane's snapshot cache's.
+package xdscache
