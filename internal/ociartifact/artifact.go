@@ -97,8 +97,13 @@ var platform = v1.Platform{OS: "linux", Architecture: "amd64"}
 
 // parsed is a manifest reduced to what locates the module.
 type parsed struct {
-	format   Format
-	layer    v1.Descriptor
+	format Format
+	layer  v1.Descriptor
+	// wasm is the Wasm layer of a two-layer manifest whose last layer is
+	// tar+gzip: Istio's and Envoy Gateway's fetchers try the image's
+	// plugin.wasm first and, when that layer has none, read the manifest
+	// as the two-layer Wasm artifact. Zero otherwise.
+	wasm     v1.Descriptor
 	manifest *types.Manifest
 }
 
@@ -191,16 +196,31 @@ func parseManifest(raw []byte) (parsed, error) {
 	switch n := len(m.Layers); {
 	case n > 0 && slices.Contains(imageLayerTypes, m.Layers[n-1].MediaType):
 		p.format, p.layer = FormatImage, m.Layers[n-1]
+		if n == 2 && wasm >= 0 {
+			p.wasm = m.Layers[wasm]
+		}
 	case (n == 1 || n == 2) && wasm >= 0:
 		p.format, p.layer = FormatWasm, m.Layers[wasm]
 	default:
 		return parsed{}, fmt.Errorf("%w: want a last layer of tar+gzip holding %s, or one or two layers of which one is %s; found config %s and layers [%s]",
 			ErrMediaType, PluginFile, LayerMediaType, m.Config.MediaType, strings.Join(found, ", "))
 	}
-	if p.layer.Digest.Algorithm != "sha256" {
-		return parsed{}, fmt.Errorf("%w: layer digest %s is not sha256", ErrMediaType, p.layer.Digest)
+	for _, l := range []v1.Descriptor{p.layer, p.wasm} {
+		if l.Digest.Algorithm != "sha256" && l.Digest != (v1.Hash{}) {
+			return parsed{}, fmt.Errorf("%w: layer digest %s is not sha256", ErrMediaType, l.Digest)
+		}
 	}
 	return p, nil
+}
+
+// asWasm is p read as the two-layer Wasm artifact, when its image layer
+// holds no plugin.wasm and it has a Wasm layer to fall back on.
+func (p parsed) asWasm() (parsed, bool) {
+	if p.format != FormatImage || p.wasm.Digest == (v1.Hash{}) {
+		return p, false
+	}
+	p.format, p.layer, p.wasm = FormatWasm, p.wasm, v1.Descriptor{}
+	return p, true
 }
 
 // annotations is the manifest-level annotation set Push writes for m.
@@ -272,8 +292,8 @@ func moduleFromLayer(p parsed, layer []byte, limit int64) ([]byte, error) {
 // CheckModule reports whether module is what the signed manifest digest
 // stands for: index (nil unless the tag named an image index) must pick
 // manifest, manifest's module layer must be layer (FormatImage) or module
-// itself (FormatWasm, layer ignored), and the image layer must hold
-// exactly module. Signature checks use it to bind the digest a signature
+// itself (FormatWasm, or an image read as its Wasm layer: layer nil), and
+// the image layer must hold exactly module. Signature checks use it to bind the digest a signature
 // names to the bytes being admitted.
 func CheckModule(index, manifest, layer, module []byte) error {
 	if index != nil {
@@ -288,6 +308,9 @@ func CheckModule(index, manifest, layer, module []byte) error {
 	p, err := parseManifest(manifest)
 	if err != nil {
 		return err
+	}
+	if w, ok := p.asWasm(); ok && layer == nil {
+		p = w // Fetch fell back on the Wasm layer (it keeps no image layer then)
 	}
 	if p.format == FormatWasm {
 		layer = module

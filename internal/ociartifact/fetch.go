@@ -2,6 +2,7 @@ package ociartifact
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -98,24 +99,35 @@ func fetch(ctx context.Context, ref Ref, limit int64, rem Remote) (Artifact, err
 	if err != nil {
 		return Artifact{}, err
 	}
-	a.Format, a.Manifest = p.format, p.manifest
-	// A gzip of a module is smaller than the module, so the same limit
-	// bounds either layer before a byte of it is fetched.
-	if p.layer.Size > limit || p.layer.Size < 0 {
-		return Artifact{}, fmt.Errorf("%w: layer %s claims %d bytes, the limit is %d", ErrTooLarge, p.layer.Digest, p.layer.Size, limit)
+	a.Manifest = p.manifest
+	layer, module, err := fetchModule(n.Context(), p, limit, opts)
+	if w, ok := p.asWasm(); ok && errors.Is(err, ErrNoPlugin) {
+		p = w
+		layer, module, err = fetchModule(n.Context(), p, limit, opts)
 	}
-	layer, err := readLayer(n.Context(), p.layer, opts)
 	if err != nil {
 		return Artifact{}, err
 	}
-	// readLayer checked the layer's digest.
-	if a.Module, err = moduleFromLayer(p, layer, limit); err != nil {
-		return Artifact{}, err
-	}
+	a.Format, a.Module = p.format, module
 	if p.format == FormatImage {
 		a.Layer = layer
 	}
 	return a, nil
+}
+
+// fetchModule reads p's module layer and the module it holds.
+func fetchModule(repo name.Repository, p parsed, limit int64, opts []remote.Option) (layer, module []byte, err error) {
+	// A gzip of a module is smaller than the module, so the same limit
+	// bounds either layer before a byte of it is fetched.
+	if p.layer.Size > limit || p.layer.Size < 0 {
+		return nil, nil, fmt.Errorf("%w: layer %s claims %d bytes, the limit is %d", ErrTooLarge, p.layer.Digest, p.layer.Size, limit)
+	}
+	if layer, err = readLayer(repo, p.layer, opts); err != nil {
+		return nil, nil, err
+	}
+	// readLayer checked the layer's digest.
+	module, err = moduleFromLayer(p, layer, limit)
+	return layer, module, err
 }
 
 // readLayer reads the blob d describes, never more than one byte past the

@@ -65,7 +65,8 @@ func index(t *testing.T, attest bool, platforms map[string]v1.Image) v1.ImageInd
 
 // orasPush writes module the way `oras push REF a:TYPE b:TYPE` does (oras
 // 1.x packs an OCI 1.1 manifest with an empty config), with the files in
-// the order given: "config" is a Wasm config JSON file, "module" the module.
+// the order given: "config" is a Wasm config JSON file, "module" the
+// module, "docs" a tar+gzip layer without plugin.wasm.
 func orasPush(t *testing.T, host, repoName, tag string, module []byte, order ...string) {
 	t.Helper()
 	ctx := context.Background()
@@ -74,9 +75,9 @@ func orasPush(t *testing.T, host, repoName, tag string, module []byte, order ...
 		t.Fatal(err)
 	}
 	repo.PlainHTTP = true
-	blobs := map[string][]byte{"config": []byte(`{"type":"envoy_proxy"}`), "module": module}
-	types := map[string]string{"config": ConfigMediaType, "module": LayerMediaType}
-	titles := map[string]string{"config": "config.json", "module": "plugin.wasm"}
+	blobs := map[string][]byte{"config": []byte(`{"type":"envoy_proxy"}`), "module": module, "docs": tarGz(t, map[string][]byte{"README.md": []byte("docs")})}
+	types := map[string]string{"config": ConfigMediaType, "module": LayerMediaType, "docs": string(ggcrtypes.OCILayer)}
+	titles := map[string]string{"config": "config.json", "module": "plugin.wasm", "docs": "docs.tar.gz"}
 	var opts oras.PackManifestOptions
 	for _, f := range order {
 		d := content.NewDescriptorFromBytes(types[f], blobs[f])
@@ -118,6 +119,8 @@ func TestFormats(t *testing.T) {
 			push: func(t *testing.T, tag string) { orasPush(t, host, "formats", tag, module, "config", "module") }},
 		{name: "two layers, module first", wantFormat: FormatWasm,
 			push: func(t *testing.T, tag string) { orasPush(t, host, "formats", tag, module, "module", "config") }},
+		{name: "two layers, the last tar+gzip without plugin.wasm: the Wasm layer, as Istio falls back to", wantFormat: FormatWasm,
+			push: func(t *testing.T, tag string) { orasPush(t, host, "formats", tag, module, "module", "docs") }},
 		{name: "oras push of the module alone (one layer)", wantFormat: FormatWasm,
 			push: func(t *testing.T, tag string) { orasPush(t, host, "formats", tag, module, "module") }},
 		{name: "docker build: FROM scratch, COPY plugin.wasm /", wantFormat: FormatImage,
