@@ -73,8 +73,8 @@ type Request struct {
 	// compute it. A digest that does not match is refused.
 	Digest types.Digest
 	// Settings is the filter's configuration: Config is handed to
-	// proxy_on_configure, RootID selects the root context, RequireSignature
-	// asks for a signature check.
+	// proxy_on_configure, RootID selects the root context, VM.Env is the
+	// guest's environment, RequireSignature asks for a signature check.
 	Settings config.Filter
 	// Signature is a detached signature of Module, when the source found one.
 	Signature []byte
@@ -368,6 +368,7 @@ func (a *admitter) trial(ctx context.Context, req Request, digest types.Digest) 
 		RootID:        req.Settings.RootID,
 		VMID:          req.Filter,
 		Configuration: req.Settings.Config,
+		Env:           req.Settings.VM.Env,
 		Log: func(level wasmhost.LogLevel, msg string) {
 			if req.Redact != nil {
 				msg = req.Redact(msg)

@@ -150,6 +150,21 @@ func TestAdmit(t *testing.T) {
 			wantMsg:     []string{"config: not a JSON object"},
 		},
 		{
+			name:        "environment handed to the guest",
+			module:      guest(t, "needsenv"),
+			settings:    config.Filter{VM: config.VM{Env: map[string]string{"NEEDSENV": "on"}}},
+			wantChecks:  allChecks,
+			wantMinHost: abi.HostEnvoy133,
+		},
+		{
+			name:        "environment missing",
+			module:      guest(t, "needsenv"),
+			wantErr:     ErrTrialRun,
+			wantHostErr: wasmhost.ErrVMStart,
+			wantChecks:  allChecks,
+			wantMsg:     []string{"vm: NEEDSENV is not on"},
+		},
+		{
 			name:        "vm_start fails",
 			module:      guest(t, "vmstartfail"),
 			wantErr:     ErrTrialRun,
@@ -278,6 +293,8 @@ func TestAdmitCache(t *testing.T) {
 	good, strict := guest(t, "good"), guest(t, "strictconfig")
 	okConfig := config.Filter{Config: jsonConfig(t, map[string]string{"header": "x-a"})}
 	badConfig := config.Filter{Config: jsonConfig(t, map[string]string{"header": ""})}
+	needsenv := guest(t, "needsenv")
+	envOn := config.Filter{VM: config.VM{Env: map[string]string{"NEEDSENV": "on"}}}
 	type step struct {
 		module     []byte
 		file       string
@@ -304,6 +321,11 @@ func TestAdmitCache(t *testing.T) {
 			{module: strict, settings: okConfig, wantTrials: 2},
 			{module: strict, settings: badConfig, wantErr: ErrTrialRun, wantCached: true, wantTrials: 2},
 			{module: strict, settings: okConfig, wantCached: true, wantTrials: 2},
+		}},
+		{name: "another environment runs again", steps: []step{
+			{module: needsenv, wantErr: ErrTrialRun, wantTrials: 1},
+			{module: needsenv, settings: envOn, wantTrials: 2},
+			{module: needsenv, settings: envOn, wantCached: true, wantTrials: 2},
 		}},
 		{name: "another file with the same bytes is named", steps: []step{
 			{module: strict, file: "filters.d/a.wasm", settings: badConfig, wantErr: ErrTrialRun, wantTrials: 1},

@@ -4,6 +4,8 @@ import (
 	"container/list"
 	"crypto/sha256"
 	"encoding/binary"
+	"maps"
+	"slices"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/types"
 )
@@ -24,6 +26,10 @@ func keyOf(module types.Digest, req Request) cacheKey {
 	field([]byte(req.Filter))
 	field([]byte(req.Settings.RootID))
 	field(req.Settings.Config)
+	for _, k := range slices.Sorted(maps.Keys(req.Settings.VM.Env)) {
+		field([]byte(k))
+		field([]byte(req.Settings.VM.Env[k]))
+	}
 	field(req.Signature)
 	if req.Settings.RequireSignature {
 		field([]byte{1})

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"time"
 
@@ -41,6 +42,14 @@ const (
 	// DefaultKeepVersions is how many of each filter's newest versions keep
 	// their module in data_dir (see Config.KeepVersions).
 	DefaultKeepVersions = 10
+	// DefaultGOGC is the GOGC every filter's VM gets unless its vm.env sets
+	// one: a Go guest's heap then grows to 1.25x the live heap instead of
+	// 2x before a collection. Envoy runs one VM per worker per filter and
+	// linear memory never shrinks, so the peak is what a node pays: after
+	// 10,000 requests the auth filter's memory drops from 5.50 to 4.38 MiB
+	// and logging's from 5.50 to 4.31 MiB (transform stays at 3.50);
+	// GOGC 10 or 1 go no lower, and a GOMEMLIMIT of 1 MiB makes it worse.
+	DefaultGOGC = "25"
 	// DefaultNodeIdentity is what a node's client certificate must name:
 	// its SPIFFE ID in a URI SAN ({node} is the node id).
 	DefaultNodeIdentity = "spiffe://wasmfleet.local/node/{node}"
@@ -201,6 +210,28 @@ type Filter struct {
 	RequireSignature bool `json:"require_signature,omitempty"`
 	// PollInterval is how often an oci:// source's tag is checked.
 	PollInterval Duration `json:"poll_interval,omitempty"`
+	// AllowOnHeadersStopIteration is the Wasm plugin config's
+	// allow_on_headers_stop_iteration. Off (Envoy's default), a filter that
+	// returns Pause from a headers callback stops all iteration: its body
+	// callbacks do not run until it resumes the stream, so a filter that
+	// pauses the headers to wait for the body hangs every request that has
+	// one. On, Pause stops only the headers and the body still reaches it.
+	// Set it for filters that hold the headers until they have read the
+	// body; a filter cannot see the setting.
+	AllowOnHeadersStopIteration bool `json:"allow_on_headers_stop_iteration,omitempty"`
+	// VM configures the filter's Wasm VMs.
+	VM VM `json:"vm,omitempty"`
+}
+
+// VM is the part of Envoy's vm_config that wasmfleet lets an operator set.
+type VM struct {
+	// Env is the guests' environment (vm_config.environment_variables.
+	// key_values): a Go filter's runtime reads GOGC and GOMEMLIMIT from it.
+	// GOGC defaults to DefaultGOGC; set it to "100" for Go's own default.
+	// Envoy keys a running VM by vm_id, VM configuration and code only
+	// (makeVmKey), so a change here alone reaches a node's VMs when they
+	// are next created, with the next module version.
+	Env map[string]string `json:"env,omitempty"`
 }
 
 // Rollout says how a new version of a filter replaces the stable one.
@@ -396,6 +427,13 @@ func (f Filter) WithDefaults() Filter {
 	}
 	if f.PollInterval == 0 {
 		f.PollInterval = Duration(DefaultOCIPoll)
+	}
+	if _, ok := f.VM.Env["GOGC"]; !ok {
+		f.VM.Env = maps.Clone(f.VM.Env) // never write into the caller's map
+		if f.VM.Env == nil {
+			f.VM.Env = map[string]string{}
+		}
+		f.VM.Env["GOGC"] = DefaultGOGC
 	}
 	return f
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,6 +61,12 @@ managed:
 			wantIn: []string{"listen.xds", "mode", "filters[0](Auth).name", "filters[0](Auth).failure_policy",
 				"filters[0](Auth).rollout.percent", "filters[0](Auth).rollout.steps[1]", "filters[1](log).config",
 				"managed.listeners[0].routes[0].cluster"},
+		},
+		{
+			name:     "environment names and values WASI cannot carry",
+			yaml:     "filters: [{name: a, vm: {env: {\"\": x, \"A=B\": x, OK: \"a\\0b\"}}}]\n",
+			wantErrs: []error{ErrInvalidValue},
+			wantIn:   []string{`filters[0](a).vm.env: invalid value: ""`, `"A=B"`, `"OK"`},
 		},
 		{
 			name:     "request split without our routes",
@@ -175,6 +182,54 @@ func TestWithDefaults(t *testing.T) {
 	}
 	if g := (Filter{Name: "x"}).WithDefaults(); *g.Rollout.Percent != 100 {
 		t.Fatalf("default percent = %d, want 100", *g.Rollout.Percent)
+	}
+}
+
+// TestVMEnvDefaults: every filter's VMs get DefaultGOGC unless its own
+// settings name GOGC; other variables are kept, and the caller's map is
+// not written into.
+func TestVMEnvDefaults(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want map[string]string
+	}{
+		{name: "none", want: map[string]string{"GOGC": DefaultGOGC}},
+		{name: "others kept", env: map[string]string{"GOMEMLIMIT": "8MiB"}, want: map[string]string{"GOGC": DefaultGOGC, "GOMEMLIMIT": "8MiB"}},
+		{name: "own GOGC wins", env: map[string]string{"GOGC": "100"}, want: map[string]string{"GOGC": "100"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := maps.Clone(tc.env)
+			got := Filter{Name: "a", VM: VM{Env: in}}.WithDefaults().VM.Env
+			if !maps.Equal(got, tc.want) {
+				t.Fatalf("env %v, want %v", got, tc.want)
+			}
+			if !maps.Equal(in, tc.env) {
+				t.Fatalf("WithDefaults changed the caller's map to %v", in)
+			}
+		})
+	}
+}
+
+// TestFilterSettingsVM: NAME.yaml sets the two Wasm plugin settings over the
+// main config's entry (variables merge), without touching that entry.
+func TestFilterSettingsVM(t *testing.T) {
+	cfg, err := Parse([]byte("filters: [{name: transform, vm: {env: {GOGC: \"50\"}}}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, _ := cfg.FilterByName("transform")
+	f, err := ParseFilterSettings("transform.yaml", base, []byte("allow_on_headers_stop_iteration: true\nvm: {env: {GOMEMLIMIT: 16MiB}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"GOGC": "50", "GOMEMLIMIT": "16MiB"}
+	if !f.AllowOnHeadersStopIteration || !maps.Equal(f.VM.Env, want) {
+		t.Fatalf("allow %v env %v, want true %v", f.AllowOnHeadersStopIteration, f.VM.Env, want)
+	}
+	if base.AllowOnHeadersStopIteration || len(base.VM.Env) != 1 {
+		t.Fatalf("base changed: %+v", base)
 	}
 }
 

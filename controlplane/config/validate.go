@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"regexp"
@@ -247,6 +248,13 @@ func (f Filter) validate(field string) []error {
 			bad("config", ErrPluginConfig, "got %s", truncate(string(f.Config), 40))
 		}
 	}
+	for _, k := range slices.Sorted(maps.Keys(f.VM.Env)) {
+		// WASI environ entries are "KEY=VALUE\x00": the key cannot hold
+		// either separator, the value not the terminator.
+		if k == "" || strings.ContainsAny(k, "=\x00") || strings.Contains(f.VM.Env[k], "\x00") {
+			bad("vm.env", ErrInvalidValue, "%q: names are non-empty without '=' or NUL, values without NUL", k)
+		}
+	}
 	r := f.Rollout
 	if r.Percent != nil && (*r.Percent < 0 || *r.Percent > 100) {
 		bad("rollout.percent", ErrOutOfRange, "%d (0..100)", *r.Percent)
@@ -298,9 +306,10 @@ func ParseFilterSettings(file string, base Filter, b []byte) (Filter, error) {
 
 // clone returns a copy sharing no memory with f: decoding YAML over a
 // shallow copy would write through to f's plugin configuration bytes, its
-// percent and its steps (which are the running config's).
+// percent, its steps and its VM environment (which are the running config's).
 func (f Filter) clone() Filter {
 	f.Config = bytes.Clone(f.Config)
+	f.VM.Env = maps.Clone(f.VM.Env)
 	f.Rollout.Steps = slices.Clone(f.Rollout.Steps)
 	if f.Rollout.Percent != nil {
 		p := *f.Rollout.Percent

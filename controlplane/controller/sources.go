@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"time"
@@ -349,8 +350,9 @@ func (c *Controller) applySettings(ctx context.Context, rec *filterRec, next con
 }
 
 // sameTrialInputs reports whether admission would see the same thing: only
-// the plugin configuration (secrets resolved), root id and signature policy
-// feed it.
+// the plugin configuration (secrets resolved), root id, the VM's
+// environment and signature policy feed it.
 func sameTrialInputs(a, b config.Filter) bool {
-	return string(a.Config) == string(b.Config) && a.RootID == b.RootID && a.RequireSignature == b.RequireSignature
+	return string(a.Config) == string(b.Config) && a.RootID == b.RootID && maps.Equal(a.VM.Env, b.VM.Env) &&
+		a.RequireSignature == b.RequireSignature
 }

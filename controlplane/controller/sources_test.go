@@ -159,3 +159,20 @@ func TestOneOwningSource(t *testing.T) {
 		t.Fatalf("a registry module was admitted for a filter of the watch directory: %+v", st)
 	}
 }
+
+// TestEnvOnlySettingsChangeIsAdmitted: the VM's environment feeds the trial
+// run, so a settings file that changes only vm.env is checked against the
+// running version like any other change: one it fails with is refused.
+func TestEnvOnlySettingsChangeIsAdmitted(t *testing.T) {
+	h := newHarness(t, config.Default(), fleet.Config{})
+	h.connect("n1")
+	h.settings("needsenv", []byte("vm: {env: {NEEDSENV: \"on\"}}\n"))
+	h.drop("needsenv", wasmtest.Module(t, "controlplane/admission/testdata/guests/needsenv"))
+	if st := h.settled("needsenv", "not admitted"); st.Candidate == "" {
+		t.Fatalf("not admitted with NEEDSENV=on: %+v", st)
+	}
+	h.settings("needsenv", []byte("vm: {env: {NEEDSENV: \"off\"}}\n"))
+	h.wait("the settings refused", func() bool {
+		return strings.Contains(h.status("needsenv").LastError, "does not accept these settings")
+	})
+}

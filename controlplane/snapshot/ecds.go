@@ -77,6 +77,12 @@ func wasmConfig(in Input, name string, f config.Filter, d wtypes.Digest) (*core.
 			Code:    code,
 		}},
 	}
+	if len(f.VM.Env) > 0 {
+		plugin.GetVmConfig().EnvironmentVariables = &wasm.EnvironmentVariables{KeyValues: f.VM.Env}
+	}
+	if f.AllowOnHeadersStopIteration {
+		plugin.AllowOnHeadersStopIteration = wrapperspb.Bool(true) // unset is Envoy's false
+	}
 	if len(f.Config) > 0 {
 		plugin.Configuration = mustAny(wrapperspb.String(string(f.Config)))
 	}

@@ -416,3 +416,35 @@ func benchmarkBuild(b *testing.B, nodes int) {
 		}
 	}
 }
+
+// TestConfigKey: the key changes with every setting wasmConfig puts in the
+// resource, so the sequencing stage never takes one config for another.
+func TestConfigKey(t *testing.T) {
+	base := config.Filter{Name: "transform"}.WithDefaults()
+	d := digest("transform-v1")
+	tests := []struct {
+		name   string
+		change func(f *config.Filter)
+	}{
+		{name: "allow_on_headers_stop_iteration", change: func(f *config.Filter) { f.AllowOnHeadersStopIteration = true }},
+		{name: "env value", change: func(f *config.Filter) { f.VM.Env = map[string]string{"GOGC": "50"} }},
+		{name: "env added", change: func(f *config.Filter) {
+			f.VM.Env = map[string]string{"GOGC": config.DefaultGOGC, "GOMEMLIMIT": "8MiB"}
+		}},
+		{name: "env name", change: func(f *config.Filter) { f.VM.Env = map[string]string{"GOGD": config.DefaultGOGC} }},
+		{name: "plugin configuration", change: func(f *config.Filter) { f.Config = []byte(`{}`) }},
+	}
+	in, _ := baseInput()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := base
+			tt.change(&f)
+			if ConfigKey(in, f, d) == ConfigKey(in, base, d) {
+				t.Fatalf("same key after changing %s", tt.name)
+			}
+		})
+	}
+	if ConfigKey(in, base, d) != ConfigKey(in, config.Filter{Name: "transform"}.WithDefaults(), d) {
+		t.Fatal("equal settings, different keys")
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -33,7 +35,12 @@ const maxPairs = 1024
 // wasmConfig puts in the resource.
 func ConfigKey(in Input, f config.Filter, d wtypes.Digest) string {
 	h := sha256.New()
-	for _, s := range []string{string(d), string(f.Config), f.RootID, string(f.FailurePolicy), string(f.Code)} {
+	parts := []string{string(d), string(f.Config), f.RootID, string(f.FailurePolicy), string(f.Code),
+		strconv.FormatBool(f.AllowOnHeadersStopIteration)}
+	for _, k := range slices.Sorted(maps.Keys(f.VM.Env)) {
+		parts = append(parts, k, f.VM.Env[k])
+	}
+	for _, s := range parts {
 		fmt.Fprintf(h, "%d:%s", len(s), s)
 	}
 	if f.Code != config.CodeInline {

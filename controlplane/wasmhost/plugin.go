@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -58,6 +60,13 @@ type PluginConfig struct {
 	// Configuration is what proxy_on_configure reads (BufferType 7), the
 	// filter's plugin configuration (JSON in wasmfleet).
 	Configuration []byte
+	// Env is the guest's environment (WASI environ_get), Envoy's
+	// vm_config.environment_variables.key_values: a Go guest's runtime
+	// reads GOGC and GOMEMLIMIT from it at start. Envoy hands the pairs to
+	// the VM as they are (WasmConfig's constructor and environmentVariables,
+	// source/extensions/common/wasm/plugin.cc; the guest reads them through
+	// WASI environ_get).
+	Env map[string]string
 	// Properties adds to what proxy_get_property finds. A key is the path
 	// segments joined with ".", e.g. "node.id", "node.cluster",
 	// "node.metadata.region", "xds.cluster_name"; values are the bytes the
@@ -194,6 +203,9 @@ func (m *Module) NewPlugin(ctx context.Context, cfg PluginConfig) (*Plugin, erro
 		WithRandSource(rand.Reader).
 		WithWalltime(p.walltime, 1).
 		WithSysNanotime()
+	for _, k := range slices.Sorted(maps.Keys(cfg.Env)) { // sorted: the same environ on every VM
+		mc = mc.WithEnv(k, cfg.Env[k])
+	}
 	mod, err := m.r.rt.InstantiateModule(withPlugin(ctx, p), m.compiled, mc)
 	p.stdout.flush()
 	p.stderr.flush()
@@ -444,6 +456,18 @@ func exportName(f api.Function) string {
 		return names[0]
 	}
 	return f.Definition().DebugName()
+}
+
+// MemoryBytes is the size of the guest's linear memory now: what the VM
+// costs the host. Linear memory never shrinks, so it is the high-water mark
+// of the guest's heap; the GOGC in Env is what keeps it low.
+func (p *Plugin) MemoryBytes() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mod == nil {
+		return 0
+	}
+	return uint64(p.mod.Memory().Size())
 }
 
 // nearMemoryLimit reports whether the guest's memory is so close to the

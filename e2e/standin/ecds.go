@@ -233,6 +233,12 @@ func (n *node) build(p filterPlan, st *dataplane.ExtensionStatus) (*slotConfig, 
 	// failed at run time; the stand-in never reloads (SIMPLIFICATIONS.md).
 	spec.failOpen = pc.GetFailurePolicy() == wasmpb.FailurePolicy_FAIL_OPEN ||
 		pc.GetFailurePolicy() == wasmpb.FailurePolicy_UNSPECIFIED && pc.GetFailOpen()
+	// Envoy: WasmConfig's constructor (source/extensions/common/wasm/plugin.cc)
+	// merges key_values into the VM's environment; Context's constructor
+	// (source/extensions/common/wasm/context.cc) reads
+	// allow_on_headers_stop_iteration, default false.
+	spec.env = vmc.GetEnvironmentVariables().GetKeyValues()
+	spec.allowHeadersStop = pc.GetAllowOnHeadersStopIteration().GetValue()
 
 	code, digest, err := n.codeNow(vmc)
 	st.Digest = digest

@@ -142,15 +142,40 @@ func (n *node) serve(w http.ResponseWriter, r *http.Request, ch *chain) {
 	}
 	rev := slices.Clone(streams)
 	slices.Reverse(rev)
-	if lr, err := encode.run(r.Context(), rev, &respH, &respBody); lr != nil || err != nil {
+	lr, err := encode.run(r.Context(), rev, &respH, &respBody)
+	if errors.Is(err, errHeadersSent) {
+		n.log.Warn("filter failed", zap.Error(err))
+		resetAfterHeaders(w, responseStatus(respH), respH)
+	}
+	if lr != nil || err != nil {
 		n.reply(w, lr, err)
 		return
 	}
-	code, err := strconv.Atoi(firstOr(respH, ":status", "502"))
+	writeLocal(w, &localReply{status: responseStatus(respH), headers: respH, body: respBody})
+}
+
+func responseStatus(h headerMap) int {
+	code, err := strconv.Atoi(firstOr(h, ":status", "502"))
 	if err != nil || code < 100 {
-		code = http.StatusBadGateway
+		return http.StatusBadGateway
 	}
-	writeLocal(w, &localReply{status: code, headers: respH, body: respBody})
+	return code
+}
+
+// resetAfterHeaders sends the response headers, which Envoy had sent before
+// a filter asked for a local reply, and resets the stream: the client sees
+// the status and then a broken body. It does not return.
+func resetAfterHeaders(w http.ResponseWriter, status int, h headerMap) {
+	for _, kv := range h {
+		if regular(kv[0]) {
+			w.Header().Add(kv[0], kv[1])
+		}
+	}
+	w.WriteHeader(status)
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	panic(http.ErrAbortHandler) // net/http's way to abort a response mid-way
 }
 
 func firstOr(h headerMap, name, def string) string {

@@ -16,7 +16,11 @@ import (
 type pluginSpec struct {
 	slot, name, rootID, vmID string
 	vmConfig, configuration  []byte
+	env                      map[string]string
 	failOpen                 bool
+	// allowHeadersStop: a Pause from a headers callback is StopIteration
+	// (the body still reaches the filter), not StopAllIterationAndWatermark.
+	allowHeadersStop bool
 }
 
 // wasmHost loads modules into VMs. It is safe for concurrent use.
@@ -77,7 +81,7 @@ func (h *host) load(ctx context.Context, spec pluginSpec, code []byte, digest st
 	if err != nil {
 		return nil, fmt.Errorf("wasm: %s: %w", spec.name, err)
 	}
-	v := &pool{ctx: ctx, failOpen: spec.failOpen}
+	v := &pool{ctx: ctx, failOpen: spec.failOpen, allowHeadersStop: spec.allowHeadersStop}
 	for range h.vms {
 		p, err := m.NewPlugin(ctx, wasmhost.PluginConfig{
 			Name:          spec.name,
@@ -85,6 +89,7 @@ func (h *host) load(ctx context.Context, spec pluginSpec, code []byte, digest st
 			VMID:          spec.vmID,
 			VMConfig:      spec.vmConfig,
 			Configuration: spec.configuration,
+			Env:           spec.env,
 			Shared:        h.shared,
 			HTTPCall:      h.call,
 			Log: func(level wasmhost.LogLevel, msg string) {
@@ -114,11 +119,12 @@ func (h *host) close(ctx context.Context) {
 // runs one VM per worker thread. A request is pinned to one VM, chosen
 // round robin; the VM runs one callback at a time.
 type pool struct {
-	ctx      context.Context
-	failOpen bool
-	plugins  []*wasmhost.Plugin
-	next     atomic.Uint64
-	tickers  sync.WaitGroup // one RunTicks per plugin; they end when it closes
+	ctx              context.Context
+	failOpen         bool
+	allowHeadersStop bool
+	plugins          []*wasmhost.Plugin
+	next             atomic.Uint64
+	tickers          sync.WaitGroup // one RunTicks per plugin; they end when it closes
 }
 
 var _ vm = (*pool)(nil)
@@ -136,7 +142,7 @@ func (v *pool) newStream() (filterStream, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &wasmStream{s: s}, nil
+	return &wasmStream{s: s, allowHeadersStop: v.allowHeadersStop}, nil
 }
 
 func (v *pool) close() {
@@ -148,7 +154,8 @@ func (v *pool) close() {
 
 // wasmStream adapts a wasmhost stream to the proxy's filterStream.
 type wasmStream struct {
-	s *wasmhost.HTTPStream
+	s                *wasmhost.HTTPStream
+	allowHeadersStop bool // pluginSpec.allowHeadersStop
 }
 
 // awaitFunc is HTTPStream.AwaitRequest or AwaitResponse.
@@ -168,7 +175,7 @@ func (w *wasmStream) headers(ctx context.Context, call func(*wasmhost.Headers, b
 		wh.Add(kv[0], kv[1])
 	}
 	a, err := call(wh, eos)
-	if eos {
+	if eos || !w.stopIteration(a) {
 		a, err = w.hold(ctx, a, err, await)
 	}
 	*h = wh.All() // after the wait: the filter may edit the headers before it resumes
@@ -192,7 +199,22 @@ func (w *wasmStream) body(ctx context.Context, call func([]byte, bool) (wasmhost
 	return toAction(a), err
 }
 
-// hold keeps a stream the filter stopped at its end, without a reply, until
+// stopIteration says whether a headers callback's result is Envoy's
+// StopIteration, after which the filter still gets the body: only Pause,
+// and only with allow_on_headers_stop_iteration. Otherwise a Pause is
+// StopAllIterationAndWatermark, which gives the body to no filter, this one
+// included, until it resumes the stream: proxy-wasm-cpp-host's
+// ContextBase::convertVmCallResultToFilterHeadersStatus (src/context.cc),
+// Envoy's Context::Context reading the flag
+// (source/extensions/common/wasm/context.cc), and StopAllIterationAndWatermark
+// in envoy/http/filter.h. The larger statuses a guest may return are
+// StopAll already.
+func (w *wasmStream) stopIteration(a wasmhost.Action) bool {
+	return a == wasmhost.ActionPause && w.allowHeadersStop
+}
+
+// hold keeps a stream the filter stopped at its end, or stopped all
+// iteration on (see stopIteration), without a reply, until
 // the filter resumes it from a later callback (a tick, a queue
 // notification; callout responses arrive before the callback returns, see
 // wasmhost.HTTPCaller), replies, or resets it, or the request ends: Envoy

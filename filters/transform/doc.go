@@ -29,12 +29,19 @@
 // first value of a repeated header.
 //
 // Bodies are buffered only in a direction that has body rules. There the
-// filter holds the headers (Pause) until the whole body has arrived, so it
-// can still answer with an error and can set content-length to the
-// rewritten body's length; a body larger than max_body_bytes, or one that
-// is not JSON, is either rejected (on_body_error "reject": 413 or 400 for a
-// request, 502 for a response, with a JSON error body) or forwarded
-// untouched ("pass"), counted in transform_body_passed_total. An empty body
-// is forwarded as it is. Edited bodies are written compact, member order
-// kept; numbers keep their exact text.
+// headers go on at once without content-length (the edited length is not
+// known yet; HTTP/1.1 then sends the body chunked) and the body is buffered
+// (Pause from the body callback) until it has all arrived. The filter does
+// not hold the headers: on Envoy a Pause from a headers callback stops the
+// body as well unless the plugin config sets
+// allow_on_headers_stop_iteration, and the request would hang. A body
+// larger than max_body_bytes, or one that is not JSON, is either rejected
+// (on_body_error "reject") or forwarded untouched ("pass"), counted in
+// transform_body_passed_total. A rejected request gets a local reply, 413
+// or 400 with a JSON error body. For a rejected response the filter asks
+// for a 502 reply too, but Envoy sends it only if no response headers have
+// reached the client yet (another filter still holds them); otherwise it
+// resets the stream and the client sees the response cut off. An empty
+// body is forwarded as it is. Edited bodies are written compact, member
+// order kept; numbers keep their exact text.
 package main

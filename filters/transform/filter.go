@@ -87,7 +87,8 @@ func (h *httpContext) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action
 	if pp := h.p.Config.Request.PathPrefix; pp != nil {
 		h.p.rewritePath(pp)
 	}
-	return holdForBody(h.p.request, endOfStream)
+	h.p.unsetLength(h.p.request, endOfStream)
+	return types.ActionContinue
 }
 
 func (h *httpContext) OnHttpRequestBody(size int, endOfStream bool) types.Action {
@@ -96,21 +97,27 @@ func (h *httpContext) OnHttpRequestBody(size int, endOfStream bool) types.Action
 
 func (h *httpContext) OnHttpResponseHeaders(_ int, endOfStream bool) types.Action {
 	h.p.editHeaders(h.p.response)
-	return holdForBody(h.p.response, endOfStream)
+	h.p.unsetLength(h.p.response, endOfStream)
+	return types.ActionContinue
 }
 
 func (h *httpContext) OnHttpResponseBody(size int, endOfStream bool) types.Action {
 	return h.p.onBody(h.p.response, &h.respDone, size, endOfStream)
 }
 
-// holdForBody pauses the headers while a body that will be edited arrives:
-// until they go on, a bad body can still be answered with a local reply and
-// content-length can be set to the edited length.
-func holdForBody(c *direction, endOfStream bool) types.Action {
+// unsetLength removes content-length when a body that will be edited
+// follows: the headers go on at once, before the edited length is known.
+//
+// The headers are not held (Pause) until the body has arrived: on Envoy a
+// Pause from a headers callback is StopAllIterationAndWatermark unless the
+// plugin config sets allow_on_headers_stop_iteration, which a filter cannot
+// see, and then the body never reaches the filter and the request hangs
+// (proxy-wasm-cpp-host ContextBase::convertVmCallResultToFilterHeadersStatus).
+// Buffering from the body callback works under either setting.
+func (p *plugin) unsetLength(c *direction, endOfStream bool) {
 	if c.hasBody && !endOfStream {
-		return types.ActionPause
+		p.check(c.side, "remove", "content-length", c.side.remove("content-length"))
 	}
-	return types.ActionContinue
 }
 
 // editHeaders applies remove, rename, set, add in that order. Names go to
@@ -191,14 +198,17 @@ func (p *plugin) onBody(c *direction, done *bool, size int, endOfStream bool) ty
 		p.Log.Error("cannot replace body", sdk.String("side", c.side.name), sdk.Err(err))
 		return types.ActionContinue
 	}
-	p.check(c.side, "set", "content-length", c.side.replace("content-length", strconv.Itoa(len(out))))
 	c.edited.Increment(1)
 	return types.ActionContinue
 }
 
 // bodyFailure answers a bad body per on_body_error: a local JSON error
-// reply (the headers were held, so one can still be sent), or the body
-// goes on untouched and is counted.
+// reply, or the body goes on untouched and is counted. A request's reply
+// reaches the client (no response has started; Envoy resets the upstream
+// request). A response's headers have already gone downstream, so Envoy
+// cannot send the reply and resets the stream instead
+// (DownstreamFilterManager::sendLocalReply, source/common/http/filter_manager.cc):
+// the client sees the response cut off, never a body that failed its rules.
 func (p *plugin) bodyFailure(status uint32, code, detail string) types.Action {
 	pass := p.Config.OnBodyError == OnErrorPass
 	p.Log.Warn("cannot edit body", sdk.String("reason", code), sdk.String("detail", detail), sdk.Bool("passed", pass))

@@ -102,17 +102,19 @@ func TestTransform(t *testing.T) {
 			Want:           sdktest.Want{RequestHeaders: [][2]string{{":path", "/api/v2/items"}}},
 		},
 		{
-			Name:           "request JSON body edited across frames; headers held; content-length set",
+			// The headers go on (a Pause there would stop the body too on
+			// Envoy); the body is buffered from its own callback.
+			Name:           "request JSON body edited across frames; headers not held; content-length removed",
 			Config:         `{"request":{` + bodyRules + `}}`,
 			RequestHeaders: post("/", [2]string{"content-length", strconv.Itoa(len(in))}),
 			RequestBody:    []byte(in),
 			Chunk:          32,
 			Want: sdktest.Want{
-				RequestBody:    sdktest.Body(out),
-				RequestHeaders: [][2]string{{"content-length", strconv.Itoa(len(out))}},
-				Metrics:        map[string]uint64{"transform_request_body_edited_total": 1},
+				RequestBody:      sdktest.Body(out),
+				NoRequestHeaders: []string{"content-length"},
+				Metrics:          map[string]uint64{"transform_request_body_edited_total": 1},
 			},
-			Check: actions(pause, pause, pause, cont),
+			Check: actions(cont, pause, pause, cont),
 		},
 		{
 			Name:           "set through a non-object and rename to an unreachable path change nothing",
@@ -135,13 +137,13 @@ func TestTransform(t *testing.T) {
 			ResponseHeaders: status(200, [2]string{"content-length", "27"}),
 			ResponseBody:    []byte(`{"secret":"s","ok":true}   `),
 			Want: sdktest.Want{
-				ResponseBody:    sdktest.Body(`{"ok":true}`),
-				ResponseHeaders: [][2]string{{"content-length", "11"}},
-				Metrics:         map[string]uint64{"transform_response_body_edited_total": 1},
+				ResponseBody:      sdktest.Body(`{"ok":true}`),
+				NoResponseHeaders: []string{"content-length"},
+				Metrics:           map[string]uint64{"transform_response_body_edited_total": 1},
 			},
 			Check: func(t testing.TB, r *sdktest.Result) {
-				if r.ResponseHeadersAction != pause {
-					t.Errorf("response headers not held: %v", r.ResponseHeadersAction)
+				if r.ResponseHeadersAction != cont {
+					t.Errorf("response headers held (%v): on Envoy the body would never come", r.ResponseHeadersAction)
 				}
 			},
 		},
@@ -167,9 +169,9 @@ func TestTransform(t *testing.T) {
 			RequestBody:    []byte(`not json at all`),
 			Chunk:          4,
 			Want: sdktest.Want{
-				RequestBody:    sdktest.Body(`not json at all`),
-				RequestHeaders: [][2]string{{"content-length", "13"}},
-				Metrics:        map[string]uint64{"transform_body_passed_total": 1},
+				RequestBody:      sdktest.Body(`not json at all`),
+				NoRequestHeaders: []string{"content-length"},
+				Metrics:          map[string]uint64{"transform_body_passed_total": 1},
 			},
 		},
 		{
@@ -188,7 +190,7 @@ func TestTransform(t *testing.T) {
 			Want: sdktest.Want{
 				Local: &sdktest.Local{Status: 413, Body: `{"error":"request_body_too_large","detail":"body exceeds 16 bytes"}`},
 			},
-			Check: actions(pause, pause, pause),
+			Check: actions(cont, pause, pause),
 		},
 		{
 			Name:           "request body over the cap forwarded whole in pass mode",
@@ -200,7 +202,7 @@ func TestTransform(t *testing.T) {
 				RequestBody: sdktest.Body(`{"a":"0123456789","b":"0123456789","c":"0123456789"}`),
 				Metrics:     map[string]uint64{"transform_body_passed_total": 1},
 			},
-			Check: actions(pause, pause, cont, cont, cont, cont, cont),
+			Check: actions(cont, pause, cont, cont, cont, cont, cont),
 		},
 		{
 			Name:            "bad response body answered with 502",
@@ -225,7 +227,7 @@ func TestTransform(t *testing.T) {
 			RequestHeaders: post("/"),
 			RequestBody:    []byte{},
 			Want:           sdktest.Want{RequestBody: sdktest.Body("")},
-			Check:          actions(pause, cont),
+			Check:          actions(cont, cont),
 		},
 		{
 			Name:           "request without a body is not held",

@@ -18,20 +18,7 @@ import (
 func Bench(b *testing.B, pkg string, c sdktest.Case) {
 	b.Helper()
 	ctx := context.Background()
-	rt, err := wasmhost.NewRuntime(ctx, wasmhost.Config{Uninterruptible: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer rt.Close(ctx)
-	mod, err := rt.Compile(ctx, wasmtest.Module(b, pkg))
-	if err != nil {
-		b.Fatal(err)
-	}
-	p, err := mod.NewPlugin(ctx, wasmhost.PluginConfig{Name: c.Name, Configuration: []byte(c.Config), Properties: c.Properties})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer p.Close(ctx)
+	p := start(b, pkg, c, nil)
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu := sdktest.CPUTime()
@@ -52,6 +39,50 @@ func Bench(b *testing.B, pkg string, c sdktest.Case) {
 	case want != nil && (local == nil || uint32(local.Status) != want.Status):
 		b.Fatalf("hostbench: %s: local response %v, want status %d", c.Name, local, want.Status)
 	}
+}
+
+// Memory runs c requests times through one plugin of pkg's module whose
+// VM has environment env (vm_config.environment_variables) and returns the
+// size of its linear memory then: what one VM of the filter costs a proxy
+// after a while, since linear memory never shrinks. It fails like Bench on
+// a local response c.Want.Local did not announce, on the last request.
+func Memory(tb testing.TB, pkg string, c sdktest.Case, env map[string]string, requests int) uint64 {
+	tb.Helper()
+	ctx := context.Background()
+	p := start(tb, pkg, c, env)
+	var local *wasmhost.LocalResponse
+	for range requests {
+		var err error
+		if local, err = request(ctx, p, &c); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if (local == nil) != (c.Want.Local == nil) {
+		tb.Fatalf("hostbench: %s: local response %v, want %v", c.Name, local, c.Want.Local)
+	}
+	return p.MemoryBytes()
+}
+
+// start brings up one plugin of pkg's module with c's configuration on the
+// runtime traffic runs on; everything is closed when tb ends.
+func start(tb testing.TB, pkg string, c sdktest.Case, env map[string]string) *wasmhost.Plugin {
+	tb.Helper()
+	ctx := context.Background()
+	rt, err := wasmhost.NewRuntime(ctx, wasmhost.Config{Uninterruptible: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { rt.Close(ctx) })
+	mod, err := rt.Compile(ctx, wasmtest.Module(tb, pkg))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p, err := mod.NewPlugin(ctx, wasmhost.PluginConfig{Name: c.Name, Configuration: []byte(c.Config), Properties: c.Properties, Env: env})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { p.Close(ctx) })
+	return p
 }
 
 // request runs one exchange and returns the local response the filter
