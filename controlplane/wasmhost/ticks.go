@@ -53,8 +53,10 @@ func (p *Plugin) RunTicks(ctx context.Context) error {
 			arm()
 		case <-timer.C:
 			if err := p.Tick(ctx); err != nil {
-				if errors.Is(err, ErrClosed) || errors.Is(err, ErrVMFailed) {
-					return nil // closed, or failed by another callback: not this tick's error
+				if ctx.Err() != nil || errors.Is(err, ErrClosed) || errors.Is(err, ErrVMFailed) {
+					// Stopped while the tick ran, closed, or failed by
+					// another callback: not this tick's error.
+					return nil
 				}
 				return err
 			}
