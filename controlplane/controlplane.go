@@ -18,6 +18,7 @@ import (
 
 	"github.com/wasmfleet/wasmfleet/controlplane/admin"
 	"github.com/wasmfleet/wasmfleet/controlplane/admission"
+	"github.com/wasmfleet/wasmfleet/controlplane/api"
 	"github.com/wasmfleet/wasmfleet/controlplane/config"
 	"github.com/wasmfleet/wasmfleet/controlplane/controller"
 	"github.com/wasmfleet/wasmfleet/controlplane/fleet"
@@ -175,7 +176,7 @@ func New(opts Options) (_ *ControlPlane, err error) {
 	}); err != nil {
 		return nil, err
 	}
-	metrics.RegisterRollouts(reg, func() []metrics.Rollout { return rolloutGauges(cp.ctrl.Status()) })
+	metrics.RegisterRollouts(reg, func() []metrics.Rollout { return rolloutGauges(admin.Filters(cp.ctrl.Status())) })
 	build := admin.Build()
 	metrics.RegisterBuildInfo(reg, build.Version, build.Revision, build.GoVersion)
 	cp.modHTTP = &http.Server{Handler: countCodes(modserver.New(cp.store, log), m), ReadHeaderTimeout: 10 * time.Second,
@@ -202,16 +203,13 @@ func New(opts Options) (_ *ControlPlane, err error) {
 	return cp, nil
 }
 
-// rolloutGauges is what the rollout gauges show of the controller's status.
-func rolloutGauges(status []controller.FilterStatus) []metrics.Rollout {
-	out := make([]metrics.Rollout, 0, len(status))
-	for _, f := range status {
+// rolloutGauges is what the rollout gauges show of the filters' status.
+func rolloutGauges(filters []api.Filter) []metrics.Rollout {
+	out := make([]metrics.Rollout, 0, len(filters))
+	for _, f := range filters {
 		r := metrics.Rollout{Filter: f.Name, Candidate: f.Candidate != "", Paused: f.Paused, Failing: f.LastError != ""}
 		if r.Candidate {
-			r.Percent, r.StepSince = f.Percent, f.StepSince
-			if len(f.Steps) > 0 {
-				r.Step = f.Step + 1
-			}
+			r.Percent, r.Step, r.StepSince = f.Percent, f.Step, f.StepSince
 		}
 		out = append(out, r)
 	}

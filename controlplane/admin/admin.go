@@ -169,7 +169,7 @@ func (h *handler) auth(next http.HandlerFunc) http.HandlerFunc {
 
 func (h *handler) status(w http.ResponseWriter, _ *http.Request) {
 	filters := h.cfg.Controller.Status()
-	st := api.Status{Filters: wireFilters(filters), Nodes: wireNodes(h.cfg.Fleet.Nodes(), candidates(filters))}
+	st := api.Status{Filters: Filters(filters), Nodes: wireNodes(h.cfg.Fleet.Nodes(), candidates(filters))}
 	if h.cfg.Reloads != nil {
 		if r, ok := h.cfg.Reloads.Refused(); ok {
 			st.RefusedReload = &api.RefusedReload{Path: r.Path, Reason: r.Err.Error(), At: utc(r.At)}

@@ -38,7 +38,9 @@ func Build() api.BuildInfo {
 	return b
 }
 
-func wireFilters(fs []controller.FilterStatus) []api.Filter {
+// Filters is the controller's status as the API shows it; the rollout
+// gauges read it too, so they count steps as status does.
+func Filters(fs []controller.FilterStatus) []api.Filter {
 	out := make([]api.Filter, len(fs))
 	for i, f := range fs {
 		out[i] = wireFilter(f)
