@@ -289,12 +289,7 @@ func TestRegistryDownAndBack(t *testing.T) {
 
 	// The tag is deleted: nothing is reported, the last version stands,
 	// and a new push is picked up.
-	req, _ := http.NewRequest(http.MethodDelete, "http://"+reg.host+"/v2/filters/auth/manifests/stable", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode/100 != 2 {
-		t.Fatalf("deleting the tag: %v %v", resp, err)
-	}
-	resp.Body.Close()
+	reg.deleteTag(t, "filters/auth", "stable")
 	reg.waitRequests(t, 5)
 	none(t, ch)
 	if n := logs.FilterField(zap.String("state", "not-found")).Len(); n != 1 {
@@ -315,12 +310,7 @@ func TestTagDeleted(t *testing.T) {
 	// With outage backoff, 30 requests at 20ms doubling would take minutes.
 	ch := run(t, oci.Config{Ref: r.String(), Insecure: true, PollInterval: 20 * time.Millisecond, MaxBackoff: time.Hour})
 	wantModule(t, next(t, ch), a, da, r)
-	req, _ := http.NewRequest(http.MethodDelete, "http://"+reg.host+"/v2/filters/auth/manifests/stable", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode/100 != 2 {
-		t.Fatalf("deleting the tag: %v %v", resp, err)
-	}
-	resp.Body.Close()
+	reg.deleteTag(t, "filters/auth", "stable")
 	reg.waitRequests(t, 30)
 	none(t, ch)
 	db := push(t, r, b, nil)
@@ -697,4 +687,16 @@ func TestImageLayout(t *testing.T) {
 	if err := verifier.Verify(context.Background(), admission.Request{Filter: ev.Filter, Module: ev.Module, Signature: ev.Signature}); err != nil {
 		t.Fatalf("verify: %v", err)
 	}
+}
+
+// deleteTag deletes repo:tag through the registry API, as `crane delete`
+// or a registry UI would.
+func (r *fakeRegistry) deleteTag(t *testing.T, repo, tag string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodDelete, "http://"+r.host+"/v2/"+repo+"/manifests/"+tag, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode/100 != 2 {
+		t.Fatalf("deleting %s:%s: %v %v", repo, tag, resp, err)
+	}
+	resp.Body.Close()
 }
