@@ -19,7 +19,10 @@
 //     ACKs included) are handled while its response waits.
 //   - Bytes per change. A state-of-the-world response for a type other than
 //     listeners and clusters may leave out resources the node already has
-//     (the xDS spec's "Grouping Resources into Responses"; Envoy keeps them),
+//     (the xDS spec's "Grouping Resources into Responses"; Envoy keeps them:
+//     GrpcMuxImpl::onDiscoveryResponse in
+//     source/extensions/config_subscription/grpc/grpc_mux_impl.cc calls a
+//     named watch's onConfigUpdate only with the resources found for it),
 //     so a response carries only the resources whose encoding the node was
 //     not sent yet: changing one filter of three sends one module. After a
 //     NACK the response is complete again.

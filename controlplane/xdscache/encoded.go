@@ -74,7 +74,7 @@ func (e *encoded) of(typeURL string, s cache.ResourceSnapshot) (*typeEncoding, e
 // resources, or all of the type when the request names none. For a type
 // whose state-of-the-world responses need not be complete (all but
 // listeners and clusters: the xDS spec's "Grouping Resources into
-// Responses"; Envoy keeps what a response leaves out), a resource the
+// Responses"; Envoy keeps what a response leaves out, see doc.go), a resource the
 // subscription already returned with the same encoding is left out, so
 // changing one filter of three sends one. After a NACK the response is
 // complete: the node kept older configs than the subscription records.
