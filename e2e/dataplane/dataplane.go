@@ -76,7 +76,12 @@ func (t TLSFiles) ClientConfig(addr string) (*tls.Config, error) {
 			name = addr
 		}
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool, ServerName: name}
+	// TLS 1.2 at most, as Envoy's client contexts default to
+	// (source/common/tls/context_config_impl.cc,
+	// ClientContextConfigImpl::DEFAULT_MAX_VERSION). It also makes a refused
+	// client certificate fail the handshake itself: under TLS 1.3 the client
+	// finishes first and may see only a broken pipe on its next write.
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS12, RootCAs: pool, ServerName: name}
 	if len(certs) > 0 {
 		// Like Envoy, send the configured certificate whatever CAs the
 		// server asks for (Go's default would withhold one the server's
