@@ -40,23 +40,13 @@ works but is deprecated.`,
 			if err != nil {
 				return err
 			}
-			var results []filterbuild.Result
-			if len(args) == 0 {
-				if results, err = filterbuild.BuildAll(cmd.Context(), root, outDir); err != nil {
+			dirs := make([]string, len(args))
+			for i, dir := range args {
+				if dirs[i], err = filepath.Abs(dir); err != nil {
 					return err
 				}
 			}
-			for _, dir := range args {
-				abs, err := filepath.Abs(dir)
-				if err != nil {
-					return err
-				}
-				r, err := filterbuild.Build(cmd.Context(), root, abs, outDir)
-				if err != nil {
-					return err
-				}
-				results = append(results, r)
-			}
+			results, buildErr := filterbuild.BuildAll(cmd.Context(), root, dirs, outDir, cmd.ErrOrStderr())
 			var (
 				built []builtModule
 				errs  []error
@@ -74,7 +64,7 @@ works but is deprecated.`,
 			if err := out.print(cmd.OutOrStdout(), built, func(w io.Writer) error { return printBuilt(w, built) }); err != nil {
 				return err
 			}
-			return errors.Join(errs...)
+			return errors.Join(append(errs, buildErr)...)
 		},
 	}
 	cmd.Flags().StringVar(&outDir, "out-dir", "bin/filters", "directory for NAME.wasm and NAME.manifest.json")

@@ -57,6 +57,11 @@ type Config struct {
 	Interpreter bool
 	// MemoryLimitMiB bounds each VM's memory; zero means DefaultMemoryLimitMiB.
 	MemoryLimitMiB int
+	// ClusterAddrs sends a cluster's requests (by CDS name) to host:port
+	// instead of the endpoints its CDS resource names, so the by-hand
+	// stand-in can answer with a built-in upstream. Envoy has no such
+	// override, which is why it lives here and not in dataplane.Config.
+	ClusterAddrs map[string]string
 }
 
 func (c Config) withDefaults() Config {

@@ -181,6 +181,9 @@ func (n *node) applyClusters(msgs []proto.Message) error {
 				cs.endpoints = append(cs.endpoints, net.JoinHostPort(sa.GetAddress(), strconv.Itoa(int(sa.GetPortValue()))))
 			}
 		}
+		if addr, ok := n.cfg.ClusterAddrs[c.GetName()]; ok {
+			cs.endpoints = []string{addr}
+		}
 		if old, ok := prev[c.GetName()]; ok && proto.Equal(old.proto, c) {
 			cs = old // unchanged: keep its round-robin position
 		}

@@ -5,9 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
-	"sort"
+	"time"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/types"
 	"github.com/wasmfleet/wasmfleet/internal/wasmbuild"
@@ -89,20 +90,54 @@ func Build(ctx context.Context, repoRoot, filterDir, outDir string) (Result, err
 	return res, nil
 }
 
-// BuildAll builds every directory under repoRoot/filters that has a
+// BuildAll builds each of dirs (relative to repoRoot, or absolute), or,
+// when dirs is empty, every directory under repoRoot/filters that has a
 // manifest.json, in name order. It builds all it can and returns the
-// results with every failure joined.
-func BuildAll(ctx context.Context, repoRoot, outDir string) ([]Result, error) {
-	entries, err := os.ReadDir(filepath.Join(repoRoot, FiltersDir))
-	if err != nil {
-		return nil, fmt.Errorf("filterbuild: %w", err)
+// results with every failure joined. A cold Go build cache makes each
+// filter take minutes, so a line per filter goes to progress (if not nil)
+// as it starts and as it ends: a silent build of several minutes looks hung.
+func BuildAll(ctx context.Context, repoRoot string, dirs []string, outDir string, progress io.Writer) ([]Result, error) {
+	if progress == nil {
+		progress = io.Discard
 	}
-	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+	if len(dirs) == 0 {
+		var err error
+		if dirs, err = filterDirs(repoRoot); err != nil {
+			return nil, err
+		}
+	}
 	var (
 		results []Result
 		errs    []error
 	)
-	for _, e := range entries {
+	for i, dir := range dirs {
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, fmt.Errorf("filterbuild: %w", err))
+			break
+		}
+		fmt.Fprintf(progress, "building %s (%d/%d)...\n", filepath.Base(dir), i+1, len(dirs))
+		start := time.Now()
+		res, err := Build(ctx, repoRoot, dir, outDir)
+		if err != nil {
+			fmt.Fprintf(progress, "failed %s after %s\n", filepath.Base(dir), time.Since(start).Round(time.Second))
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Fprintf(progress, "built %s: %s, %.2f MB in %s\n", res.Manifest.Name, res.Module, float64(res.Size)/1e6, time.Since(start).Round(time.Second))
+		results = append(results, res)
+	}
+	return results, errors.Join(errs...)
+}
+
+// filterDirs lists the directories under repoRoot/filters that have a
+// manifest.json, relative to repoRoot, in name order.
+func filterDirs(repoRoot string) ([]string, error) {
+	entries, err := os.ReadDir(filepath.Join(repoRoot, FiltersDir))
+	if err != nil {
+		return nil, fmt.Errorf("filterbuild: %w", err)
+	}
+	var dirs []string
+	for _, e := range entries { // os.ReadDir sorts by name
 		if !e.IsDir() {
 			continue
 		}
@@ -110,18 +145,9 @@ func BuildAll(ctx context.Context, repoRoot, outDir string) ([]Result, error) {
 		if _, err := os.Stat(filepath.Join(repoRoot, dir, ManifestFile)); errors.Is(err, os.ErrNotExist) {
 			continue
 		}
-		if err := ctx.Err(); err != nil {
-			errs = append(errs, fmt.Errorf("filterbuild: %w", err))
-			break
-		}
-		res, err := Build(ctx, repoRoot, dir, outDir)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		results = append(results, res)
+		dirs = append(dirs, dir)
 	}
-	return results, errors.Join(errs...)
+	return dirs, nil
 }
 
 // commit makes the finished temporary file tmp readable, syncs it to disk

@@ -185,7 +185,8 @@ func TestBuild(t *testing.T) {
 
 func TestBuildAll(t *testing.T) {
 	out := t.TempDir()
-	res, err := BuildAll(context.Background(), testRepo(t), out)
+	var progress strings.Builder
+	res, err := BuildAll(context.Background(), testRepo(t), nil, out, &progress)
 	if len(res) != 1 || res[0].Manifest.Name != "good" {
 		t.Fatalf("built %+v, want only good", res)
 	}
@@ -200,12 +201,18 @@ func TestBuildAll(t *testing.T) {
 	if got := listDir(t, out); !reflect.DeepEqual(got, []string{"good.manifest.json", "good.wasm"}) {
 		t.Fatalf("out dir holds %v", got)
 	}
+	// A line as each filter starts, and one as it ends.
+	for _, want := range []string{"building good (", "built good: ", "failed broken after"} {
+		if !strings.Contains(progress.String(), want) {
+			t.Errorf("progress lacks %q:\n%s", want, progress.String())
+		}
+	}
 }
 
 func TestBuildAllCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	res, err := BuildAll(ctx, testRepo(t), t.TempDir())
+	res, err := BuildAll(ctx, testRepo(t), nil, t.TempDir(), nil)
 	if len(res) != 0 || !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, %v; want nothing built and context.Canceled", res, err)
 	}

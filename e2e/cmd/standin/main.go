@@ -5,14 +5,19 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"reflect"
 	"strings"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/wasmfleet/wasmfleet/controlplane/config"
 	"github.com/wasmfleet/wasmfleet/e2e/dataplane"
 	"github.com/wasmfleet/wasmfleet/e2e/standin"
 )
@@ -46,6 +51,7 @@ func run() error {
 	flag.StringVar(&cfg.Cluster, "cluster", "standin", "node cluster")
 	flag.Var(listen, "listen", "bind listener `name=host:port` instead of its LDS address (repeatable)")
 	flag.BoolVar(&cfg.Interpreter, "interpreter", false, "run Wasm in wazero's interpreter")
+	echo := flag.Bool("echo", false, "answer cluster \""+echoCluster+"\" with a built-in echo upstream on a free loopback port")
 	flag.Parse()
 	cfg.ListenAddrs = listen
 	log, err := zap.NewDevelopment()
@@ -55,12 +61,20 @@ func run() error {
 	defer func() { _ = log.Sync() }()
 	cfg.Log = log
 
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if *echo {
+		addr, err := serveEcho(ctx)
+		if err != nil {
+			return err
+		}
+		cfg.ClusterAddrs = map[string]string{echoCluster: addr}
+		log.Info("echo upstream", zap.String("cluster", echoCluster), zap.String("addr", addr))
+	}
 	n, err := standin.New(cfg)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
 	go report(ctx, n)
 	return n.Start(ctx)
 }
@@ -88,4 +102,45 @@ func report(ctx context.Context, n dataplane.Node) {
 		b, _ := json.MarshalIndent(now, "", "  ")
 		fmt.Println(string(b))
 	}
+}
+
+// echoCluster is the cluster -echo answers: the upstream of wasmfleet's
+// embedded default config (config.DefaultClusterName).
+const echoCluster = config.DefaultClusterName
+
+// serveEcho runs the -echo upstream until ctx ends and returns its address.
+// It answers every request 200 with what it received, as JSON, so that a
+// quick start needs no server of its own and shows what the filters changed.
+func serveEcho(ctx context.Context) (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("echo upstream: %w", err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(echoRequest), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	go func() { _ = srv.Serve(ln) }()
+	return ln.Addr().String(), nil
+}
+
+// echoed is the echo upstream's answer.
+type echoed struct {
+	Method  string            `json:"method"`
+	Path    string            `json:"path"`
+	Headers map[string]string `json:"headers"`
+	Body    string            `json:"body,omitempty"`
+}
+
+func echoRequest(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	e := echoed{Method: r.Method, Path: r.URL.Path, Headers: map[string]string{}, Body: string(body)}
+	for k, v := range r.Header {
+		e.Headers[strings.ToLower(k)] = strings.Join(v, ",")
+	}
+	w.Header().Set("content-type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(e)
 }
