@@ -1,6 +1,9 @@
 package wasmhost
 
-import "strconv"
+import (
+	"fmt"
+	"strconv"
+)
 
 // Action is what a stream callback tells the host to do next. The values are
 // the ABI's: 0 continues, 1 stops (headers and trailers: StopIteration; body:
@@ -62,6 +65,16 @@ func (l LogLevel) String() string {
 		return "critical"
 	}
 	return "level(" + strconv.Itoa(int(l)) + ")"
+}
+
+// ParseLogLevel reads a level as String writes it.
+func ParseLogLevel(s string) (LogLevel, error) {
+	for l := LogTrace; l <= LogCritical; l++ {
+		if s == l.String() {
+			return l, nil
+		}
+	}
+	return 0, fmt.Errorf("log level %q: want trace, debug, info, warn, error or critical", s)
 }
 
 // BufferType names a byte buffer the guest can read (ABI values). Only the

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,13 +58,15 @@ func TestMetrics(t *testing.T) {
 	}{
 		{"probe_requests", MetricCounter, MetricSample{Name: "probe_requests", Type: MetricCounter, Value: 6}},
 		{"probe_inflight", MetricGauge, MetricSample{Name: "probe_inflight", Type: MetricGauge, Value: 0}},
-		{"probe_body_bytes", MetricHistogram, MetricSample{Name: "probe_body_bytes", Type: MetricHistogram, Count: 1, Sum: 5, Min: 5, Max: 5}},
+		// 5 is counted from Envoy's bucket le=5 (the third) on.
+		{"probe_body_bytes", MetricHistogram, MetricSample{Name: "probe_body_bytes", Type: MetricHistogram, Count: 1, Sum: 5, Min: 5, Max: 5,
+			Buckets: []uint64{0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}}},
 		{"probe_ticks", MetricCounter, MetricSample{Name: "probe_ticks", Type: MetricCounter}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, ok := metrics.Get(tt.name, tt.typ)
-			if !ok || got != tt.want {
+			if !ok || !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got %+v (%v), want %+v", got, ok, tt.want)
 			}
 		})

@@ -48,7 +48,15 @@ type metricKey struct {
 type metric struct {
 	value              int64 // counter total or gauge value
 	count, sum, lo, hi uint64
+	buckets            []uint64 // a histogram's count per HistogramBounds entry, not cumulative
 }
+
+// HistogramBounds are the upper bounds of the buckets a histogram counts
+// its values in: Envoy's default buckets
+// (source/common/stats/histogram_impl.cc, HistogramSettingsImpl::defaultBuckets),
+// which its Prometheus output reports as le="..." lines.
+var HistogramBounds = []float64{0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000,
+	60000, 300000, 600000, 1800000, 3600000}
 
 // MetricSample is one metric's state at Snapshot time.
 type MetricSample struct {
@@ -58,6 +66,10 @@ type MetricSample struct {
 	Value int64
 	// Count, Sum, Min and Max summarise a histogram's recorded values.
 	Count, Sum, Min, Max uint64
+	// Buckets counts a histogram's values at or below each of
+	// HistogramBounds (cumulative, as Prometheus wants them); nil for a
+	// counter or gauge.
+	Buckets []uint64
 }
 
 // NewMetrics returns an empty set.
@@ -93,7 +105,16 @@ func (m *Metrics) Get(name string, typ MetricType) (MetricSample, bool) {
 
 // sample is v's state as a MetricSample. Must hold Metrics.mu.
 func (v *metric) sample(k metricKey) MetricSample {
-	return MetricSample{Name: k.name, Type: k.typ, Value: v.value, Count: v.count, Sum: v.sum, Min: v.lo, Max: v.hi}
+	s := MetricSample{Name: k.name, Type: k.typ, Value: v.value, Count: v.count, Sum: v.sum, Min: v.lo, Max: v.hi}
+	if k.typ == MetricHistogram {
+		s.Buckets = make([]uint64, len(HistogramBounds))
+		var below uint64
+		for i, n := range v.buckets {
+			below += n
+			s.Buckets[i] = below
+		}
+	}
+	return s
 }
 
 func (m *Metrics) define(name string, typ MetricType) *metric {
@@ -137,6 +158,12 @@ func (m *Metrics) record(v *metric, typ MetricType, value uint64) {
 		v.hi = max(v.hi, value)
 		v.count++
 		v.sum += value
+		if v.buckets == nil {
+			v.buckets = make([]uint64, len(HistogramBounds))
+		}
+		if i, _ := slices.BinarySearch(HistogramBounds, float64(value)); i < len(HistogramBounds) {
+			v.buckets[i]++
+		}
 	}
 }
 

@@ -129,6 +129,10 @@ type Node interface {
 	// Drains counts listener drains: LDS updates that changed a listener the
 	// node was serving (an unchanged listener is not touched).
 	Drains() int
+	// AdminAddr is the host:port of the node's admin endpoint (Envoy's
+	// admin listener), where GET /stats/prometheus shows the metrics its
+	// Wasm filters defined; empty when it has none.
+	AdminAddr() string
 }
 
 // Status is a node's view of its xDS state.

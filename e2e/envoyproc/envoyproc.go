@@ -251,6 +251,13 @@ func (p *proc) Status() dataplane.Status {
 	return st
 }
 
+// AdminAddr is Envoy's admin address, once it has published it.
+func (p *proc) AdminAddr() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.admin
+}
+
 func (p *proc) Logs() []dataplane.LogLine {
 	p.mu.Lock()
 	defer p.mu.Unlock()

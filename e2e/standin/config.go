@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/wasmfleet/wasmfleet/controlplane/wasmhost"
 	"github.com/wasmfleet/wasmfleet/e2e/dataplane"
 )
 
@@ -62,6 +63,15 @@ type Config struct {
 	// stand-in can answer with a built-in upstream. Envoy has no such
 	// override, which is why it lives here and not in dataplane.Config.
 	ClusterAddrs map[string]string
+	// AdminAddr, when set, is where the node serves its admin endpoint
+	// (host:port; port 0 picks one, see AdminAddr): the filters' metrics at
+	// /stats/prometheus, as Envoy's admin listener serves them.
+	AdminAddr string
+	// WasmLogLevel (trace, debug, info, warn, error or critical) is the
+	// level guests read with proxy_get_log_level and below which their lines
+	// are dropped; empty means Envoy's default, info (Envoy's --log-level or
+	// --component-log-level wasm:LEVEL set it there).
+	WasmLogLevel string
 }
 
 func (c Config) withDefaults() Config {
@@ -76,6 +86,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MemoryLimitMiB <= 0 {
 		c.MemoryLimitMiB = DefaultMemoryLimitMiB
+	}
+	if c.WasmLogLevel == "" {
+		c.WasmLogLevel = wasmhost.LogInfo.String()
 	}
 	return c
 }

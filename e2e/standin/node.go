@@ -14,6 +14,7 @@ import (
 	typepb "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"go.uber.org/zap"
 
+	"github.com/wasmfleet/wasmfleet/controlplane/wasmhost"
 	"github.com/wasmfleet/wasmfleet/e2e/dataplane"
 	"github.com/wasmfleet/wasmfleet/e2e/internal/ads"
 )
@@ -57,7 +58,13 @@ type node struct {
 	codeCache map[string][]byte // sha256 hex -> module bytes
 	fetching  map[string]bool   // sha256 hex -> a fetch is running
 	drains    int
-	stopped   bool // no request may start any more
+	stopped   bool   // no request may start any more
+	adminAddr string // where serveAdmin listens
+
+	// metrics are the ones every filter's VMs define, shared as Envoy's
+	// stats store is; logLevel is the guests' log level.
+	metrics  *wasmhost.Metrics
+	logLevel wasmhost.LogLevel
 
 	rndMu sync.Mutex
 	rnd   *rand.Rand
@@ -74,6 +81,10 @@ func New(cfg Config) (dataplane.Node, error) {
 		return nil, fmt.Errorf("standin: %w", err)
 	}
 	cfg = cfg.withDefaults()
+	level, err := wasmhost.ParseLogLevel(cfg.WasmLogLevel)
+	if err != nil {
+		return nil, fmt.Errorf("standin: %w", err)
+	}
 	n := &node{
 		cfg: cfg,
 		log: cfg.Log.Named("standin").With(zap.String("node", cfg.NodeID)),
@@ -90,6 +101,8 @@ func New(cfg Config) (dataplane.Node, error) {
 		codeCache: map[string][]byte{},
 		fetching:  map[string]bool{},
 		rnd:       cfg.rand(1),
+		metrics:   wasmhost.NewMetrics(),
+		logLevel:  level,
 	}
 	return n, nil
 }
@@ -140,6 +153,12 @@ func (n *node) Start(ctx context.Context) error {
 	n.mu.Lock()
 	n.ctx, n.host, n.ads = ctx, host, client
 	n.mu.Unlock()
+	if n.cfg.AdminAddr != "" {
+		if err := n.serveAdmin(); err != nil {
+			n.stop()
+			return fmt.Errorf("standin: %s: %w", n.cfg.NodeID, err)
+		}
+	}
 	err = client.Start(ctx)
 	n.stop()
 	return err

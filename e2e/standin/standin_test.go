@@ -2,8 +2,10 @@ package standin
 
 import (
 	"errors"
+	"io"
 	"math"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -562,5 +564,41 @@ func TestStrictDNSCluster(t *testing.T) {
 	n := e.startNode(t, nil)
 	if r := get(t, listenerAddr(t, n), "/"); r.status != 200 || r.header.Get("x-seen-chain") != "a" {
 		t.Errorf("through a STRICT_DNS cluster to localhost: %d %q (%s)", r.status, r.header.Get("x-seen-chain"), r.body)
+	}
+}
+
+// TestAdminStats: the filters' metrics show at /stats/prometheus as on
+// Envoy, summed over every VM of the node (two per filter here).
+func TestAdminStats(t *testing.T) {
+	e := newEnv(t)
+	e.xds.Set(t, nodeID, e.config(t, tagger(t, slot0, "a"), tagger(t, slot1, "b")))
+	n := e.startNode(t, func(c *Config) { c.AdminAddr = "127.0.0.1:0" })
+	addr := listenerAddr(t, n)
+	for range 5 {
+		if r := get(t, addr, "/hello"); r.status != http.StatusOK {
+			t.Fatalf("status %d: %s", r.status, r.body)
+		}
+	}
+	resp, err := client.Get("http://" + n.AdminAddr() + "/stats/prometheus")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(body)
+	for _, want := range []string{
+		"# TYPE tagger_a_requests counter\ntagger_a_requests{} 5\n",
+		"# TYPE tagger_b_requests counter\ntagger_b_requests{} 5\n",
+		// a sends "a" (1 byte), b sends "a,b" (3 bytes).
+		"# TYPE tagger_a_chain_bytes histogram\ntagger_a_chain_bytes_bucket{le=\"0.5\"} 0\ntagger_a_chain_bytes_bucket{le=\"1\"} 5\n",
+		"tagger_b_chain_bytes_bucket{le=\"1\"} 0\ntagger_b_chain_bytes_bucket{le=\"5\"} 5\n",
+		"tagger_b_chain_bytes_bucket{le=\"+Inf\"} 5\ntagger_b_chain_bytes_sum{} 15\ntagger_b_chain_bytes_count{} 5\n",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/stats/prometheus lacks %q:\n%s", want, text)
+		}
 	}
 }

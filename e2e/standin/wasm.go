@@ -40,6 +40,9 @@ type host struct {
 	log    func(dataplane.LogLine)
 	warn   *zap.Logger // the node's own log, for VM failures outside requests
 	shared *wasmhost.SharedData
+	// metrics and logLevel are the node's (node.metrics, node.logLevel).
+	metrics  *wasmhost.Metrics
+	logLevel wasmhost.LogLevel
 	// call serves the guests' proxy_http_call through the node's clusters.
 	call wasmhost.HTTPCaller
 
@@ -58,6 +61,7 @@ func newWasmHost(ctx context.Context, n *node) (*host, error) {
 	}
 	return &host{
 		rt: rt, vms: n.cfg.VMsPerFilter, log: n.appendLog, warn: n.log, shared: wasmhost.NewSharedData(),
+		metrics: n.metrics, logLevel: n.logLevel,
 		call: wasmhost.HTTPCallerFunc(n.httpCall), compiled: map[string]*wasmhost.Module{},
 	}, nil
 }
@@ -91,7 +95,9 @@ func (h *host) load(ctx context.Context, spec pluginSpec, code []byte, digest st
 			Configuration: spec.configuration,
 			Env:           spec.env,
 			Shared:        h.shared,
+			Metrics:       h.metrics,
 			HTTPCall:      h.call,
+			LogLevel:      h.logLevel,
 			Log: func(level wasmhost.LogLevel, msg string) {
 				h.log(dataplane.LogLine{Filter: spec.slot, Plugin: spec.name, Level: level.String(), Message: msg})
 			},

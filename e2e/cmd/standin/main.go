@@ -51,6 +51,8 @@ func run() error {
 	flag.StringVar(&cfg.Cluster, "cluster", "standin", "node cluster")
 	flag.Var(listen, "listen", "bind listener `name=host:port` instead of its LDS address (repeatable)")
 	flag.BoolVar(&cfg.Interpreter, "interpreter", false, "run Wasm in wazero's interpreter")
+	flag.StringVar(&cfg.AdminAddr, "admin", "", "serve the filters' metrics at http://`host:port`/stats/prometheus, as Envoy's admin does")
+	flag.StringVar(&cfg.WasmLogLevel, "log-level", "info", "print the filters' log lines at this `level` and above (trace, debug, info, warn, error, critical)")
 	echo := flag.Bool("echo", false, "answer cluster \""+echoCluster+"\" with a built-in echo upstream on a free loopback port")
 	flag.Parse()
 	cfg.ListenAddrs = listen
@@ -79,9 +81,14 @@ func run() error {
 	return n.Start(ctx)
 }
 
-// report prints the node's listeners and status whenever they change.
+// report prints the node's listeners and status whenever they change, and
+// the filters' log lines as they come.
 func report(ctx context.Context, n dataplane.Node) {
-	var last any
+	var (
+		last      any
+		printed   int // log lines printed so far
+		adminSaid bool
+	)
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -89,6 +96,15 @@ func report(ctx context.Context, n dataplane.Node) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		logs := n.Logs()
+		for _, l := range logs[printed:] {
+			fmt.Printf("wasm %s %s (%s): %s\n", l.Level, l.Plugin, l.Filter, l.Message)
+		}
+		printed = len(logs)
+		if addr := n.AdminAddr(); addr != "" && !adminSaid {
+			fmt.Printf("admin: http://%s/stats/prometheus\n", addr)
+			adminSaid = true
 		}
 		now := struct {
 			Listeners map[string]string

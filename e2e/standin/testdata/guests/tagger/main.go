@@ -3,6 +3,8 @@
 // response header x-tagged-<tag>, and appends "<tag>\n" to the response body
 // once the whole body is buffered (so a test sees the reverse order of the
 // response path and body buffering). Its plugin configuration is the tag.
+// It counts requests in the counter "tagger.<tag>.requests" and records the
+// length of x-chain it sent in the histogram "tagger.<tag>.chain_bytes".
 package main
 
 import (
@@ -18,7 +20,9 @@ func init() {
 
 type plugin struct {
 	types.DefaultPluginContext
-	tag string
+	tag        string
+	requests   proxywasm.MetricCounter
+	chainBytes proxywasm.MetricHistogram
 }
 
 func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
@@ -28,15 +32,17 @@ func (p *plugin) OnPluginStart(int) types.OnPluginStartStatus {
 		return types.OnPluginStartStatusFailed
 	}
 	p.tag = string(cfg)
+	p.requests = proxywasm.DefineCounterMetric("tagger." + p.tag + ".requests")
+	p.chainBytes = proxywasm.DefineHistogramMetric("tagger." + p.tag + ".chain_bytes")
 	proxywasm.LogInfo("tagger: configured " + p.tag)
 	return types.OnPluginStartStatusOK
 }
 
-func (p *plugin) NewHttpContext(uint32) types.HttpContext { return &stream{tag: p.tag} }
+func (p *plugin) NewHttpContext(uint32) types.HttpContext { return &stream{plugin: p} }
 
 type stream struct {
 	types.DefaultHttpContext
-	tag string
+	*plugin
 }
 
 func (s *stream) OnHttpRequestHeaders(int, bool) types.Action {
@@ -49,6 +55,8 @@ func (s *stream) OnHttpRequestHeaders(int, bool) types.Action {
 	if err := proxywasm.ReplaceHttpRequestHeader("x-chain", chain); err != nil {
 		proxywasm.LogError("tagger: " + err.Error())
 	}
+	s.requests.Increment(1)
+	s.chainBytes.Record(uint64(len(chain)))
 	return types.ActionContinue
 }
 
