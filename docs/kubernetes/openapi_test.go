@@ -3,12 +3,14 @@ package kubernetes
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -221,5 +223,50 @@ func validateSchema(schemaName string, js []byte) error {
 	if err != nil {
 		return err
 	}
-	return sch.Validate(inst)
+	err = sch.Validate(inst)
+	var ve *jsonschema.ValidationError
+	if !errors.As(err, &ve) {
+		return err
+	}
+	// The error's own text is a tree of every schema that failed; its
+	// leaves name each field and what is wrong with it.
+	var msgs []string
+	var walk func(e *jsonschema.ValidationError)
+	walk = func(e *jsonschema.ValidationError) {
+		if len(e.Causes) > 0 {
+			for _, c := range e.Causes {
+				walk(c)
+			}
+			return
+		}
+		ptr := "/" + strings.Join(e.InstanceLocation, "/")
+		msg := strings.TrimPrefix(e.Error(), "at '"+ptr+"': ")
+		msgs = append(msgs, fieldPath(ptr)+": "+msg)
+	}
+	walk(ve)
+	slices.Sort(msgs)
+	return errors.New(strings.Join(slices.Compact(msgs), "; "))
+}
+
+// fieldPath writes a JSON pointer (/spec/ports/0/port) the way kubectl
+// names fields (spec.ports[0].port).
+func fieldPath(ptr string) string {
+	var b strings.Builder
+	for _, p := range strings.Split(strings.TrimPrefix(ptr, "/"), "/") {
+		if p == "" {
+			continue
+		}
+		if _, err := strconv.Atoi(p); err == nil {
+			fmt.Fprintf(&b, "[%s]", p)
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(strings.NewReplacer("~1", "/", "~0", "~").Replace(p))
+	}
+	if b.Len() == 0 {
+		return "(document)"
+	}
+	return b.String()
 }
