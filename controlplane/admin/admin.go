@@ -1,7 +1,8 @@
 // Package admin is the control plane's HTTP admin API: health, Prometheus
 // metrics, fleet status (which node runs which version), rollout commands and
 // the server's version. The CLI's `status`, `rollout` and `version`
-// subcommands are clients of this API. What it answers is made of the wire
+// subcommands are clients of this API, and so is the status page at GET /
+// (ui.go). What it answers is made of the wire
 // types of package api, never of internal structs, so the JSON stays the
 // same when the control plane's internals change.
 //
@@ -133,6 +134,7 @@ func NewServer(cfg Config) *http.Server {
 func NewHandler(cfg Config) http.Handler {
 	h := &handler{cfg: cfg, log: cfg.Log.Named("admin")}
 	mux := http.NewServeMux()
+	handleUI(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	metrics := promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}).ServeHTTP
 	if !cfg.MetricsOpen {
