@@ -72,9 +72,11 @@ type Request struct {
 	// Digest is the sha256 of Module as the source computed it; empty means
 	// compute it. A digest that does not match is refused.
 	Digest types.Digest
-	// Settings is the filter's configuration: Config is handed to
-	// proxy_on_configure, RootID selects the root context, VM.Env is the
-	// guest's environment, RequireSignature asks for a signature check.
+	// Settings is the filter's configuration: its plugin configuration
+	// (Filter.PluginConfiguration) is handed to proxy_on_configure and its
+	// VM configuration to proxy_on_vm_start, as Envoy hands them; RootID
+	// selects the root context, VM.Env is the guest's environment,
+	// RequireSignature asks for a signature check.
 	Settings config.Filter
 	// Signature is a detached signature of Module, when the source found one.
 	Signature []byte
@@ -363,11 +365,13 @@ func (a *admitter) trial(ctx context.Context, req Request, digest types.Digest) 
 	}
 	defer mod.Close(context.WithoutCancel(ctx))
 	guest := a.log.With(zap.String("filter", req.Filter), zap.String("digest", string(digest)))
+	plugin, _ := req.Settings.PluginConfiguration()
 	p, err := mod.NewPlugin(ctx, wasmhost.PluginConfig{
 		Name:          req.Filter,
 		RootID:        req.Settings.RootID,
 		VMID:          req.Filter,
-		Configuration: req.Settings.Config,
+		VMConfig:      req.Settings.VMConfiguration(),
+		Configuration: plugin,
 		Env:           req.Settings.VM.Env,
 		Log: func(level wasmhost.LogLevel, msg string) {
 			if req.Redact != nil {

@@ -25,7 +25,9 @@ func keyOf(module types.Digest, req Request) cacheKey {
 	}
 	field([]byte(req.Filter))
 	field([]byte(req.Settings.RootID))
-	field(req.Settings.Config)
+	plugin, _ := req.Settings.PluginConfiguration()
+	field(plugin)
+	field(req.Settings.VMConfiguration())
 	for _, k := range slices.Sorted(maps.Keys(req.Settings.VM.Env)) {
 		field([]byte(k))
 		field([]byte(req.Settings.VM.Env[k]))

@@ -6,6 +6,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -200,9 +201,17 @@ type Filter struct {
 	Required      bool          `json:"required,omitempty"`
 	FailurePolicy FailurePolicy `json:"failure_policy,omitempty"`
 	Code          Code          `json:"code,omitempty"`
-	// Config is the plugin configuration handed to proxy_on_configure, as
-	// JSON. In YAML it is written as a mapping.
+	// Config is the plugin configuration the guest reads in
+	// proxy_on_configure (Envoy's plugin_config.configuration), as written
+	// in the file and decoded to JSON: an object or an array is sent as
+	// that JSON, a string as it is (unquoted). PluginConfiguration gives
+	// the bytes the guest reads.
 	Config json.RawMessage `json:"config,omitempty"`
+	// ConfigBase64 is the plugin configuration as bytes, in standard
+	// base64, for guests that take binary configuration; Envoy gets it as
+	// a BytesValue. It excludes Config, and $secret references do not
+	// apply to it.
+	ConfigBase64 string `json:"config_base64,omitempty"`
 	// RootID is the proxy-wasm root_id; empty is fine for SDK filters.
 	RootID  string  `json:"root_id,omitempty"`
 	Rollout Rollout `json:"rollout,omitempty"`
@@ -232,6 +241,38 @@ type VM struct {
 	// (makeVmKey), so a change here alone reaches a node's VMs when they
 	// are next created, with the next module version.
 	Env map[string]string `json:"env,omitempty"`
+	// Configuration is what the guest reads in proxy_on_vm_start (Envoy's
+	// vm_config.configuration), written like Filter.Config: an object or
+	// an array is sent as JSON, a string as it is. It is part of Envoy's
+	// VM key (makeVmKey), so a change creates new VMs.
+	Configuration json.RawMessage `json:"configuration,omitempty"`
+}
+
+// PluginConfiguration returns the bytes the guest reads in
+// proxy_on_configure, and whether they were given as bytes (config_base64,
+// sent as a BytesValue; otherwise a StringValue). Envoy hands the guest a
+// wrapper's value as it is (MessageUtil::anyToBytes,
+// source/common/protobuf/utility.h), so both reach it unchanged.
+func (f Filter) PluginConfiguration() (b []byte, binary bool) {
+	if f.ConfigBase64 != "" {
+		b, _ = base64.StdEncoding.DecodeString(f.ConfigBase64) // validate refuses what does not decode
+		return b, true
+	}
+	return guestBytes(f.Config), false
+}
+
+// VMConfiguration returns the bytes the guest reads in proxy_on_vm_start.
+func (f Filter) VMConfiguration() []byte { return guestBytes(f.VM.Configuration) }
+
+// guestBytes is what a guest reads of a configuration written as the JSON
+// value raw: a string's content, the JSON of anything else (validate lets
+// only objects, arrays and strings through).
+func guestBytes(raw json.RawMessage) []byte {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return []byte(s)
+	}
+	return raw
 }
 
 // Rollout says how a new version of a filter replaces the stable one.

@@ -53,7 +53,7 @@ filters:
     failure_policy: SOMETIMES
     rollout: {percent: 150, steps: [50, 20]}
   - name: log
-    config: [1, 2]
+    config: 42
 managed:
   listeners: [{name: in, address: "0.0.0.0:10000", routes: [{prefix: "/", cluster: nowhere}]}]
 `,

@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"cmp"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/mtls"
+	"github.com/wasmfleet/wasmfleet/controlplane/secrets"
 	"github.com/wasmfleet/wasmfleet/internal/ociartifact"
 )
 
@@ -30,7 +32,7 @@ var (
 	ErrFilterName    = errors.New("filter names are lower-case letters, digits, '-' and '_', starting with a letter")
 	ErrUnknownRef    = errors.New("refers to an undefined name")
 	ErrOutOfRange    = errors.New("out of range")
-	ErrPluginConfig  = errors.New("plugin configuration must be a JSON/YAML object")
+	ErrPluginConfig  = errors.New("configuration must be an object, an array or a string")
 	ErrInsecureAdmin = errors.New("admin API bound beyond loopback needs admin_token")
 	ErrInsecureBind  = errors.New("bound beyond loopback without tls (set tls, or listen.insecure: true for a lab)")
 )
@@ -242,11 +244,22 @@ func (f Filter) validate(field string) []error {
 			bad("source", ErrInvalidValue, "%v (want empty for the watched directory, or oci://REGISTRY/REPO:TAG or @sha256:HEX)", err)
 		}
 	}
-	if len(f.Config) > 0 {
-		var obj map[string]any
-		if err := json.Unmarshal(f.Config, &obj); err != nil || obj == nil {
-			bad("config", ErrPluginConfig, "got %s", truncate(string(f.Config), 40))
+	if !guestConfigKind(f.Config) {
+		bad("config", ErrPluginConfig, "got %s (quote a number or boolean to send it as text)", truncate(string(f.Config), 40))
+	}
+	if f.ConfigBase64 != "" {
+		if len(f.Config) > 0 {
+			bad("config_base64", ErrInvalidValue, "set config or config_base64, not both")
 		}
+		if _, err := base64.StdEncoding.DecodeString(f.ConfigBase64); err != nil {
+			bad("config_base64", ErrInvalidValue, "not standard base64: %v", err)
+		}
+	}
+	if !guestConfigKind(f.VM.Configuration) {
+		bad("vm.configuration", ErrPluginConfig, "got %s (quote a number or boolean to send it as text)", truncate(string(f.VM.Configuration), 40))
+	}
+	if refs, _ := secrets.Refs(f.VM.Configuration); len(refs) > 0 {
+		bad("vm.configuration", ErrInvalidValue, "%s: $secret references are resolved in config only", refs[0].Path)
 	}
 	for _, k := range slices.Sorted(maps.Keys(f.VM.Env)) {
 		// WASI environ entries are "KEY=VALUE\x00": the key cannot hold
@@ -287,6 +300,21 @@ func (f Filter) validate(field string) []error {
 	return errs
 }
 
+// guestConfigKind reports whether raw, a configuration as decoded from
+// YAML, is absent or one of the kinds that have one reading as bytes: an
+// object or an array (its JSON) or a string (its content). A YAML number or
+// boolean has several spellings (1.0, 1, yes), so it is refused.
+func guestConfigKind(raw json.RawMessage) bool {
+	if len(raw) == 0 {
+		return true
+	}
+	switch raw[0] {
+	case '{', '[', '"':
+		return json.Valid(raw)
+	}
+	return false
+}
+
 // ParseFilterSettings reads a filter's NAME.yaml (the same fields as an entry
 // under filters:, without name) over base, the entry from the main config.
 // Unknown fields are errors; file names the file in messages.
@@ -309,6 +337,7 @@ func ParseFilterSettings(file string, base Filter, b []byte) (Filter, error) {
 // percent, its steps and its VM environment (which are the running config's).
 func (f Filter) clone() Filter {
 	f.Config = bytes.Clone(f.Config)
+	f.VM.Configuration = bytes.Clone(f.VM.Configuration)
 	f.VM.Env = maps.Clone(f.VM.Env)
 	f.Rollout.Steps = slices.Clone(f.Rollout.Steps)
 	if f.Rollout.Percent != nil {

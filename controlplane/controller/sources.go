@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -350,9 +351,11 @@ func (c *Controller) applySettings(ctx context.Context, rec *filterRec, next con
 }
 
 // sameTrialInputs reports whether admission would see the same thing: only
-// the plugin configuration (secrets resolved), root id, the VM's
-// environment and signature policy feed it.
+// the plugin configuration (secrets resolved), the VM configuration, root
+// id, the VM's environment and signature policy feed it.
 func sameTrialInputs(a, b config.Filter) bool {
-	return string(a.Config) == string(b.Config) && a.RootID == b.RootID && maps.Equal(a.VM.Env, b.VM.Env) &&
-		a.RequireSignature == b.RequireSignature
+	pa, _ := a.PluginConfiguration()
+	pb, _ := b.PluginConfiguration()
+	return bytes.Equal(pa, pb) && bytes.Equal(a.VMConfiguration(), b.VMConfiguration()) && a.RootID == b.RootID &&
+		maps.Equal(a.VM.Env, b.VM.Env) && a.RequireSignature == b.RequireSignature
 }

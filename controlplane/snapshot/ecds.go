@@ -83,8 +83,16 @@ func wasmConfig(in Input, name string, f config.Filter, d wtypes.Digest) (*core.
 	if f.AllowOnHeadersStopIteration {
 		plugin.AllowOnHeadersStopIteration = wrapperspb.Bool(true) // unset is Envoy's false
 	}
-	if len(f.Config) > 0 {
-		plugin.Configuration = mustAny(wrapperspb.String(string(f.Config)))
+	// Envoy hands the guest a wrapper's value as it is (anyToBytes); a
+	// StringValue must be UTF-8, so bytes go as a BytesValue.
+	switch b, binary := f.PluginConfiguration(); {
+	case binary:
+		plugin.Configuration = mustAny(wrapperspb.Bytes(b))
+	case len(b) > 0:
+		plugin.Configuration = mustAny(wrapperspb.String(string(b)))
+	}
+	if b := f.VMConfiguration(); len(b) > 0 {
+		plugin.GetVmConfig().Configuration = mustAny(wrapperspb.String(string(b)))
 	}
 	return &core.TypedExtensionConfig{
 		Name:        name,

@@ -433,6 +433,10 @@ func TestConfigKey(t *testing.T) {
 		}},
 		{name: "env name", change: func(f *config.Filter) { f.VM.Env = map[string]string{"GOGD": config.DefaultGOGC} }},
 		{name: "plugin configuration", change: func(f *config.Filter) { f.Config = []byte(`{}`) }},
+		{name: "plugin configuration string", change: func(f *config.Filter) { f.Config = []byte(`"{}"`) }},
+		{name: "plugin configuration bytes", change: func(f *config.Filter) { f.ConfigBase64 = "e30=" }},
+		{name: "vm configuration", change: func(f *config.Filter) { f.VM.Configuration = []byte(`"warm"`) }},
+		{name: "root id", change: func(f *config.Filter) { f.RootID = "other_root" }},
 	}
 	in, _ := baseInput()
 	for _, tt := range tests {

@@ -37,6 +37,14 @@ func ConfigKey(in Input, f config.Filter, d wtypes.Digest) string {
 	h := sha256.New()
 	parts := []string{string(d), string(f.Config), f.RootID, string(f.FailurePolicy), string(f.Code),
 		strconv.FormatBool(f.AllowOnHeadersStopIteration)}
+	// Added only when set, so that keys of configs without them stay as
+	// they were; names with '=' cannot be environment variable names.
+	if f.ConfigBase64 != "" {
+		parts = append(parts, "=config_base64", f.ConfigBase64)
+	}
+	if len(f.VM.Configuration) > 0 {
+		parts = append(parts, "=vm.configuration", string(f.VM.Configuration))
+	}
 	for _, k := range slices.Sorted(maps.Keys(f.VM.Env)) {
 		parts = append(parts, k, f.VM.Env[k])
 	}

@@ -12,7 +12,6 @@ import (
 	wasmfilterpb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
 	wasmpb "github.com/envoyproxy/go-control-plane/envoy/extensions/wasm/v3"
 	"go.uber.org/zap"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -349,21 +348,24 @@ func (n *node) install(name string, pending *slotConfig, spec pluginSpec, remote
 	return true
 }
 
-// anyBytes is what a plugin sees of a configuration Any: the string of a
-// StringValue, the bytes of a BytesValue, JSON for anything else (as Envoy).
+// anyBytes is what a plugin sees of a configuration Any, as Envoy's
+// MessageUtil::anyToBytes (source/common/protobuf/utility.h) gives it to
+// the plugin (Plugin's constructor, source/extensions/common/wasm/plugin.h)
+// and the VM (createWasm, source/extensions/common/wasm/wasm.cc): the value
+// of a StringValue or BytesValue, and for any other message the Any's
+// serialized value as it is.
 func anyBytes(a *anypb.Any) ([]byte, error) {
-	if a == nil {
+	switch {
+	case a == nil:
 		return nil, nil
+	case a.MessageIs((*wrapperspb.StringValue)(nil)):
+		var v wrapperspb.StringValue
+		err := a.UnmarshalTo(&v)
+		return []byte(v.GetValue()), err
+	case a.MessageIs((*wrapperspb.BytesValue)(nil)):
+		var v wrapperspb.BytesValue
+		err := a.UnmarshalTo(&v)
+		return v.GetValue(), err
 	}
-	m, err := a.UnmarshalNew()
-	if err != nil {
-		return nil, err
-	}
-	switch v := m.(type) {
-	case *wrapperspb.StringValue:
-		return []byte(v.GetValue()), nil
-	case *wrapperspb.BytesValue:
-		return v.GetValue(), nil
-	}
-	return protojson.Marshal(m)
+	return a.GetValue(), nil
 }
