@@ -317,15 +317,13 @@ type EnvoyTLS struct {
 
 // Listener is one Envoy listener with an HTTP connection manager.
 type Listener struct {
-	Name    string  `json:"name"`
-	Address string  `json:"address"`
-	Routes  []Route `json:"routes,omitempty"`
-}
-
-// Route sends requests whose path starts with Prefix to Cluster.
-type Route struct {
-	Prefix  string `json:"prefix"`
-	Cluster string `json:"cluster"`
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	// Routes serve every host (a virtual host named like the listener,
+	// domain "*").
+	Routes []Route `json:"routes,omitempty"`
+	// VirtualHosts serve the hosts they name (see VirtualHost).
+	VirtualHosts []VirtualHost `json:"virtual_hosts,omitempty"`
 }
 
 // Cluster is an upstream of static endpoints.

@@ -137,6 +137,79 @@ managed:
 			yaml:     "listen: {admin: \"0.0.0.0:18002\"}\n",
 			wantErrs: []error{ErrInsecureAdmin},
 		},
+		{
+			name: "routes by path, regex, headers, host and with metadata",
+			yaml: `
+managed:
+  clusters: [{name: upstream, endpoints: ["127.0.0.1:8080"]}, {name: canary, endpoints: ["127.0.0.1:8081"]}]
+  listeners:
+    - name: in
+      address: "0.0.0.0:10000"
+      routes:
+        - {path: /healthz, cluster: upstream}
+        - {safe_regex: "/v[0-9]+/items/[^/]+", cluster: canary, metadata: {acme.auth: {scope: items, level: 2}}}
+        - prefix: /
+          cluster: canary
+          headers: [{name: x-canary, exact: "1"}, {name: x-debug, present: false}, {name: user-agent, regex: ".*bot.*", invert: true}]
+        - {prefix: /, cluster: upstream}
+      virtual_hosts:
+        - {name: api, hosts: [api.example.com, "*.api.example.com", "api.*"], routes: [{prefix: /, cluster: canary}]}
+`,
+		},
+		{
+			name: "bad route matches name their field",
+			yaml: `
+managed:
+  listeners:
+    - name: in
+      address: "0.0.0.0:10000"
+      routes:
+        - {cluster: upstream}
+        - {prefix: /, path: /x, cluster: upstream}
+        - {safe_regex: "/(unclosed", cluster: upstream}
+        - prefix: /
+          cluster: upstream
+          headers: [{name: a, exact: x, prefix: "p"}, {name: b}, {name: c, regex: "(?<!x)"}, {name: d, contains: ""}, {name: "", present: true}]
+        - {path: nope, cluster: upstream, metadata: {"": {a: 1}}}
+`,
+			wantErrs: []error{ErrRequired, ErrAmbiguous, ErrRegex, ErrInvalidValue},
+			wantIn: []string{"managed.listeners[0].routes[0]: required: one of prefix, path or safe_regex",
+				"managed.listeners[0].routes[1]: ambiguous: prefix and path",
+				"managed.listeners[0].routes[2].safe_regex: not an RE2",
+				"managed.listeners[0].routes[3].headers[0]: ambiguous: exact and prefix",
+				"managed.listeners[0].routes[3].headers[1]: required",
+				"managed.listeners[0].routes[3].headers[2].regex: not an RE2",
+				"managed.listeners[0].routes[3].headers[3].contains: invalid value",
+				"managed.listeners[0].routes[3].headers[4].name: invalid value",
+				"managed.listeners[0].routes[4].path: invalid value",
+				"managed.listeners[0].routes[4].metadata: invalid value"},
+		},
+		{
+			name: "bad virtual hosts",
+			yaml: `
+managed:
+  listeners:
+    - name: in
+      address: "0.0.0.0:10000"
+      routes: [{prefix: /, cluster: upstream}]
+      virtual_hosts:
+        - {name: in, hosts: ["*"], routes: [{prefix: /, cluster: upstream}]}
+        - {name: a, hosts: ["a.*.com", "*b*", "x.com", "X.com"], routes: []}
+        - {name: b, hosts: []}
+`,
+			wantErrs: []error{ErrRequired, ErrDuplicate, ErrInvalidValue},
+			wantIn: []string{"managed.listeners[0].virtual_hosts[0].name: duplicate name",
+				`managed.listeners[0].virtual_hosts[0].hosts[0]: duplicate name: "*" is served by managed.listeners[0].routes`,
+				"managed.listeners[0].virtual_hosts[1].hosts[0]: invalid value", "managed.listeners[0].virtual_hosts[1].hosts[1]: invalid value",
+				`managed.listeners[0].virtual_hosts[1].hosts[3]: duplicate name: "X.com"`,
+				"managed.listeners[0].virtual_hosts[1].routes: required", "managed.listeners[0].virtual_hosts[2].hosts: required"},
+		},
+		{
+			name:     "a listener without routes or virtual hosts",
+			yaml:     "managed: {listeners: [{name: in, address: \"0.0.0.0:10000\"}]}\n",
+			wantErrs: []error{ErrRequired},
+			wantIn:   []string{"managed.listeners[0].routes: required: routes or virtual_hosts"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

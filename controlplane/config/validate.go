@@ -156,18 +156,7 @@ func (c *Config) Validate() error {
 			if _, _, err := net.SplitHostPort(l.Address); err != nil {
 				bad(field+".address", ErrAddress, "%q: %v", l.Address, err)
 			}
-			if len(l.Routes) == 0 {
-				bad(field+".routes", ErrRequired, "")
-			}
-			for j, r := range l.Routes {
-				rf := fmt.Sprintf("%s.routes[%d]", field, j)
-				if !strings.HasPrefix(r.Prefix, "/") {
-					bad(rf+".prefix", ErrInvalidValue, "%q must start with /", r.Prefix)
-				}
-				if !clusters[r.Cluster] {
-					bad(rf+".cluster", ErrUnknownRef, "%q", r.Cluster)
-				}
-			}
+			errs = append(errs, l.validateRoutes(field, clusters)...)
 		}
 		if c.Managed.FilterSlots < 1 || c.Managed.FilterSlots > 64 {
 			bad("managed.filter_slots", ErrOutOfRange, "%d (1..64)", c.Managed.FilterSlots)

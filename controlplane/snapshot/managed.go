@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -22,6 +23,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/config"
 	wtypes "github.com/wasmfleet/wasmfleet/controlplane/types"
@@ -66,7 +68,11 @@ func managed(in Input, l wtypes.Layout) (map[resource.Type][]types.Resource, err
 			return nil, err
 		}
 		listeners = append(listeners, lis)
-		routes = append(routes, routeConfig(ls, l.Chain))
+		rc, err := routeConfig(ls, l.Chain)
+		if err != nil {
+			return nil, err
+		}
+		routes = append(routes, rc)
 	}
 
 	var clusters []types.Resource
@@ -155,14 +161,19 @@ func httpListener(l config.Listener, slots int) (*listener.Listener, error) {
 //
 // Request splits: Envoy draws one random value per request and tests every
 // route's runtime_fraction against that same value (value mod 10000 <
-// share). So for the split shares t1 < t2 < ... the routes are, per prefix:
-// fraction t1 enabling the canary slot of every filter whose share >= t1,
-// fraction t2 enabling the canary of every filter whose share >= t2, ...,
-// then a route without a fraction enabling stable slots only. Each filter
-// then gets exactly its share of requests, with one route per distinct share
-// rather than a cross product whose independent fractions Envoy's shared
-// random value would not honour.
-func routeConfig(l config.Listener, links []wtypes.Link) *route.RouteConfiguration {
+// share). So for the split shares t1 < t2 < ... the routes are, per
+// configured route: fraction t1 enabling the canary slot of every filter
+// whose share >= t1, fraction t2 enabling the canary of every filter whose
+// share >= t2, ..., then a route without a fraction enabling stable slots
+// only. Each filter then gets exactly its share of requests, with one route
+// per distinct share rather than a cross product whose independent
+// fractions Envoy's shared random value would not honour. Every variant
+// carries the configured route's whole match (path, headers) and metadata,
+// so a split never widens or narrows what the route serves.
+//
+// The listener's own routes form the virtual host named like it, for every
+// host ("*"); each configured virtual host follows with its routes.
+func routeConfig(l config.Listener, links []wtypes.Link) (*route.RouteConfiguration, error) {
 	var shares []int
 	keyOf := map[int]string{}
 	for _, ln := range links {
@@ -177,37 +188,107 @@ func routeConfig(l config.Listener, links []wtypes.Link) *route.RouteConfigurati
 	}
 	slices.Sort(shares)
 
-	var routes []*route.Route
-	for i, r := range l.Routes {
-		for _, s := range shares {
-			routes = append(routes, &route.Route{
-				Name: fmt.Sprintf("%s.%d.canary.%d", l.Name, i, s),
-				Match: &route.RouteMatch{
-					PathSpecifier: &route.RouteMatch_Prefix{Prefix: r.Prefix},
-					RuntimeFraction: &core.RuntimeFractionalPercent{
-						DefaultValue: &typev3.FractionalPercent{Numerator: uint32(s), Denominator: typev3.FractionalPercent_TEN_THOUSAND},
-						RuntimeKey:   keyOf[s],
-					},
-				},
+	routes := func(prefix string, rs []config.Route) ([]*route.Route, error) {
+		var out []*route.Route
+		for i, r := range rs {
+			md, err := routeMetadata(r.Metadata)
+			if err != nil {
+				return nil, fmt.Errorf("snapshot: route %s.%d: %w", prefix, i, err)
+			}
+			for _, s := range shares {
+				m := routeMatch(r)
+				m.RuntimeFraction = &core.RuntimeFractionalPercent{
+					DefaultValue: &typev3.FractionalPercent{Numerator: uint32(s), Denominator: typev3.FractionalPercent_TEN_THOUSAND},
+					RuntimeKey:   keyOf[s],
+				}
+				out = append(out, &route.Route{
+					Name:                 fmt.Sprintf("%s.%d.canary.%d", prefix, i, s),
+					Match:                m,
+					Action:               clusterAction(r.Cluster),
+					Metadata:             md,
+					TypedPerFilterConfig: enabled(links, s),
+				})
+			}
+			out = append(out, &route.Route{
+				Name:                 fmt.Sprintf("%s.%d", prefix, i),
+				Match:                routeMatch(r),
 				Action:               clusterAction(r.Cluster),
-				TypedPerFilterConfig: enabled(links, s),
+				Metadata:             md,
+				TypedPerFilterConfig: enabled(links, 0),
 			})
 		}
-		routes = append(routes, &route.Route{
-			Name:                 fmt.Sprintf("%s.%d", l.Name, i),
-			Match:                &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: r.Prefix}},
-			Action:               clusterAction(r.Cluster),
-			TypedPerFilterConfig: enabled(links, 0),
-		})
+		return out, nil
 	}
-	return &route.RouteConfiguration{
-		Name: RouteConfigName(l.Name),
-		VirtualHosts: []*route.VirtualHost{{
-			Name:    l.Name,
-			Domains: []string{"*"},
-			Routes:  routes,
-		}},
+
+	var vhosts []*route.VirtualHost
+	if len(l.Routes) > 0 {
+		rs, err := routes(l.Name, l.Routes)
+		if err != nil {
+			return nil, err
+		}
+		vhosts = append(vhosts, &route.VirtualHost{Name: l.Name, Domains: []string{"*"}, Routes: rs})
 	}
+	for _, vh := range l.VirtualHosts {
+		rs, err := routes(l.Name+"."+vh.Name, vh.Routes)
+		if err != nil {
+			return nil, err
+		}
+		vhosts = append(vhosts, &route.VirtualHost{Name: vh.Name, Domains: slices.Clone(vh.Hosts), Routes: rs})
+	}
+	return &route.RouteConfiguration{Name: RouteConfigName(l.Name), VirtualHosts: vhosts}, nil
+}
+
+// routeMatch is a configured route's path and header match, a new message
+// for each variant of the route.
+func routeMatch(r config.Route) *route.RouteMatch {
+	m := &route.RouteMatch{}
+	switch {
+	case r.Path != "":
+		m.PathSpecifier = &route.RouteMatch_Path{Path: r.Path}
+	case r.SafeRegex != "":
+		m.PathSpecifier = &route.RouteMatch_SafeRegex{SafeRegex: &matcher.RegexMatcher{Regex: r.SafeRegex}}
+	default:
+		m.PathSpecifier = &route.RouteMatch_Prefix{Prefix: r.Prefix}
+	}
+	for _, h := range r.Headers {
+		hm := &route.HeaderMatcher{Name: strings.ToLower(h.Name), InvertMatch: h.Invert}
+		var sm *matcher.StringMatcher
+		switch {
+		case h.Exact != nil:
+			sm = &matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_Exact{Exact: *h.Exact}}
+		case h.Prefix != nil:
+			sm = &matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_Prefix{Prefix: *h.Prefix}}
+		case h.Suffix != nil:
+			sm = &matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_Suffix{Suffix: *h.Suffix}}
+		case h.Contains != nil:
+			sm = &matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_Contains{Contains: *h.Contains}}
+		case h.Regex != nil:
+			sm = &matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_SafeRegex{SafeRegex: &matcher.RegexMatcher{Regex: *h.Regex}}}
+		case h.Present != nil:
+			hm.HeaderMatchSpecifier = &route.HeaderMatcher_PresentMatch{PresentMatch: *h.Present}
+		}
+		if sm != nil {
+			hm.HeaderMatchSpecifier = &route.HeaderMatcher_StringMatch{StringMatch: sm}
+		}
+		m.Headers = append(m.Headers, hm)
+	}
+	return m
+}
+
+// routeMetadata is a route's metadata (filter_metadata only), or nil.
+func routeMetadata(ns map[string]map[string]any) (*core.Metadata, error) {
+	if len(ns) == 0 {
+		return nil, nil
+	}
+	md := &core.Metadata{FilterMetadata: make(map[string]*structpb.Struct, len(ns))}
+	for name, obj := range ns {
+		s, err := structpb.NewStruct(obj)
+		if err != nil {
+			return nil, fmt.Errorf("metadata %s: %w", name, err)
+		}
+		md.FilterMetadata[name] = s
+	}
+	return md, nil
 }
 
 // enabled turns on, per link of the chain, its pair's canary slot when the filter is

@@ -65,8 +65,9 @@
 //     stream: request.{path,url_path,query,host,scheme,method,headers[.name],
 //     referer,useragent,id,time,duration,size,protocol},
 //     response.{code,code_details,headers[.name],trailers[.name],size},
-//     source.{address,port}, destination.{address,port}. Anything else
-//     (node.*, xds.*, connection.*, metadata) only when the caller put it
+//     source.{address,port}, destination.{address,port}; xds.route_name and
+//     xds.route_metadata[...] from StreamInfo.Route. Anything else
+//     (node.*, other xds.*, connection.*, metadata) only when the caller put it
 //     in PluginConfig.Properties or StreamInfo.Properties as a flat
 //     "a.b.c" key; there are no CEL maps or protobuf messages, so asking
 //     for a whole node or node.metadata is NotFound unless given. Integers,
@@ -77,7 +78,8 @@
 //     foreign functions (NotFound), proxy_validate_configuration, the ABI
 //     0.1.0 callbacks (a module must export proxy_abi_version_0_2_0 or
 //     _0_2_1). proxy_done is accepted; Close does not wait for it.
-//     proxy_clear_route_cache does nothing. proxy_get_status reports the
+//     proxy_clear_route_cache calls StreamInfo.ClearRouteCache (the caller
+//     picks the route again). proxy_get_status reports the
 //     last callout's outcome only. There is no proxy_get_monotonic_time
 //     (Envoy has none); WASI's monotonic clock is the real one.
 //   - Metrics keep the guest's names (Envoy prefixes them and extracts

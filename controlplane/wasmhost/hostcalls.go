@@ -84,7 +84,7 @@ var hostcalls = []hostcall{
 		return p.continueStream(streamType(a[0]))
 	}},
 	{"proxy_close_stream", i32s(1), hostCloseStream},
-	{"proxy_clear_route_cache", nil, func(context.Context, *Plugin, api.Module, []uint64) status { return statusOK }},
+	{"proxy_clear_route_cache", nil, hostClearRouteCache},
 	// Emscripten's runtime imports pthread_equal; proxy-wasm-cpp-host
 	// registers it for every module (exports.cc) and answers whether its
 	// arguments are equal. Its other Emscripten import returns nothing, so
@@ -312,5 +312,15 @@ func hostSetProperty(_ context.Context, p *Plugin, mod api.Module, a []uint64) s
 		s.props = map[string][]byte{}
 	}
 	s.props[propertyKey(path)] = value
+	return statusOK
+}
+
+// hostClearRouteCache is Envoy's Context::clearRouteCache
+// (source/extensions/common/wasm/context.h): the decoder callbacks'
+// downstreamCallbacks()->clearRouteCache(), for the stream the call is on.
+func hostClearRouteCache(_ context.Context, p *Plugin, _ api.Module, _ []uint64) status {
+	if s := p.stream(); s != nil && s.info.ClearRouteCache != nil {
+		s.info.ClearRouteCache()
+	}
 	return statusOK
 }

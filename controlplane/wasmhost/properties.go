@@ -67,6 +67,8 @@ func (s *HTTPStream) property(seg []string, clock func() time.Time) ([]byte, boo
 		return addressProperty(s.info.Source, seg[1:])
 	case "destination":
 		return addressProperty(s.info.Destination, seg[1:])
+	case "xds":
+		return s.xdsProperty(seg[1:])
 	}
 	return nil, false
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero/api"
+	"google.golang.org/protobuf/proto"
 )
 
 // StreamInfo is what the host knows about a stream beyond its headers; it
@@ -18,8 +19,25 @@ type StreamInfo struct {
 	// Start is request.time; zero = the plugin's clock at NewHTTPStream.
 	Start time.Time
 	// Properties adds per-stream properties, keyed like
-	// PluginConfig.Properties ("xds.route_name", "connection.mtls", ...).
+	// PluginConfig.Properties ("connection.mtls", ...).
 	Properties map[string][]byte
+	// Route returns the stream's route as Envoy's StreamInfo::route() has
+	// it, nil for none. It feeds xds.route_name and xds.route_metadata and
+	// is asked at each lookup, so a caller that picks the route again
+	// (after proxy_clear_route_cache) changes what guests read from then on.
+	Route func() *Route
+	// ClearRouteCache is proxy_clear_route_cache: the caller picks the
+	// route again, from the request headers as they are then, before it
+	// forwards the request. Nil does nothing.
+	ClearRouteCache func()
+}
+
+// Route is what a guest can read of the stream's route.
+type Route struct {
+	Name string
+	// Metadata is the route's metadata (envoy.config.core.v3.Metadata), or
+	// nil.
+	Metadata proto.Message
 }
 
 // LocalResponse is a response the filter asked the host to send in place of

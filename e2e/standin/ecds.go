@@ -65,10 +65,10 @@ type slotConfig struct {
 // skipped: the no-op placeholder, FAIL_OPEN without a VM, or code that was
 // not fetched (Envoy's PluginConfig::createContext returns no context
 // without a plugin handle, and the filter lets the request through).
-func (sc *slotConfig) newStream() (filterStream, error) {
+func (sc *slotConfig) newStream(rs *routeState) (filterStream, error) {
 	switch {
 	case sc.vm != nil:
-		return sc.vm.newStream()
+		return sc.vm.newStream(rs)
 	case sc.state == dataplane.CodeFailed && !sc.failOpen:
 		return failClosed{}, nil
 	}

@@ -46,7 +46,7 @@ type filterStream interface {
 // with its plugin configured. It is safe for concurrent use: newStream may be
 // called from many requests at once.
 type vm interface {
-	newStream() (filterStream, error)
+	newStream(rs *routeState) (filterStream, error)
 	// close releases the VMs once no stream uses them any more.
 	close()
 }

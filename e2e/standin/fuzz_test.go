@@ -77,7 +77,7 @@ func FuzzResponse(f *testing.F) {
 		case dataplane.RouteType:
 			_ = n.applyRoutes(msgs)
 			for _, rc := range n.routes {
-				vh, r := matchRoute(rc, "example.com:80", path, n.draw)
+				vh, r := matchRoute(rc, request("example.com:80", path), n.draw)
 				if r != nil {
 					_ = filterEnabled("s0", true, rc, vh, r)
 				}

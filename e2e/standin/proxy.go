@@ -8,9 +8,14 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
+	corepb "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	routepb "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"go.uber.org/zap"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/wasmhost"
 )
 
 // maxBodyBytes bounds the buffered request and response bodies, like
@@ -26,6 +31,42 @@ type chain struct {
 	cluster *clusterState
 	timeout time.Duration // 0 means none
 	noRoute bool
+	route   *routeState
+	headers headerMap // the request headers, pseudo-headers first
+}
+
+// routeState is a request's route. It is picked before the filters run,
+// and picked again, from the request headers as the filters left them,
+// before the request is forwarded when a filter cleared the route cache.
+// Envoy: ActiveStream::clearRouteCache (source/common/http/
+// conn_manager_impl.cc) drops the cached route and cluster, and the
+// router's route() call refreshes them (refreshCachedRoute). The filters
+// that run stay those of the first route (the filter chain is built once),
+// and the route filters read (StreamInfo::route()) changes only when it is
+// picked again.
+type routeState struct {
+	rc    *routepb.RouteConfiguration
+	cur   atomic.Pointer[routepb.Route]
+	stale atomic.Bool // a filter cleared the route cache
+}
+
+// streamInfo is what the stream's Wasm filters learn of the route.
+func (rs *routeState) streamInfo() wasmhost.StreamInfo {
+	return wasmhost.StreamInfo{
+		Route: func() *wasmhost.Route {
+			r := rs.cur.Load()
+			if r == nil {
+				return nil
+			}
+			// Envoy hands a route without metadata an empty message.
+			md := r.GetMetadata()
+			if md == nil {
+				md = &corepb.Metadata{}
+			}
+			return &wasmhost.Route{Name: r.GetName(), Metadata: md}
+		},
+		ClearRouteCache: func() { rs.stale.Store(true) },
+	}
 }
 
 func (c *chain) done() {
@@ -70,14 +111,14 @@ func (n *node) chainFor(name string, r *http.Request) (*chain, bool) {
 	if rds := m.GetRds(); rds != nil {
 		rc = n.routes[rds.GetRouteConfigName()]
 	}
-	vh, rt := matchRoute(rc, r.Host, r.URL.RequestURI(), n.draw)
+	h := requestHeaderMap(r)
+	vh, rt := matchRoute(rc, h, n.draw)
 	if rt == nil {
 		return &chain{noRoute: true}, true
 	}
-	ch := &chain{cluster: n.clusters[rt.GetRoute().GetCluster()], timeout: DefaultRouteTimeout}
-	if t := rt.GetRoute().GetTimeout(); t != nil {
-		ch.timeout = t.AsDuration()
-	}
+	ch := &chain{route: &routeState{rc: rc}, headers: h}
+	ch.route.cur.Store(rt)
+	n.target(ch, rt)
 	fs := m.GetHttpFilters()
 	missing := false
 	for _, f := range fs[:len(fs)-1] { // the router is last (checkHCM)
@@ -101,6 +142,34 @@ func (n *node) chainFor(name string, r *http.Request) (*chain, bool) {
 	return ch, true
 }
 
+// target points ch at route rt's cluster and timeout. The caller holds
+// n.mu for reading.
+func (n *node) target(ch *chain, rt *routepb.Route) {
+	ch.cluster = n.clusters[rt.GetRoute().GetCluster()]
+	ch.timeout = DefaultRouteTimeout
+	if t := rt.GetRoute().GetTimeout(); t != nil {
+		ch.timeout = t.AsDuration()
+	}
+}
+
+// reroute picks the route again after a filter cleared the route cache; it
+// reports false when no route matches any more (Envoy's 404).
+func (n *node) reroute(ch *chain) bool {
+	if !ch.route.stale.Load() {
+		return true
+	}
+	ch.route.stale.Store(false)
+	_, rt := matchRoute(ch.route.rc, ch.headers, n.draw)
+	ch.route.cur.Store(rt)
+	if rt == nil {
+		return false
+	}
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	n.target(ch, rt)
+	return true
+}
+
 // serve runs the request through the filters, the upstream, and the
 // response back through the filters in reverse order.
 func (n *node) serve(w http.ResponseWriter, r *http.Request, ch *chain) {
@@ -115,7 +184,7 @@ func (n *node) serve(w http.ResponseWriter, r *http.Request, ch *chain) {
 			streams = append(streams, missingConfig{})
 			continue
 		}
-		s, err := sc.newStream()
+		s, err := sc.newStream(ch.route)
 		if err != nil {
 			n.fail(w, err)
 			return
@@ -124,17 +193,20 @@ func (n *node) serve(w http.ResponseWriter, r *http.Request, ch *chain) {
 			streams = append(streams, s)
 		}
 	}
-	reqH := requestHeaderMap(r)
 	reqBody, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes))
 	if err != nil {
 		writeLocal(w, &localReply{status: http.StatusBadRequest})
 		return
 	}
-	if lr, err := decode.run(r.Context(), streams, &reqH, &reqBody); lr != nil || err != nil {
+	if lr, err := decode.run(r.Context(), streams, &ch.headers, &reqBody); lr != nil || err != nil {
 		n.reply(w, lr, err)
 		return
 	}
-	status, respH, respBody, err := n.forward(r.Context(), ch, reqH, reqBody)
+	if !n.reroute(ch) {
+		writeLocal(w, &localReply{status: http.StatusNotFound})
+		return
+	}
+	status, respH, respBody, err := n.forward(r.Context(), ch, ch.headers, reqBody)
 	if err != nil {
 		n.log.Debug("upstream failed", zap.Error(err))
 		writeLocal(w, &localReply{status: status, body: []byte("upstream connect error or disconnect/reset before headers\n")})

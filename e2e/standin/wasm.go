@@ -135,7 +135,7 @@ type pool struct {
 
 var _ vm = (*pool)(nil)
 
-func (v *pool) newStream() (filterStream, error) {
+func (v *pool) newStream(rs *routeState) (filterStream, error) {
 	p := v.plugins[(v.next.Add(1)-1)%uint64(len(v.plugins))]
 	if p.Failed() != nil {
 		// A VM that trapped earlier follows the failure policy.
@@ -144,7 +144,7 @@ func (v *pool) newStream() (filterStream, error) {
 		}
 		return failClosed{}, nil
 	}
-	s, err := p.NewHTTPStream(v.ctx)
+	s, err := p.NewHTTPStreamInfo(v.ctx, rs.streamInfo())
 	if err != nil {
 		return nil, err
 	}
