@@ -140,11 +140,15 @@ func failurePolicy(p config.FailurePolicy) wasm.FailurePolicy {
 	}
 }
 
-// mustAny packs a message we built ourselves; anypb.New fails only for a
+// mustAny packs a message we built ourselves; packing fails only for a
 // message without a registered type, which would be a programming error.
+// The bytes are marshaled deterministically: a resource's version is a hash
+// of its bytes, and anypb.New would write a map (vm.env's
+// environment_variables) in random order, changing the version, and so
+// re-sending every node the same config, on every build.
 func mustAny(m proto.Message) *anypb.Any {
-	a, err := anypb.New(m)
-	if err != nil {
+	a := &anypb.Any{}
+	if err := anypb.MarshalFrom(a, m, proto.MarshalOptions{Deterministic: true}); err != nil {
 		panic(fmt.Sprintf("snapshot: pack %T: %v", m, err))
 	}
 	return a

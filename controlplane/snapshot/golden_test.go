@@ -184,3 +184,34 @@ func TestGolden(t *testing.T) {
 		})
 	}
 }
+
+// TestVersionsStable: building the same input again gives the same versions,
+// even where a resource holds a map (vm.env's environment_variables, eight
+// of them here), which proto writes in random order unless told otherwise.
+// A version that changed by itself would re-send every node its config.
+func TestVersionsStable(t *testing.T) {
+	in, a := loadInput(t, "testdata/vm-settings.yaml")
+	for i := range in.Filters {
+		for k := range 8 {
+			if in.Filters[i].VM.Env == nil {
+				in.Filters[i].VM.Env = map[string]string{}
+			}
+			in.Filters[i].VM.Env[fmt.Sprintf("VAR%d", k)] = fmt.Sprint(k)
+		}
+	}
+	first, err := buildOne(NewBuilder(), in, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		s, err := buildOne(NewBuilder(), in, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, typ := range typeOrder {
+			if got, want := s.GetVersion(typ), first.GetVersion(typ); got != want {
+				t.Fatalf("%s version %s, then %s for the same input", typ, want, got)
+			}
+		}
+	}
+}
