@@ -112,7 +112,7 @@ func (w *configWatcher) reload(ctx context.Context) {
 		w.setRefused(nil)
 		return
 	}
-	cfg, err := config.Parse(b)
+	cfg, err := config.ParseFile(w.path, b)
 	if err != nil {
 		w.log.Error("config reload refused; keeping the running config", zap.String("path", w.path), zap.Error(err))
 		w.metrics.ConfigReloads.WithLabelValues("refused").Inc()

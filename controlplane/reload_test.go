@@ -3,6 +3,7 @@ package controlplane
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -59,8 +60,13 @@ func TestRefusedReloadInStatus(t *testing.T) {
 	file.write(t, good)
 	await("the file back to what runs", cleared)
 
-	file.write(t, "filterz: []\n")
-	await("the typo", func(r *api.RefusedReload) bool { return r != nil && strings.Contains(r.Reason, "filterz") })
+	// Every problem, each with the file, line and field (the body starts
+	// after the header's lines).
+	file.write(t, "filterz: []\nmode: both\n")
+	line := strings.Count(file.header, "\n") + 1
+	want := fmt.Sprintf("%s:%d:1: filterz: unknown field (did you mean \"filters\"?)\n", file.path, line) +
+		fmt.Sprintf("%s:%d:1: mode: invalid value: \"both\" (want \"managed\" or \"ecds\")", file.path, line+1)
+	await("the typo", func(r *api.RefusedReload) bool { return r != nil && r.Reason == want })
 	file.write(t, "filters: [{name: b}]\n")
 	await("an applied edit", cleared)
 

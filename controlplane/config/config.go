@@ -8,13 +8,10 @@ package config
 import (
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"os"
 	"time"
-
-	"sigs.k8s.io/yaml"
 )
 
 // Defaults. Ports follow ARCHITECTURE.md: xDS 18000, modules 18001, admin 18002.
@@ -353,7 +350,7 @@ func (d Duration) MarshalJSON() ([]byte, error) {
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("duration must be a string such as \"5s\": %w", err)
+		return fmt.Errorf("want a duration such as \"5s\", got %s", b)
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
@@ -396,26 +393,31 @@ func Default() Config {
 
 // Load reads a YAML file over the defaults and validates it. Unknown fields
 // are errors (a typo must not silently become a default). Every problem is
-// reported at once, each prefixed with the file's path.
+// reported at once, as Problems naming the file, line and field.
 func Load(path string) (Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
-	cfg, err := Parse(b)
-	if err != nil {
-		return Config{}, fmt.Errorf("config: %s: %w", path, err)
-	}
-	return cfg, nil
+	return ParseFile(path, b)
 }
 
-// Parse decodes YAML over the defaults, fills per-filter defaults and validates.
+// Parse decodes YAML over the defaults, fills per-filter defaults and
+// validates; its problems name no file (for bytes that came from none).
 func Parse(b []byte) (Config, error) {
+	return ParseFile("", b)
+}
+
+// ParseFile is Parse for the bytes of a file: its problems name the file
+// (as go/parser.ParseFile does, it reads nothing itself).
+func ParseFile(file string, b []byte) (Config, error) {
 	cfg := Default()
-	if err := yaml.UnmarshalStrict(b, &cfg); err != nil {
-		return Config{}, errors.Join(ErrSyntax, err)
+	c, decoded := decode(b, &cfg)
+	var values Problems
+	if decoded {
+		values = cfg.problems()
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := c.report(file, values); err != nil {
 		return Config{}, err
 	}
 	return cfg, nil

@@ -40,7 +40,7 @@ filters:
 		{
 			name:     "typo in a field is refused",
 			yaml:     "filterz: []\n",
-			wantErrs: []error{ErrSyntax},
+			wantErrs: []error{ErrUnknownField},
 			wantIn:   []string{"filterz"},
 		},
 		{
@@ -58,21 +58,21 @@ managed:
   listeners: [{name: in, address: "0.0.0.0:10000", routes: [{prefix: "/", cluster: nowhere}]}]
 `,
 			wantErrs: []error{ErrAddress, ErrInvalidValue, ErrFilterName, ErrOutOfRange, ErrPluginConfig, ErrUnknownRef},
-			wantIn: []string{"listen.xds", "mode", "filters[0](Auth).name", "filters[0](Auth).failure_policy",
-				"filters[0](Auth).rollout.percent", "filters[0](Auth).rollout.steps[1]", "filters[1](log).config",
+			wantIn: []string{"listen.xds", "mode", "filters[0].name", "filters[0].failure_policy",
+				"filters[0].rollout.percent", "filters[0].rollout.steps[1]", "filters[1].config",
 				"managed.listeners[0].routes[0].cluster"},
 		},
 		{
 			name:     "environment names and values WASI cannot carry",
 			yaml:     "filters: [{name: a, vm: {env: {\"\": x, \"A=B\": x, OK: \"a\\0b\"}}}]\n",
 			wantErrs: []error{ErrInvalidValue},
-			wantIn:   []string{`filters[0](a).vm.env: invalid value: ""`, `"A=B"`, `"OK"`},
+			wantIn:   []string{`1:32: filters[0].vm.env[""]: invalid value`, `1:39: filters[0].vm.env["A=B"]`, `1:49: filters[0].vm.env.OK`},
 		},
 		{
 			name:     "request split without our routes",
 			yaml:     "mode: ecds\nfilters: [{name: a, rollout: {by: request, percent: 10}}]\n",
 			wantErrs: []error{ErrInvalidValue},
-			wantIn:   []string{"filters[0](a).rollout.by"},
+			wantIn:   []string{"filters[0].rollout.by"},
 		},
 		{
 			name:     "signature required without a trusted key",
@@ -84,7 +84,7 @@ managed:
 			name:     "registry reference without a tag",
 			yaml:     "filters: [{name: a, source: \"oci://registry.example.com/filters/a\"}]\n",
 			wantErrs: []error{ErrInvalidValue},
-			wantIn:   []string{"filters[0](a).source"},
+			wantIn:   []string{"filters[0].source"},
 		},
 		{
 			name: "registry source",

@@ -28,13 +28,13 @@ func TestGuestConfiguration(t *testing.T) {
 		{name: "no configuration", entry: "required: true"},
 		{name: "vm string", entry: "vm: {configuration: warm}", wantVM: "warm"},
 		{name: "vm object", entry: "vm: {configuration: {pool: 4}}", wantVM: `{"pool":4}`},
-		{name: "number", entry: "config: 42", wantErr: ErrPluginConfig, wantIn: "filters[0](f).config: "},
-		{name: "boolean", entry: "config: yes", wantErr: ErrPluginConfig, wantIn: "filters[0](f).config: "},
-		{name: "null", entry: "config: null", wantErr: ErrPluginConfig, wantIn: "filters[0](f).config: "},
-		{name: "both forms", entry: "config: echo\n    config_base64: ZWNobw==", wantErr: ErrInvalidValue, wantIn: "filters[0](f).config_base64: "},
-		{name: "bad base64", entry: "config_base64: '%%%'", wantErr: ErrInvalidValue, wantIn: "filters[0](f).config_base64: "},
-		{name: "vm number", entry: "vm: {configuration: 7}", wantErr: ErrPluginConfig, wantIn: "filters[0](f).vm.configuration: "},
-		{name: "vm secret", entry: "vm: {configuration: {k: {$secret: {env: K}}}}", wantErr: ErrInvalidValue, wantIn: "filters[0](f).vm.configuration: "},
+		{name: "number", entry: "config: 42", wantErr: ErrPluginConfig, wantIn: "filters[0].config: "},
+		{name: "boolean", entry: "config: yes", wantErr: ErrPluginConfig, wantIn: "filters[0].config: "},
+		{name: "null", entry: "config: null", wantErr: ErrPluginConfig, wantIn: "filters[0].config: "},
+		{name: "both forms", entry: "config: echo\n    config_base64: ZWNobw==", wantErr: ErrInvalidValue, wantIn: "filters[0].config_base64: "},
+		{name: "bad base64", entry: "config_base64: '%%%'", wantErr: ErrInvalidValue, wantIn: "filters[0].config_base64: "},
+		{name: "vm number", entry: "vm: {configuration: 7}", wantErr: ErrPluginConfig, wantIn: "filters[0].vm.configuration: "},
+		{name: "vm secret", entry: "vm: {configuration: {k: {$secret: {env: K}}}}", wantErr: ErrInvalidValue, wantIn: "filters[0].vm.configuration: "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -71,7 +71,7 @@ func TestFilterSettingsConfigForms(t *testing.T) {
 		t.Fatalf("plugin %q, vm %q", plugin, f.VMConfiguration())
 	}
 	_, err = ParseFilterSettings("filters.d/f.yaml", Filter{Name: "f"}, []byte("config: 1.5\n"))
-	if !errors.Is(err, ErrPluginConfig) || !strings.Contains(err.Error(), "filters.d/f.yaml.config") {
+	if !errors.Is(err, ErrPluginConfig) || !strings.Contains(err.Error(), "filters.d/f.yaml:1:1: config: ") {
 		t.Fatalf("err = %v", err)
 	}
 }

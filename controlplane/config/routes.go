@@ -79,17 +79,11 @@ var (
 	ErrRegex = errors.New("not an RE2 regular expression")
 )
 
-// validateRoutes checks a listener's routes and virtual hosts; field is the
-// listener's path for messages and clusters the defined cluster names.
-func (l Listener) validateRoutes(field string, clusters map[string]bool) []error {
-	var errs []error
-	bad := func(f string, sentinel error, format string, args ...any) {
-		msg := ""
-		if format != "" {
-			msg = ": " + fmt.Sprintf(format, args...)
-		}
-		errs = append(errs, fmt.Errorf("%s: %w%s", f, sentinel, msg))
-	}
+// validateRoutes adds to ps every problem of a listener's routes and
+// virtual hosts; field is the listener's path and clusters the defined
+// cluster names.
+func (l Listener) validateRoutes(ps *Problems, field string, clusters map[string]bool) {
+	bad := ps.add
 	if len(l.Routes) == 0 && len(l.VirtualHosts) == 0 {
 		bad(field+".routes", ErrRequired, "routes or virtual_hosts")
 	}
@@ -133,7 +127,6 @@ func (l Listener) validateRoutes(field string, clusters map[string]bool) []error
 		}
 		routes(vf, vh.Routes)
 	}
-	return errs
 }
 
 // validDomain follows Envoy's domain rules: non-empty, no whitespace or

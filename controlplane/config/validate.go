@@ -14,8 +14,6 @@ import (
 	"slices"
 	"strings"
 
-	"sigs.k8s.io/yaml"
-
 	"github.com/wasmfleet/wasmfleet/controlplane/mtls"
 	"github.com/wasmfleet/wasmfleet/controlplane/secrets"
 	"github.com/wasmfleet/wasmfleet/internal/ociartifact"
@@ -24,7 +22,7 @@ import (
 // Sentinel errors; Validate wraps each problem in one of them with the field
 // path, so callers can test with errors.Is and people can read which field.
 var (
-	ErrSyntax        = errors.New("not valid YAML for wasmfleet's config")
+	ErrSyntax        = errors.New("not valid YAML")
 	ErrAddress       = errors.New("invalid address")
 	ErrRequired      = errors.New("required")
 	ErrInvalidValue  = errors.New("invalid value")
@@ -42,16 +40,16 @@ var filterNameRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
 // ValidFilterName reports whether name can be a filter (and so a file) name.
 func ValidFilterName(name string) bool { return filterNameRE.MatchString(name) }
 
-// Validate returns every problem in the config, joined, each naming its field.
+// Validate returns every problem in the config as Problems, each naming its
+// field (with no position: a Config in memory has none).
 func (c *Config) Validate() error {
-	var errs []error
-	bad := func(field string, sentinel error, format string, args ...any) {
-		msg := ""
-		if format != "" {
-			msg = ": " + fmt.Sprintf(format, args...)
-		}
-		errs = append(errs, fmt.Errorf("%s: %w%s", field, sentinel, msg))
-	}
+	return c.problems().err()
+}
+
+// problems is every problem in the config's values, in path order.
+func (c *Config) problems() Problems {
+	var ps Problems
+	bad := ps.add
 
 	for field, addr := range map[string]string{
 		"listen.xds": c.Listen.XDS, "listen.modules": c.Listen.Modules, "listen.admin": c.Listen.Admin,
@@ -63,7 +61,7 @@ func (c *Config) Validate() error {
 	if host, _, err := net.SplitHostPort(c.Listen.Admin); err == nil && !isLoopback(host) && c.AdminToken == "" {
 		bad("admin_token", ErrInsecureAdmin, "listen.admin is %q", c.Listen.Admin)
 	}
-	errs = append(errs, c.validateTLS()...)
+	c.validateTLS(&ps)
 	if c.ModuleBaseURL != "" {
 		if u, err := url.Parse(c.ModuleBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			bad("module_base_url", ErrInvalidValue, "%q is not an http(s) URL", c.ModuleBaseURL)
@@ -99,9 +97,6 @@ func (c *Config) Validate() error {
 	for i, f := range c.Filters {
 		needKeys = needKeys || f.RequireSignature
 		field := fmt.Sprintf("filters[%d]", i)
-		if f.Name != "" {
-			field = fmt.Sprintf("filters[%d](%s)", i, f.Name)
-		}
 		switch {
 		case f.Name == "":
 			bad(field+".name", ErrRequired, "")
@@ -111,7 +106,7 @@ func (c *Config) Validate() error {
 			bad(field+".name", ErrDuplicate, "%q", f.Name)
 		}
 		seen[f.Name] = true
-		errs = append(errs, f.validate(field)...)
+		f.validate(&ps, field)
 		if c.Mode == ModeECDS && f.Rollout.By == ByRequest {
 			bad(field+".rollout.by", ErrInvalidValue, "request splits need wasmfleet's routes, which mode: ecds does not serve; use by: node")
 		}
@@ -156,7 +151,7 @@ func (c *Config) Validate() error {
 			if _, _, err := net.SplitHostPort(l.Address); err != nil {
 				bad(field+".address", ErrAddress, "%q: %v", l.Address, err)
 			}
-			errs = append(errs, l.validateRoutes(field, clusters)...)
+			l.validateRoutes(&ps, field, clusters)
 		}
 		if c.Managed.FilterSlots < 1 || c.Managed.FilterSlots > 64 {
 			bad("managed.filter_slots", ErrOutOfRange, "%d (1..64)", c.Managed.FilterSlots)
@@ -165,16 +160,14 @@ func (c *Config) Validate() error {
 			bad("managed.listeners", ErrRequired, "managed mode needs at least one listener")
 		}
 	}
-	return errors.Join(errs...)
+	slices.SortStableFunc(ps, func(a, b Problem) int { return strings.Compare(a.Path, b.Path) })
+	return ps
 }
 
 // validateTLS checks the tls section, the loopback rule for the xDS and
 // module ports, and the Envoy-side module TLS files.
-func (c *Config) validateTLS() []error {
-	var errs []error
-	bad := func(field string, sentinel error, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %w: %s", field, sentinel, fmt.Sprintf(format, args...)))
-	}
+func (c *Config) validateTLS(ps *Problems) {
+	bad := ps.add
 	t := c.TLS
 	if t.Enabled() {
 		for field, v := range map[string]string{"tls.cert_file": t.CertFile, "tls.key_file": t.KeyFile, "tls.client_ca_file": t.ClientCAFile} {
@@ -208,15 +201,13 @@ func (c *Config) validateTLS() []error {
 			bad("managed.modules_tls", ErrInvalidValue, "needs an https module_base_url (or tls, which makes the default one https)")
 		}
 	}
-	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
-	return errs
 }
 
-// validate checks one filter entry; field is its path for messages.
-func (f Filter) validate(field string) []error {
-	var errs []error
+// validate checks one filter entry; prefix is its path ("filters[2]", or
+// empty in its own NAME.yaml).
+func (f Filter) validate(ps *Problems, prefix string) {
 	bad := func(sub string, sentinel error, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s.%s: %w: %s", field, sub, sentinel, fmt.Sprintf(format, args...)))
+		ps.add(join(prefix, sub), sentinel, format, args...)
 	}
 	switch f.FailurePolicy {
 	case "", FailClosed, FailOpen, FailReload:
@@ -254,7 +245,7 @@ func (f Filter) validate(field string) []error {
 		// WASI environ entries are "KEY=VALUE\x00": the key cannot hold
 		// either separator, the value not the terminator.
 		if k == "" || strings.ContainsAny(k, "=\x00") || strings.Contains(f.VM.Env[k], "\x00") {
-			bad("vm.env", ErrInvalidValue, "%q: names are non-empty without '=' or NUL, values without NUL", k)
+			bad(field("vm.env", k), ErrInvalidValue, "names are non-empty without '=' or NUL, values without NUL")
 		}
 	}
 	r := f.Rollout
@@ -286,7 +277,6 @@ func (f Filter) validate(field string) []error {
 	if f.PollInterval < 0 {
 		bad("poll_interval", ErrOutOfRange, "must not be negative")
 	}
-	return errs
 }
 
 // guestConfigKind reports whether raw, a configuration as decoded from
@@ -306,17 +296,20 @@ func guestConfigKind(raw json.RawMessage) bool {
 
 // ParseFilterSettings reads a filter's NAME.yaml (the same fields as an entry
 // under filters:, without name) over base, the entry from the main config.
-// Unknown fields are errors; file names the file in messages.
+// Unknown fields are errors; every problem is reported, as Problems naming
+// file, the line and the field.
 func ParseFilterSettings(file string, base Filter, b []byte) (Filter, error) {
 	f := base.clone()
-	if err := yaml.UnmarshalStrict(b, &f); err != nil {
-		return Filter{}, fmt.Errorf("config: %s: %w", file, errors.Join(ErrSyntax, err))
+	c, decoded := decode(b, &f)
+	var values Problems
+	if decoded {
+		if f.Name != base.Name {
+			values.add("name", ErrInvalidValue, "%q, but the file names filter %q", f.Name, base.Name)
+		}
+		f.validate(&values, "")
 	}
-	if f.Name != base.Name {
-		return Filter{}, fmt.Errorf("config: %s: name: %w: %q, but the file names filter %q", file, ErrInvalidValue, f.Name, base.Name)
-	}
-	if errs := f.validate(file); len(errs) > 0 {
-		return Filter{}, fmt.Errorf("config: %w", errors.Join(errs...))
+	if err := c.report(file, values); err != nil {
+		return Filter{}, err
 	}
 	return f, nil
 }

@@ -42,8 +42,8 @@ func TestRefusedSettingsFileHoldsTheModule(t *testing.T) {
 	}{
 		{
 			name:    "does not parse",
-			refuse:  func(h *harness) { h.settings("hello", []byte("rollout: {percent: 250}\n")) },
-			inError: "percent",
+			refuse:  func(h *harness) { h.settings("hello", []byte("rollout: {percent: 250}\nfailur_policy: FAIL_OPEN\n")) },
+			inError: "filters.d/hello.yaml:1:11: rollout.percent: out of range: 250 (0..100)\nfilters.d/hello.yaml:2:1: failur_policy: unknown field",
 		},
 		{
 			name: "cannot be read",
