@@ -75,11 +75,13 @@
 //     proxy_set_property stores per stream and reads back by exact path.
 //     x-request-id is not generated (the connection manager's job).
 //   - Not hosted: TCP filter callbacks, gRPC calls (Unimplemented),
-//     foreign functions (NotFound), proxy_validate_configuration, the ABI
+//     foreign functions other than clear_route_cache (NotFound),
+//     proxy_validate_configuration, the ABI
 //     0.1.0 callbacks (a module must export proxy_abi_version_0_2_0 or
 //     _0_2_1). proxy_done is accepted; Close does not wait for it.
-//     proxy_clear_route_cache calls StreamInfo.ClearRouteCache (the caller
-//     picks the route again). proxy_get_status reports the
+//     proxy_clear_route_cache (ABI 0.1.0) and the foreign function
+//     clear_route_cache call StreamInfo.ClearRouteCache (the caller picks
+//     the route again). proxy_get_status reports the
 //     last callout's outcome only. There is no proxy_get_monotonic_time
 //     (Envoy has none); WASI's monotonic clock is the real one.
 //   - Metrics keep the guest's names (Envoy prefixes them and extracts

@@ -267,12 +267,21 @@ func hostDone(context.Context, *Plugin, api.Module, []uint64) status {
 	return statusOK
 }
 
-// hostCallForeignFunction: the host registers no foreign functions.
-func hostCallForeignFunction(_ context.Context, _ *Plugin, mod api.Module, a []uint64) status {
-	if _, ok := readString(mod, a[0], a[1]); !ok {
+// hostCallForeignFunction runs the one foreign function wasmfleet's hosts
+// register, Envoy's "clear_route_cache" (registerClearRouteCacheForeignFunction
+// in source/extensions/common/wasm/foreign.cc): what ABI 0.2.x modules call,
+// since proxy_clear_route_cache is registered for ABI 0.1.0 only
+// (proxy-wasm-cpp-host's WasmBase::registerCallbacks). It takes no
+// arguments and returns no result. Any other name is NotFound.
+func hostCallForeignFunction(ctx context.Context, p *Plugin, mod api.Module, a []uint64) status {
+	name, ok := readString(mod, a[0], a[1])
+	if !ok {
 		return statusInvalidMemoryAccess
 	}
-	return statusNotFound
+	if name != "clear_route_cache" {
+		return statusNotFound
+	}
+	return hostClearRouteCache(ctx, p, mod, nil)
 }
 
 // hostGetConfiguration is ABI 0.1.0's proxy_get_configuration.

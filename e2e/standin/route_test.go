@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/wasmfleet/wasmfleet/e2e/dataplane"
 	"github.com/wasmfleet/wasmfleet/e2e/internal/xdstest"
 )
 
@@ -107,5 +108,22 @@ func TestRouteMatchAndMetadata(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestUnlinkableModuleRefused: a module that imports proxy_clear_route_cache
+// while declaring ABI 0.2.x cannot be linked by Envoy, so the stand-in NACKs
+// it too, naming the import (wasmhost alone would provide it).
+func TestUnlinkableModuleRefused(t *testing.T) {
+	e := newEnv(t)
+	e.xds.Set(t, nodeID, e.config(t, xdstest.Wasm(t, slot0, xdstest.Filter{Name: "oldclear", Inline: guest(t, "oldclear")}), xdstest.Noop(t, slot1)))
+	n := e.startNode(t, nil)
+	var ts dataplane.TypeStatus
+	await(t, "the module NACKed", func() bool {
+		ts = n.Status().Types[dataplane.ExtensionType]
+		return ts.Error != ""
+	})
+	if !strings.Contains(ts.Error, "proxy_clear_route_cache") || !strings.Contains(ts.Error, "0.1.0") {
+		t.Errorf("NACK %q does not name the import and the ABI it needs", ts.Error)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/wasmfleet/wasmfleet/controlplane/abi"
 	"github.com/wasmfleet/wasmfleet/controlplane/wasmhost"
 	"github.com/wasmfleet/wasmfleet/e2e/dataplane"
 )
@@ -71,6 +72,9 @@ func (h *host) module(ctx context.Context, code []byte, digest string) (*wasmhos
 	defer h.mu.Unlock()
 	if m, ok := h.compiled[digest]; ok {
 		return m, nil
+	}
+	if err := linkable(code); err != nil {
+		return nil, err
 	}
 	m, err := h.rt.Compile(ctx, code)
 	if err != nil {
@@ -252,4 +256,19 @@ func toAction(a wasmhost.Action) action {
 		return actContinue
 	}
 	return actStop
+}
+
+// linkable fails a module that imports what Envoy does not provide to its
+// ABI version, as Envoy's runtime fails to link it ("Failed to load Wasm
+// module due to a missing import"): proxy-wasm-cpp-host registers some
+// host functions for one ABI only (WasmBase::registerCallbacks in
+// src/wasm.cc), while wasmhost provides every function to every module.
+// The table is admission's (abi.CheckImports), so the stand-in loads what
+// admission lets through and nothing Envoy would refuse.
+func linkable(code []byte) error {
+	info, err := abi.Inspect(code)
+	if err != nil {
+		return err
+	}
+	return abi.CheckImports(info).Err()
 }

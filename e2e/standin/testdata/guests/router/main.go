@@ -3,7 +3,7 @@
 // namespace acme.auth (xds.route_metadata.filter_metadata.acme.auth, the
 // whole map and its key "scope"). With the plugin configuration "set" it
 // sets the request header x-to: canary; with "set+clear" it also calls
-// proxy_clear_route_cache, so the proxy picks the route again. On the
+// the clear_route_cache foreign function, so the proxy picks the route again. On the
 // response headers it reports, as response headers, the route name read at
 // the request (x-route-at-request) and now (x-route-at-response), the scope
 // (x-route-scope) and the namespace's entries as k=v;... (x-route-ns).
@@ -21,11 +21,6 @@ func main() {}
 func init() {
 	proxywasm.SetPluginContext(func(uint32) types.PluginContext { return &plugin{} })
 }
-
-// clearRouteCache is proxy_clear_route_cache, which the SDK does not wrap.
-//
-//go:wasmimport env proxy_clear_route_cache
-func clearRouteCache() uint32
 
 type plugin struct {
 	types.DefaultPluginContext
@@ -62,7 +57,11 @@ func (s *stream) OnHttpRequestHeaders(int, bool) types.Action {
 		_ = proxywasm.ReplaceHttpRequestHeader("x-to", "canary")
 	}
 	if s.mode == "set+clear" {
-		clearRouteCache()
+		// Envoy offers proxy_clear_route_cache to ABI 0.1.0 modules only;
+		// SDK users on 0.2.x call its foreign function instead.
+		if _, err := proxywasm.CallForeignFunction("clear_route_cache", nil); err != nil {
+			proxywasm.LogError("router: clear_route_cache: " + err.Error())
+		}
 	}
 	return types.ActionContinue
 }
