@@ -61,6 +61,9 @@ func wireFilter(f controller.FilterStatus) api.Filter {
 	for _, b := range f.Bad {
 		w.Bad = append(w.Bad, api.BadVersion{Digest: b.Digest, Node: b.Node, Reason: b.Reason, At: utc(b.At)})
 	}
+	if a := f.Admitting; a != nil {
+		w.Admitting = &api.Admitting{Digest: a.Digest, Settings: a.Settings, Since: utc(a.Since)}
+	}
 	return w
 }
 

@@ -47,7 +47,8 @@ type reloads struct {
 func (rl reloads) Refused() (RefusedReload, bool) { return rl.r, rl.ok }
 
 // rollingOut is a control plane in the middle of a rollout of auth by node
-// (step 2 of 3, one version rolled back before) with logging retired, and
+// (step 2 of 3, one version rolled back before, a third version on trial
+// with a new settings file) with logging retired, and
 // three nodes: one on stable, one on the candidate, one that NACKed it. Its
 // config file's last change was refused; operators reloaded, paused and
 // resumed it.
@@ -58,7 +59,8 @@ func rollingOut(t *testing.T) Config {
 			{Name: "auth", Position: 0, Stable: stable, Candidate: candidate, By: config.ByNode, Percent: 50,
 				Steps: []int{10, 50, 100}, Step: 1, StepSince: t0, NextStepAt: t0.Add(30 * time.Minute), Source: "file:///etc/wasmfleet/filters.d",
 				LastError: "node n3 NACKed " + candidate.Short() + ": proxy_on_configure failed", ErrorAt: t0.Add(time.Minute),
-				Bad: []types.BadMark{{Digest: bad, Node: "n3", Reason: "proxy_on_configure failed", At: t0.Add(-time.Hour)}}},
+				Bad:       []types.BadMark{{Digest: bad, Node: "n3", Reason: "proxy_on_configure failed", At: t0.Add(-time.Hour)}},
+				Admitting: &controller.Admitting{Digest: types.DigestOf([]byte("auth v3")), Settings: "filters.d/auth.yaml", Since: t0.Add(3 * time.Minute)}},
 			{Name: "logging", Position: -1, Stable: types.DigestOf([]byte("logging v1")), By: config.ByNode, Percent: 100, Retired: true},
 		},
 		changes: []rollout.Change{

@@ -65,6 +65,27 @@ type Filter struct {
 	// Bad lists the versions rolled back, which are not rolled out again
 	// until cleared (POST /api/v1/rollout/FILTER/clear-bad).
 	Bad []BadVersion `json:"bad,omitempty"`
+	// Admitting is the admission under way, absent when none is: trial
+	// runs take up to limits.trial_timeout and run beside everything else,
+	// so a module or settings file just dropped shows here first.
+	Admitting *Admitting `json:"admitting,omitempty"`
+}
+
+// Admitting is a filter's admission under way: a module on trial, new
+// settings on trial against the versions the fleet may run, or both.
+// Nothing of it reaches the fleet before it passes; what it decides shows
+// as a new candidate, new settings, or LastError.
+type Admitting struct {
+	// Digest is the module on trial; absent when only settings are.
+	Digest types.Digest `json:"digest,omitempty"`
+	// Settings names where the settings on trial come from (the filter's
+	// NAME.yaml in the watch directory, or "config" for a reload of the
+	// config file); absent when the module is tried with the settings in
+	// force.
+	Settings string `json:"settings,omitempty"`
+	// Since is when the admission was asked for; it may wait for a free
+	// admission worker first.
+	Since time.Time `json:"since"`
 }
 
 // BadVersion is a version that was rolled back, and why.

@@ -59,7 +59,9 @@ type command struct {
 	plan *config.Config
 	// reload, when set, replaces the running configuration.
 	reload *config.Config
-	reply  chan result
+	// reply has room for the answer, so the loop never waits for the
+	// caller.
+	reply chan result
 }
 
 type result struct {
@@ -112,12 +114,21 @@ func (c *Controller) call(ctx context.Context, cmd command) (result, error) {
 	}
 }
 
-func (c *Controller) handleCommand(ctx context.Context, cmd command) result {
+// handleCommand runs cmd and answers it: a reload once the settings it
+// sends to a trial run are settled, every other command at once.
+func (c *Controller) handleCommand(ctx context.Context, cmd command) {
+	if cmd.reload != nil {
+		c.reconfigure(ctx, *cmd.reload, cmd.reply)
+		return
+	}
+	// The status is a command's answer (the admin API returns the filter
+	// as the command left it): answer publishes, then replies.
+	c.answer(cmd.reply, c.runCommand(ctx, cmd))
+}
+
+func (c *Controller) runCommand(ctx context.Context, cmd command) result {
 	if cmd.plan != nil {
 		return c.dryRun(*cmd.plan)
-	}
-	if cmd.reload != nil {
-		return result{err: c.reconfigure(ctx, *cmd.reload)}
 	}
 	rec, ok := c.filters[cmd.cmd.Filter]
 	if !ok {

@@ -44,6 +44,7 @@ func TestOperatorActionsRecorded(t *testing.T) {
 			t.Fatalf("%s: %v", cmd.Action, err)
 		}
 	}
+	h.wait("v1, cleared, the candidate again", func() bool { return h.status("hello").Candidate == v1 })
 	err := h.ctrl.Do(ctx, Command{Action: Resume, Filter: "hello", Actor: "carol@ops-2"})
 	if want := "rollout: hello: resume: " + rollout.ErrNotPaused.Error(); err == nil || err.Error() != want || !errors.Is(err, rollout.ErrNotPaused) {
 		t.Errorf("a refused resume: %v, want %q", err, want)
@@ -78,8 +79,8 @@ func TestOperatorActionsRecorded(t *testing.T) {
 
 // TestClearBadOffersTheVersionAgain: a version cleared of its bad mark that
 // its source still holds goes through admission again at once (the source
-// reports it only when it changes); one its source has moved on from does
-// not.
+// reports it only when it changes): the command's answer shows it in
+// admission; one its source has moved on from does not.
 func TestClearBadOffersTheVersionAgain(t *testing.T) {
 	h := newHarness(t, config.Default(), fleet.Config{})
 	h.connect("n1")
@@ -99,9 +100,10 @@ func TestClearBadOffersTheVersionAgain(t *testing.T) {
 		}
 	}
 	clear(v2)
-	if st := h.status("hello"); st.Candidate != v2 || len(st.Bad) != 0 {
-		t.Fatalf("after clear-bad of v2, still in its source: %+v, want v2 the candidate again", st)
+	if st := h.status("hello"); len(st.Bad) != 0 || (st.Candidate != v2 && (st.Admitting == nil || st.Admitting.Digest != v2)) {
+		t.Fatalf("after clear-bad of v2, still in its source: %+v, want v2 in admission again", st)
 	}
+	h.wait("v2 the candidate again", func() bool { return h.status("hello").Candidate == v2 })
 	h.wait("v2 sent to n1 again", func() bool { return h.planned("n1", v2) })
 
 	// v2 fails again; the source moves on to v3, which an operator rolls
@@ -114,13 +116,11 @@ func TestClearBadOffersTheVersionAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	clear(v2)
-	if st := h.status("hello"); st.Candidate != "" || st.Stable != v1 {
+	if st := h.status("hello"); st.Candidate != "" || st.Stable != v1 || st.Admitting != nil {
 		t.Fatalf("after clear-bad of v2, no longer in its source: %+v, want v1 alone", st)
 	}
 	clear(v3)
-	if st := h.status("hello"); st.Candidate != v3 {
-		t.Fatalf("after clear-bad of v3, in its source: %+v, want v3 the candidate", st)
-	}
+	h.wait("v3, cleared, the candidate", func() bool { return h.status("hello").Candidate == v3 })
 }
 
 // TestNextStepAt: the status says when a stepped rollout moves next, and

@@ -44,6 +44,10 @@ type Config struct {
 	// Unsequenced is for tests only (see controlplane.Options): each node
 	// gets its target snapshot at once, RDS and ECDS together.
 	Unsequenced bool
+	// AdmissionWorkers is how many trial runs may run at once; zero or
+	// less means one per CPU the Go runtime uses (defaultAdmissionWorkers
+	// says why).
+	AdmissionWorkers int
 }
 
 // Controller is the reconcile loop. One goroutine (Start) owns all mutable
@@ -63,6 +67,14 @@ type Controller struct {
 	seq   *sequence.Sequencer
 	cmds  chan command
 	timer *time.Timer
+	// Admission (admitting.go): workers run the trials handed over on
+	// jobs; queue holds the filters whose trial waits for a worker, each
+	// once, so it is bounded by the number of filters.
+	workers int
+	runner  *trialRunner
+	jobs    chan trialJob
+	queue   []string
+	trialID uint64
 
 	mu     sync.RWMutex
 	status []FilterStatus
@@ -89,6 +101,8 @@ type filterRec struct {
 	// the file is fixed (the directory reports a module only once).
 	settingsErr error
 	held        *types.Event
+	// trial is what the filter waits on admission for, nil when nothing.
+	trial *trial
 	// offered is the module the filter's source holds now (the last
 	// module event, its bytes left out: the store has them), so that
 	// clearing its bad mark can offer it again; nil once it was removed.
@@ -139,6 +153,12 @@ func New(cfg Config) (*Controller, error) {
 		sent:    map[string]string{},
 		seq:     sequence.New(),
 		cmds:    make(chan command),
+		workers: cfg.AdmissionWorkers,
+		runner:  &trialRunner{admitter: cfg.Admitter, store: cfg.Store, metrics: cfg.Metrics},
+		jobs:    make(chan trialJob),
+	}
+	if c.workers <= 0 {
+		c.workers = defaultAdmissionWorkers()
 	}
 	// A secret the config file names but the control plane cannot read
 	// is refused at start, like any other bad config.
@@ -182,8 +202,11 @@ func New(cfg Config) (*Controller, error) {
 	return c, nil
 }
 
-// Start runs the loop until ctx ends.
+// Start runs the loop until ctx ends, then cancels the trial runs under way
+// and returns once their workers have stopped.
 func (c *Controller) Start(ctx context.Context) error {
+	results := make(chan trialResult)
+	defer c.startWorkers(ctx, results)()
 	fleetEvents := c.cfg.Fleet.Subscribe(ctx)
 	// Nodes that connected before the subscription existed published their
 	// events to nobody: take them from the registry's state.
@@ -195,10 +218,16 @@ func (c *Controller) Start(ctx context.Context) error {
 	c.timer.Stop()
 	c.scheduleSteps()
 	for {
+		jobs, job := c.nextJob()
 		select {
 		case <-ctx.Done():
 			c.timer.Stop()
 			return nil
+		case jobs <- job:
+			c.dispatched()
+			continue
+		case res := <-results:
+			c.trialDone(ctx, res)
 		case ev := <-c.cfg.Events:
 			c.handleSource(ctx, ev)
 		case ev, ok := <-fleetEvents:
@@ -210,11 +239,7 @@ func (c *Controller) Start(ctx context.Context) error {
 		case <-c.timer.C:
 			c.advanceSteps(ctx)
 		case cmd := <-c.cmds:
-			r := c.handleCommand(ctx, cmd)
-			// The status is a command's answer (the admin API returns
-			// the filter as the command left it): publish, then reply.
-			c.publish()
-			cmd.reply <- r
+			c.handleCommand(ctx, cmd) // it answers, now or once its trials are done
 			continue
 		}
 		c.publish()
@@ -243,10 +268,14 @@ func (c *Controller) fail(rec *filterRec, err error) {
 	rec.errorAt = c.now()
 }
 
-// reconfigure applies a new config file. Fields that need new sockets or
-// directories (listen.*, watch_dir, data_dir, mode, limits) keep their
-// running values until a restart, and say so; everything else applies now.
-func (c *Controller) reconfigure(ctx context.Context, next config.Config) error {
+// reconfigure applies a new config file and answers reply. Fields that need
+// new sockets or directories (listen.*, watch_dir, data_dir, mode, limits)
+// keep their running values until a restart, and say so; everything else
+// applies now, except settings that must pass a trial run first: those
+// apply when it passes, and the answer waits for them, listing the filters
+// whose new settings the running modules refused (they keep the previous
+// ones). The trials run on the admission workers, the loop goes on.
+func (c *Controller) reconfigure(ctx context.Context, next config.Config, reply chan<- result) {
 	cur := c.cfg.Config
 	var restart []string
 	if next.Listen != cur.Listen {
@@ -272,24 +301,9 @@ func (c *Controller) reconfigure(ctx context.Context, next config.Config) error 
 	}
 	next.Listen, next.WatchDir, next.DataDir, next.Mode, next.Limits, next.Trust = cur.Listen, cur.WatchDir, cur.DataDir, cur.Mode, cur.Limits, cur.Trust
 	c.cfg.Config = next
-	var errs []error
+	wait := &reloadWait{reply: reply, left: 1} // 1: this call, until its loop is over
 	for name, rec := range c.filters {
-		settings, err := c.parseSettings(name, rec.state.Settings)
-		if err == nil {
-			err = c.applySettings(ctx, rec, settings, "config")
-		}
-		if changed := entryChanges(cur, next, name); len(changed) > 0 {
-			act := store.Action{Filter: name, Action: string(Reload), Actor: ReloadActor, At: c.now(),
-				Reason: "the config file changed its " + strings.Join(changed, ", ")}
-			if err != nil {
-				act.Reason += "; its settings were refused"
-			}
-			c.record(rec, act, c.log.With(zap.String("filter", name)))
-		}
-		if err != nil {
-			c.fail(rec, err)
-			errs = append(errs, fmt.Errorf("filter %s keeps its previous settings: %w", name, err))
-		}
+		c.reloadFilter(ctx, rec, reloadPart{wait: wait, changed: entryChanges(cur, next, name)})
 	}
 	if len(restart) > 0 {
 		c.log.Warn("config reloaded; some fields apply only after a restart", zap.Strings("fields", restart))
@@ -300,7 +314,66 @@ func (c *Controller) reconfigure(ctx context.Context, next config.Config) error 
 		c.confirm(ctx, name)
 	}
 	c.scheduleSteps()
-	return errors.Join(errs...)
+	if wait.left--; wait.left == 0 {
+		c.answer(reply, result{err: errors.Join(wait.errs...)})
+	}
+}
+
+// reloadFilter gives one filter its settings under the reloaded config
+// file: its NAME.yaml (the one on trial, if any, else the one in force)
+// over its new entry. A module waiting on admission that the reload took
+// from the filter's source is dropped; one still its own is tried with the
+// settings the filter ends up with.
+func (c *Controller) reloadFilter(ctx context.Context, rec *filterRec, part reloadPart) {
+	name := rec.state.Filter
+	log := c.log.With(zap.String("filter", name))
+	pending, module := rec.pending()
+	if module != nil {
+		if err := c.checkOwner(*module); err != nil {
+			log.Error("module waiting on admission dropped: the reload gave the filter another source", zap.Error(err))
+			c.fail(rec, err)
+			module = nil
+		}
+	}
+	raw, file, fromFile := rec.state.Settings, "config", false
+	if pending != nil && pending.fromFile {
+		raw, file, fromFile = pending.raw, pending.file, true
+	}
+	change, err := c.newSettings(name, raw, file, fromFile)
+	switch {
+	case err != nil:
+		if fromFile {
+			c.submit(ctx, rec, nil, module)
+			c.refuseFile(ctx, rec, err, log)
+		} else {
+			c.fail(rec, err)
+			c.submit(ctx, rec, nil, module)
+		}
+		part.wait.left++
+		c.settleReload(rec, part, err)
+	case c.needsTrial(rec, change):
+		part.wait.left++
+		c.submit(ctx, rec, change, module, part)
+	default:
+		c.adoptSettings(rec, change, log)
+		c.save(rec, log)
+		c.submit(ctx, rec, nil, module)
+		c.recordReload(rec, part.changed, false)
+	}
+}
+
+// recordReload adds a reload that changed the filter's entry (changed says
+// what) to the filter's history of actions.
+func (c *Controller) recordReload(rec *filterRec, changed []string, refused bool) {
+	if len(changed) == 0 {
+		return
+	}
+	act := store.Action{Filter: rec.state.Filter, Action: string(Reload), Actor: ReloadActor, At: c.now(),
+		Reason: "the config file changed its " + strings.Join(changed, ", ")}
+	if refused {
+		act.Reason += "; its settings were refused"
+	}
+	c.record(rec, act, c.log.With(zap.String("filter", rec.state.Filter)))
 }
 
 // entryChanges names what differs between filter name's entries in two
@@ -330,11 +403,16 @@ func entryChanges(cur, next config.Config, name string) []string {
 }
 
 func (c *Controller) saveAndReconcile(ctx context.Context, rec *filterRec, log *zap.Logger) {
+	c.save(rec, log)
+	c.reconcile(ctx)
+}
+
+// save persists the filter's state.
+func (c *Controller) save(rec *filterRec, log *zap.Logger) {
 	if err := c.cfg.Store.SetState(rec.state); err != nil {
 		log.Error("cannot persist filter state", zap.Error(err))
 		c.fail(rec, err)
 	}
-	c.reconcile(ctx)
 }
 
 // chain returns the planner inputs and snapshot settings in chain order.

@@ -47,6 +47,9 @@ type harness struct {
 	stream  map[string]fleet.Stream
 	// modules are the modules dropped, by digest, to recognise them inline.
 	modules map[types.Digest][]byte
+	// stop stops the controller and returns once Start has; more calls
+	// return at once.
+	stop func()
 }
 
 // newHarness starts a controller on cfg; fc configures its fleet registry
@@ -97,7 +100,8 @@ func newHarnessWith(t *testing.T, cfg config.Config, fc fleet.Config, edit func(
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { h.ctrl.Start(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	h.stop = func() { cancel(); <-done }
+	t.Cleanup(h.stop)
 	return h
 }
 

@@ -9,11 +9,9 @@ import (
 	"maps"
 	"path/filepath"
 	"slices"
-	"time"
 
 	"go.uber.org/zap"
 
-	"github.com/wasmfleet/wasmfleet/controlplane/admission"
 	"github.com/wasmfleet/wasmfleet/controlplane/config"
 	"github.com/wasmfleet/wasmfleet/controlplane/rollout"
 	"github.com/wasmfleet/wasmfleet/controlplane/secrets"
@@ -102,6 +100,8 @@ func (c *Controller) handleSource(ctx context.Context, ev types.Event) {
 		c.moduleChanged(ctx, ev, log)
 	case types.ModuleRemoved:
 		rec := c.filter(ev.Filter)
+		change, _ := rec.pending()
+		c.submit(ctx, rec, change, nil) // the module waiting on admission is gone from its source
 		rec.held, rec.offered = nil, nil
 		if rec.settings.Required {
 			err := fmt.Errorf("%s: module removed, but the filter is required: keeping %s", ev.Origin.Ref, rec.state.Stable.Short())
@@ -123,7 +123,8 @@ func (c *Controller) handleSource(ctx context.Context, ev types.Event) {
 		if c.isSettingsFile(ev) {
 			// The file is there but unusable: as for one that does not
 			// parse, the module must wait for it.
-			rec.settingsErr = ev.Err
+			c.refuseFile(ctx, rec, ev.Err, log)
+			return
 		}
 		c.fail(rec, ev.Err)
 	}
@@ -179,22 +180,26 @@ func (c *Controller) isSettingsFile(ev types.Event) bool {
 	return ev.Origin.Kind == types.OriginFile && filepath.Base(ev.Origin.Ref) == ev.Filter+".yaml"
 }
 
+// moduleChanged sends a module its filter's source now holds to admission,
+// with the settings it would be served with: the settings on trial if the
+// filter's NAME.yaml changed and waits for its trial, else those in force.
+// Whatever module of the filter waited on admission before is no longer in
+// its source and is dropped.
 func (c *Controller) moduleChanged(ctx context.Context, ev types.Event, log *zap.Logger) {
 	rec := c.filter(ev.Filter)
-	if rec.settingsErr != nil {
+	change, _ := rec.pending()
+	if rec.settingsErr != nil && (change == nil || !change.fromFile) {
 		// Admitting it with the settings in force would run it with
 		// settings the operator did not write (the defaults, for a new
 		// filter): it waits for the file to be fixed.
-		held := ev
-		rec.held = &held
-		err := fmt.Errorf("%s: not admitted until %s is fixed: %w", ev.Origin.Ref, c.settingsFile(ev.Filter), rec.settingsErr)
-		log.Error("module held back: its filter's settings file is refused", zap.String("digest", ev.Digest.Short()), zap.Error(err))
-		c.fail(rec, err)
+		c.submit(ctx, rec, change, nil)
+		c.hold(rec, ev, log)
 		return
 	}
 	rec.held = nil
 	st := &rec.state
 	if ev.Digest == st.Stable || ev.Digest == st.Candidate {
+		c.submit(ctx, rec, change, nil)
 		if st.Retired {
 			st.Retired = false
 			c.saveAndReconcile(ctx, rec, log)
@@ -202,45 +207,59 @@ func (c *Controller) moduleChanged(ctx context.Context, ev types.Event, log *zap
 		return
 	}
 	if slices.ContainsFunc(st.Bad, func(b types.BadMark) bool { return b.Digest == ev.Digest }) {
+		c.submit(ctx, rec, change, nil)
 		err := fmt.Errorf("%s: version %s was rolled back earlier and is marked bad; clear it with `wasmfleet rollout clear-bad %s %s` to roll it out again",
 			ev.Origin.Ref, ev.Digest.Short(), ev.Filter, ev.Digest)
 		log.Warn("module ignored: version marked bad", zap.String("digest", ev.Digest.Short()))
 		c.fail(rec, err)
 		return
 	}
-	if rec.resolveErr != nil {
+	if change == nil && rec.resolveErr != nil {
 		// The secret may have appeared since the filter was first seen.
 		rec.resolved, rec.resolveErr = resolve("config", rec.settings)
 	}
-	if rec.resolveErr != nil {
+	if change == nil && rec.resolveErr != nil {
+		c.submit(ctx, rec, nil, nil)
 		err := fmt.Errorf("%s: not admitted: %w", ev.Origin.Ref, rec.resolveErr)
 		log.Error("module not admitted: its filter's secrets cannot be read", zap.String("digest", ev.Digest.Short()), zap.Error(err))
 		c.fail(rec, err)
 		return
 	}
-	if _, err := c.admit(ctx, ev.Origin.Ref, ev.Module, ev.Digest, ev.Signature, rec.settings, rec.resolved); err != nil {
-		log.Error("module rejected", zap.String("digest", ev.Digest.Short()), zap.Error(err))
-		c.fail(rec, err)
-		return
-	}
+	log.Info("module goes to admission", zap.String("digest", ev.Digest.Short()))
+	c.submit(ctx, rec, change, &ev)
+}
+
+// hold keeps module event ev back while the filter's settings file is
+// refused (rec.settingsErr): it is admitted once the file is fixed (the
+// directory reports a module only once).
+func (c *Controller) hold(rec *filterRec, ev types.Event, log *zap.Logger) {
+	held := ev
+	rec.held = &held
+	err := fmt.Errorf("%s: not admitted until %s is fixed: %w", ev.Origin.Ref, c.settingsFile(ev.Filter), rec.settingsErr)
+	log.Error("module held back: its filter's settings file is refused", zap.String("digest", ev.Digest.Short()), zap.Error(err))
+	c.fail(rec, err)
+}
+
+// admitted records module event ev, which passed admission with the
+// filter's settings, as the filter's newest version and rolls it out. It
+// reports whether it did; the caller persists and reconciles.
+func (c *Controller) admitted(rec *filterRec, ev types.Event, log *zap.Logger) bool {
 	if _, err := c.cfg.Store.PutModule(ev.Module); err != nil {
 		log.Error("cannot store module", zap.Error(err))
 		c.fail(rec, err)
-		return
+		return false
 	}
 	v := types.Version{Filter: ev.Filter, Digest: ev.Digest, Size: int64(len(ev.Module)), Origin: ev.Origin, AddedAt: c.now(), Manifest: ev.Manifest}
 	if err := c.cfg.Store.AddVersion(v); err != nil {
 		log.Error("cannot record version", zap.Error(err))
 		c.fail(rec, err)
-		return
+		return false
 	}
 	next, decision := rollout.Admitted(rec.settings, rec.state, ev.Digest, c.now())
 	rec.state = next
 	rec.lastError = ""
 	log.Info("module admitted", zap.String("digest", ev.Digest.Short()), zap.Stringer("decision", decision))
-	c.saveAndReconcile(ctx, rec, log)
-	c.scheduleSteps()
-	c.prune()
+	return true
 }
 
 // prune deletes the stored modules that no filter needs any more: each
@@ -268,86 +287,88 @@ func (c *Controller) prune() {
 	}
 }
 
-// admit runs admission with settings' secrets resolved as res says, and
-// records the outcome in metrics. The error holds none of the secrets.
-func (c *Controller) admit(ctx context.Context, file string, module []byte, d types.Digest, sig []byte, settings config.Filter, res secrets.Resolved) (admission.Report, error) {
-	start := c.now()
-	served := settings
-	served.Config = res.Config
-	rep, err := c.cfg.Admitter.Admit(ctx, admission.Request{
-		File: file, Filter: settings.Name, Module: module, Digest: d, Settings: served, Signature: sig,
-		Redact: res.Redact,
-	})
-	err = res.RedactError(err) // whatever the admitter is
-	c.cfg.Metrics.AdmissionSeconds.WithLabelValues(settings.Name).Observe(time.Since(start).Seconds())
-	result := "admitted"
-	if err != nil {
-		result = "rejected"
-	}
-	c.cfg.Metrics.Admissions.WithLabelValues(settings.Name, result).Inc()
-	return rep, err
-}
-
-// settingsChanged applies a new NAME.yaml.
+// settingsChanged applies a new NAME.yaml: at once when no running version
+// needs a new trial run for it, else when the trial passes.
 func (c *Controller) settingsChanged(ctx context.Context, ev types.Event, log *zap.Logger) {
 	rec := c.filter(ev.Filter)
-	next, err := c.parseSettings(ev.Filter, ev.Settings)
-	if err == nil {
-		err = c.applySettings(ctx, rec, next, c.settingsFile(ev.Filter))
-	}
+	change, err := c.newSettings(ev.Filter, ev.Settings, c.settingsFile(ev.Filter), true)
 	if err != nil {
-		log.Error("filter settings refused", zap.Error(err))
-		rec.settingsErr = err
-		c.fail(rec, err)
+		c.refuseFile(ctx, rec, err, log)
 		return
 	}
-	rec.settingsErr = nil
-	rec.state.Settings = ev.Settings
-	rec.lastError = ""
-	log.Info("filter settings applied")
-	c.saveAndReconcile(ctx, rec, log)
-	c.scheduleSteps()
+	_, module := rec.pending()
+	if c.needsTrial(rec, change) {
+		c.submit(ctx, rec, change, module)
+	} else {
+		c.adoptSettings(rec, change, log)
+		c.submit(ctx, rec, nil, module)
+		c.saveAndReconcile(ctx, rec, log)
+		c.scheduleSteps()
+	}
 	if held := rec.held; held != nil {
 		// As if it came now: a reload may have given the filter another
-		// source meanwhile.
+		// source meanwhile. With the settings on trial it joins their
+		// trial.
 		log.Info("the module held back for the settings file goes to admission")
 		c.handleSource(ctx, *held)
 	}
 }
 
-// applySettings makes next the filter's settings, but only if every version
-// the fleet may run (stable and candidate) still passes admission with it: a
-// plugin configuration that makes the running module fail proxy_on_configure
-// would otherwise be NACKed fleet-wide. file names the source of the settings
-// in errors. It does not reconcile.
-//
-// The secrets next refers to are read now: this is when a changed secret
-// file reaches the fleet.
-func (c *Controller) applySettings(ctx context.Context, rec *filterRec, next config.Filter, file string) error {
+// newSettings parses raw (a NAME.yaml, nil for none) over the config
+// file's entry for filter name and reads the secrets it refers to; file
+// names where the settings come from in errors.
+func (c *Controller) newSettings(name string, raw []byte, file string, fromFile bool) (*settingsChange, error) {
+	next, err := c.parseSettings(name, raw)
+	if err != nil {
+		return nil, err
+	}
 	res, err := resolve(file, next)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	nextServed := next
-	nextServed.Config = res.Config
-	if rec.resolveErr == nil && sameTrialInputs(rec.served(), nextServed) {
-		rec.settings, rec.resolved = next, res
-		return nil
+	return &settingsChange{next: next, res: res, file: file, fromFile: fromFile, raw: raw}, nil
+}
+
+// needsTrial reports whether change may apply only once every version the
+// fleet may run (stable and candidate) passed admission with it: a plugin
+// configuration that makes the running module fail proxy_on_configure
+// would otherwise be NACKed fleet-wide. The secrets it refers to were read
+// when it was made: this is when a changed secret file reaches the fleet.
+func (c *Controller) needsTrial(rec *filterRec, change *settingsChange) bool {
+	if rec.state.Stable == "" && rec.state.Candidate == "" {
+		return false
 	}
-	for _, d := range []types.Digest{rec.state.Stable, rec.state.Candidate} {
-		if d == "" {
-			continue
-		}
-		module, ok, err := c.cfg.Store.Module(d)
-		if err != nil || !ok {
-			return errors.Join(fmt.Errorf("%s: module %s is missing from the store", file, d.Short()), err)
-		}
-		if _, err := c.admit(ctx, file, module, d, nil, next, res); err != nil {
-			return fmt.Errorf("%s: version %s does not accept these settings: %w", file, d.Short(), err)
-		}
+	return rec.resolveErr != nil || !sameTrialInputs(rec.served(), change.served())
+}
+
+// adoptSettings makes change the filter's settings. It does not persist or
+// reconcile.
+func (c *Controller) adoptSettings(rec *filterRec, change *settingsChange, log *zap.Logger) {
+	rec.settings, rec.resolved, rec.resolveErr = change.next, change.res, nil
+	if change.fromFile {
+		rec.settingsErr = nil
+		rec.state.Settings = change.raw
+		rec.lastError = ""
+		log.Info("filter settings applied")
 	}
-	rec.settings, rec.resolved, rec.resolveErr = next, res, nil
-	return nil
+}
+
+// refuseFile refuses the filter's NAME.yaml for err: until the file is
+// fixed no module of the filter is admitted (it could only run with
+// settings the operator did not write), so the module waiting on admission,
+// if any, is held back, and a settings file on trial is dropped.
+func (c *Controller) refuseFile(ctx context.Context, rec *filterRec, err error, log *zap.Logger) {
+	log.Error("filter settings refused", zap.Error(err))
+	rec.settingsErr = err
+	c.fail(rec, err)
+	change, module := rec.pending()
+	if change != nil && change.fromFile {
+		change = nil
+	}
+	c.submit(ctx, rec, change, nil)
+	if module != nil {
+		c.hold(rec, *module, log)
+	}
 }
 
 // sameTrialInputs reports whether admission would see the same thing: only

@@ -32,6 +32,22 @@ type FilterStatus struct {
 	LastError  string          `json:"last_error,omitempty"`
 	ErrorAt    time.Time       `json:"error_at,omitzero"`
 	Bad        []types.BadMark `json:"bad,omitempty"`
+	// Admitting is the admission under way, nil when none is.
+	Admitting *Admitting `json:"admitting,omitempty"`
+}
+
+// Admitting is a filter's admission under way: a module on trial, new
+// settings on trial against the versions the fleet may run, or both.
+// Nothing of it reaches the fleet before it passes.
+type Admitting struct {
+	// Digest is the module on trial; empty when only settings are.
+	Digest types.Digest `json:"digest,omitempty"`
+	// Settings names where the settings on trial come from (the filter's
+	// NAME.yaml, or "config" for a reload); empty when the module is tried
+	// with the settings in force.
+	Settings string `json:"settings,omitempty"`
+	// Since is when the admission was asked for; it may wait for a worker.
+	Since time.Time `json:"since"`
 }
 
 // Status returns the filters as of the last event handled. Safe for
@@ -64,7 +80,7 @@ func (c *Controller) publish() {
 			Name: name, Position: p, Stable: st.Stable, Candidate: st.Candidate,
 			By: spec.Rollout.By, Percent: percent, Steps: spec.Rollout.Steps, Step: st.Step, StepSince: st.StepSince,
 			NextStepAt: rollout.NextStepAt(spec, st), Paused: st.Paused, Retired: st.Retired, Required: spec.Required, Source: spec.Source,
-			LastError: rec.lastError, ErrorAt: rec.errorAt, Bad: st.Bad,
+			LastError: rec.lastError, ErrorAt: rec.errorAt, Bad: st.Bad, Admitting: rec.trial.status(),
 		})
 	}
 	// Chain order first; filters not in the chain (position -1) last, by name.

@@ -1,6 +1,8 @@
 // Command echoconfig is a test guest that repeats its plugin configuration
 // in its logs, as a careless filter might: at debug level always, and at
 // error level, failing to configure, when the configuration holds "fail".
+// When it holds "spin" it never finishes configuring, so a test can keep
+// its trial run going for as long as the trial's time limit.
 package main
 
 import (
@@ -21,6 +23,10 @@ func (*vm) NewPluginContext(uint32) types.PluginContext { return &plugin{} }
 
 type plugin struct{ types.DefaultPluginContext }
 
+// spins is written on every turn of the spinning loop so it has an effect
+// and stays.
+var spins uint64
+
 func (*plugin) OnPluginStart(int) types.OnPluginStartStatus {
 	b, err := proxywasm.GetPluginConfiguration()
 	if err != nil {
@@ -28,6 +34,9 @@ func (*plugin) OnPluginStart(int) types.OnPluginStartStatus {
 		return types.OnPluginStartStatusFailed
 	}
 	proxywasm.LogDebug("configuration: " + string(b))
+	for strings.Contains(string(b), "spin") {
+		spins++
+	}
 	if strings.Contains(string(b), "fail") {
 		proxywasm.LogError("refusing configuration " + string(b))
 		return types.OnPluginStartStatusFailed
