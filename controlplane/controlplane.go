@@ -87,6 +87,9 @@ type Addrs struct {
 // name the config field or path at fault; nothing is left open on error.
 func New(opts Options) (_ *ControlPlane, err error) {
 	cfg := opts.Config
+	if err := admin.CheckToken(admin.Config{TokenFile: cfg.AdminTokenFile}); err != nil {
+		return nil, fmt.Errorf("controlplane: %w", err)
+	}
 	log := opts.Log
 	reg := opts.Registry
 	if reg == nil {
@@ -193,7 +196,7 @@ func New(opts Options) (_ *ControlPlane, err error) {
 	}
 	adminCfg := admin.Config{
 		Controller: cp.ctrl, Fleet: registry, History: cp.store, Gatherer: reg, Token: cfg.AdminToken,
-		MetricsOpen: cfg.AdminMetricsOpen, Log: log,
+		TokenFile: cfg.AdminTokenFile, MetricsOpen: cfg.AdminMetricsOpen, Log: log,
 	}
 	if cp.reload != nil { // a nil *configWatcher would be a Reloads that is not nil
 		adminCfg.Reloads = cp.reload

@@ -25,6 +25,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -104,6 +105,9 @@ type Config struct {
 	// Token, when set, is required on every /api/ call, and on /metrics
 	// unless MetricsOpen.
 	Token string
+	// TokenFile, when set instead, holds the token (config
+	// admin_token_file); it is read again when it changes.
+	TokenFile string
 	// MetricsOpen serves /metrics without Token (config admin_metrics_open).
 	MetricsOpen bool
 	// ReadTimeout and IdleTimeout are NewServer's limits; zero means
@@ -155,12 +159,26 @@ type handler struct {
 }
 
 func (h *handler) auth(next http.HandlerFunc) http.HandlerFunc {
-	if h.cfg.Token == "" {
+	var want func() ([]byte, error)
+	switch {
+	case h.cfg.TokenFile != "":
+		want = (&tokenFile{path: h.cfg.TokenFile}).read
+	case h.cfg.Token != "":
+		token := []byte(h.cfg.Token)
+		want = func() ([]byte, error) { return token, nil }
+	default:
 		return next
 	}
-	want := []byte("Bearer " + h.cfg.Token)
 	return func(w http.ResponseWriter, r *http.Request) {
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+		token, err := want()
+		if err != nil {
+			// Fail closed: a missing Secret must not open the API.
+			h.log.Error("admin API refused a call: no token to check it against", zap.Error(err))
+			writeJSON(w, http.StatusServiceUnavailable, api.Error{Error: "admin: the admin token file cannot be read; see the control plane's log"})
+			return
+		}
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), token) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="wasmfleet"`)
 			writeJSON(w, http.StatusUnauthorized, api.Error{Error: "admin: missing or wrong bearer token"})
 			return

@@ -124,6 +124,11 @@ type Config struct {
 	// API call, /metrics included unless AdminMetricsOpen. Required when the
 	// admin API is bound beyond loopback.
 	AdminToken string `json:"admin_token,omitempty"`
+	// AdminTokenFile is a file holding the admin token instead, such as a
+	// mounted Kubernetes Secret: the token stays out of the config, and a
+	// rotated file takes effect without a restart (it is read again when
+	// it changes). Surrounding whitespace is not part of the token.
+	AdminTokenFile string `json:"admin_token_file,omitempty"`
 	// AdminMetricsOpen serves /metrics without the admin token, for
 	// scrapers set up without it (Prometheus can send it: `authorization:
 	// {credentials: TOKEN}`). Metrics name filters, nodes and versions.

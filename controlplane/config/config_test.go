@@ -138,6 +138,16 @@ managed:
 			wantErrs: []error{ErrInsecureAdmin},
 		},
 		{
+			name: "admin beyond loopback with a token file",
+			yaml: "listen: {admin: \"0.0.0.0:18002\"}\nadmin_token_file: /var/run/secrets/wasmfleet/token\n",
+		},
+		{
+			name:     "a token and a token file",
+			yaml:     "admin_token: x\nadmin_token_file: /t\n",
+			wantErrs: []error{ErrInvalidValue},
+			wantIn:   []string{"admin_token_file"},
+		},
+		{
 			name: "routes by path, regex, headers, host and with metadata",
 			yaml: `
 managed:

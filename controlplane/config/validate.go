@@ -31,7 +31,7 @@ var (
 	ErrUnknownRef    = errors.New("refers to an undefined name")
 	ErrOutOfRange    = errors.New("out of range")
 	ErrPluginConfig  = errors.New("configuration must be an object, an array or a string")
-	ErrInsecureAdmin = errors.New("admin API bound beyond loopback needs admin_token")
+	ErrInsecureAdmin = errors.New("admin API bound beyond loopback needs admin_token or admin_token_file")
 	ErrInsecureBind  = errors.New("bound beyond loopback without tls (set tls, or listen.insecure: true for a lab)")
 )
 
@@ -58,8 +58,11 @@ func (c *Config) problems() Problems {
 			bad(field, ErrAddress, "%q: %v", addr, err)
 		}
 	}
-	if host, _, err := net.SplitHostPort(c.Listen.Admin); err == nil && !isLoopback(host) && c.AdminToken == "" {
+	if host, _, err := net.SplitHostPort(c.Listen.Admin); err == nil && !isLoopback(host) && c.AdminToken == "" && c.AdminTokenFile == "" {
 		bad("admin_token", ErrInsecureAdmin, "listen.admin is %q", c.Listen.Admin)
+	}
+	if c.AdminToken != "" && c.AdminTokenFile != "" {
+		bad("admin_token_file", ErrInvalidValue, "set admin_token or admin_token_file, not both")
 	}
 	c.validateTLS(&ps)
 	if c.ModuleBaseURL != "" {

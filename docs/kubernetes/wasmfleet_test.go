@@ -16,14 +16,10 @@ import (
 	"github.com/wasmfleet/wasmfleet/envoy"
 )
 
-// renderedToken stands in for the Secret's token in the config the init
-// container writes.
-const renderedToken = "test-token"
-
-// TestControlPlaneConfig parses the wasmfleet.yaml the control plane will
-// read, as the init container assembles it, with the project's own config
-// package, and checks that its paths and ports are the ones the Deployment
-// mounts and exposes.
+// TestControlPlaneConfig parses the wasmfleet.yaml the control plane reads,
+// from the ConfigMap mounted where --config points, with the project's own
+// config package, and checks that its paths and ports are the ones the
+// Deployment mounts and exposes, and that its admin token is the Secret's.
 func TestControlPlaneConfig(t *testing.T) {
 	s := newSet(t)
 	d, c := s.find(t, "wasmfleet")
@@ -32,50 +28,23 @@ func TestControlPlaneConfig(t *testing.T) {
 	if !ok {
 		t.Fatalf("%s: container wasmfleet: args %q have no --config", o, c.Args)
 	}
-	if _, ok := mountOf(pod, c, func(v corev1.Volume) bool { return v.EmptyDir != nil }); !ok || !mounted(c, filepath.Dir(path)) {
-		t.Fatalf("%s: container wasmfleet: --config %s is not in a mounted volume", o, path)
-	}
-
-	// The init container that writes path: it reads the ConfigMap's file and
-	// the Secret's token from its own mounts.
-	var init *corev1.Container
-	for i := range pod.InitContainers {
-		if strings.Contains(strings.Join(pod.InitContainers[i].Command, " "), path) {
-			init = &pod.InitContainers[i]
-		}
-	}
-	if init == nil {
-		t.Fatalf("%s: no init container writes --config %s", o, path)
-	}
-	script := strings.Join(init.Command, " ")
-	var template string
-	for _, m := range init.VolumeMounts {
-		if strings.Contains(script, m.MountPath+"/wasmfleet.yaml") && m.MountPath != filepath.Dir(path) {
-			template = m.MountPath + "/wasmfleet.yaml"
-		}
-	}
-	cmName, text, ok := s.configMapFile(pod, init, template)
+	cmName, text, ok := s.configMapFile(pod, c, path)
 	if !ok {
-		t.Fatalf("%s: init container %s: reads %q, which no ConfigMap key mounted there provides", o, init.Name, template)
-	}
-	if tokenDir, ok := mountOf(pod, init, func(v corev1.Volume) bool {
-		return v.Secret != nil && v.Secret.SecretName == "wasmfleet-admin-token"
-	}); !ok || !strings.Contains(script, tokenDir+"/token") {
-		t.Errorf("%s: init container %s: does not read the token from Secret wasmfleet-admin-token", o, init.Name)
+		t.Fatalf("%s: container wasmfleet: --config %s is no key of a ConfigMap mounted there", o, path)
 	}
 	where := fmt.Sprintf("wasmfleet-config.yaml: ConfigMap %s: wasmfleet.yaml", cmName)
-
-	// Alone, the file must be refused for want of a token: the token is
-	// the Secret's, never the ConfigMap's. (Any other problem shows below.)
-	if alone, err := config.Parse([]byte(text)); err == nil && alone.AdminToken != "" {
-		t.Fatalf("%s: sets admin_token, which belongs in the Secret wasmfleet-admin-token (the init container appends it)", where)
-	}
-	cfg, err := config.Parse([]byte(text + fmt.Sprintf("\nadmin_token: %q\n", renderedToken)))
+	cfg, err := config.Parse([]byte(text))
 	if err != nil {
-		t.Fatalf("%s, with the token the init container appends: %v", where, err)
+		t.Fatalf("%s: %v", where, err)
 	}
-	if cfg.AdminToken != renderedToken {
-		t.Errorf("%s: admin_token is %q after the init container's line, want the Secret's", where, cfg.AdminToken)
+	// The token is the Secret's, never the ConfigMap's.
+	if cfg.AdminToken != "" {
+		t.Errorf("%s: sets admin_token, which belongs in the Secret wasmfleet-admin-token (admin_token_file)", where)
+	}
+	if dir, ok := mountOf(pod, c, func(v corev1.Volume) bool {
+		return v.Secret != nil && v.Secret.SecretName == "wasmfleet-admin-token"
+	}); !ok || cfg.AdminTokenFile != dir+"/token" {
+		t.Errorf("%s: admin_token_file %q, but Secret wasmfleet-admin-token's key token is mounted at %q", where, cfg.AdminTokenFile, dir+"/token")
 	}
 
 	if got, ok := mountOf(pod, c, func(v corev1.Volume) bool { return v.PersistentVolumeClaim != nil }); !ok || got != cfg.DataDir {
@@ -223,7 +192,7 @@ func TestEnvoyBootstrap(t *testing.T) {
 func checkListenerPort(t *testing.T, s *set, c *corev1.Container, o *object) {
 	t.Helper()
 	cm := s.configMaps["wasmfleet-config"]
-	cfg, err := config.Parse([]byte(cm.Data["wasmfleet.yaml"] + fmt.Sprintf("\nadmin_token: %q\n", renderedToken)))
+	cfg, err := config.Parse([]byte(cm.Data["wasmfleet.yaml"]))
 	if err != nil {
 		t.Fatalf("wasmfleet-config.yaml: ConfigMap wasmfleet-config: wasmfleet.yaml: %v", err)
 	}
