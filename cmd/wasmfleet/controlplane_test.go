@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/api"
 	"github.com/wasmfleet/wasmfleet/controlplane/config"
 	"github.com/wasmfleet/wasmfleet/controlplane/types"
+	"github.com/wasmfleet/wasmfleet/internal/cptest"
 	"github.com/wasmfleet/wasmfleet/internal/wasmtest"
 )
 
@@ -41,19 +41,7 @@ func TestAgainstControlPlane(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cp, err := controlplane.New(controlplane.Options{Config: cfg, Log: zaptest.NewLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- cp.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Start: %v", err)
-		}
-	})
+	cp := cptest.Start(t, controlplane.Options{Config: cfg, Log: zaptest.NewLogger(t)})
 	t.Setenv("WASMFLEET_ADMIN", "http://"+cp.Addrs().Admin)
 
 	v1 := wasmtest.Module(t, "internal/wasmtest/testdata/hello")

@@ -27,6 +27,7 @@ import (
 	"github.com/wasmfleet/wasmfleet/e2e/dataplane"
 	"github.com/wasmfleet/wasmfleet/e2e/scale"
 	"github.com/wasmfleet/wasmfleet/internal/certgen"
+	"github.com/wasmfleet/wasmfleet/internal/cptest"
 	"github.com/wasmfleet/wasmfleet/internal/wasmtest"
 )
 
@@ -140,10 +141,7 @@ func startPlaneConfig(tb testing.TB, pc planeConfig) *plane {
 	}
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zap.InfoLevel))
 	p := &plane{watchDir: cfg.WatchDir, reg: prometheus.NewRegistry(), module: wasmtest.Module(tb, filterPkg)}
-	cp, err := controlplane.New(controlplane.Options{Config: cfg, Log: log, Registry: p.reg})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	cp := cptest.Start(tb, controlplane.Options{Config: cfg, Log: log, Registry: p.reg})
 	p.addrs = cp.Addrs()
 	// In managed mode the xDS cache answers only a node that asks for
 	// every filter config it holds, as Envoy's listeners do: all slots.
@@ -151,19 +149,19 @@ func startPlaneConfig(tb testing.TB, pc planeConfig) *plane {
 	for i := range cfg.Managed.FilterSlots {
 		slots = append(slots, snapshot.SlotName(i, false), snapshot.SlotName(i, true))
 	}
+	var err error
 	p.probe, err = scale.NewProbe(scale.ProbeConfig{XDSAddr: p.addrs.XDS, Extensions: slots, TLS: probeTLS,
 		Routes: []string{snapshot.RouteConfigName(cfg.Managed.Listeners[0].Name)}})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	cpDone, probeDone := make(chan error, 1), make(chan error, 1)
-	go func() { cpDone <- cp.Start(ctx) }()
+	probeDone := make(chan error, 1)
 	go func() { probeDone <- p.probe.Start(ctx) }()
 	tb.Cleanup(func() {
 		cancel()
-		if err := errors.Join(<-probeDone, <-cpDone); err != nil {
-			tb.Errorf("control plane: %v", err)
+		if err := <-probeDone; err != nil {
+			tb.Errorf("probe: %v", err)
 		}
 	})
 	return p

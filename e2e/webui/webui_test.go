@@ -24,6 +24,7 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/types"
 	"github.com/wasmfleet/wasmfleet/e2e/dataplane"
 	"github.com/wasmfleet/wasmfleet/e2e/standin"
+	"github.com/wasmfleet/wasmfleet/internal/cptest"
 	"github.com/wasmfleet/wasmfleet/internal/wasmtest"
 )
 
@@ -193,19 +194,7 @@ func startControlPlane(t *testing.T) *testCP {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cp, err := controlplane.New(controlplane.Options{Config: cfg, ConfigPath: c.file, Log: zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)).Named("cp")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- cp.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("control plane: %v", err)
-		}
-	})
+	cp := cptest.Start(t, controlplane.Options{Config: cfg, ConfigPath: c.file, Log: zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)).Named("cp")})
 	c.admin, c.xds = "http://"+cp.Addrs().Admin, cp.Addrs().XDS
 	return c
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/wasmfleet/wasmfleet/controlplane/types"
 	"github.com/wasmfleet/wasmfleet/e2e/dataplane"
 	"github.com/wasmfleet/wasmfleet/e2e/internal/ads"
+	"github.com/wasmfleet/wasmfleet/internal/cptest"
 )
 
 // run is one control plane with one recording node.
@@ -62,12 +63,9 @@ func start(t *testing.T, unsequenced bool, fails Fails) *run {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cp, err := controlplane.New(controlplane.Options{
+	cp := cptest.Start(t, controlplane.Options{
 		Config: loaded, ConfigPath: r.configPath, Log: log.Named("cp"), Unsequenced: unsequenced,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	r.addrs = cp.Addrs()
 	// Later writes keep the bound addresses, as a restart-only field would.
 	r.cfg.Listen = config.Listen{XDS: r.addrs.XDS, Modules: r.addrs.Modules, Admin: r.addrs.Admin}
@@ -86,16 +84,12 @@ func start(t *testing.T, unsequenced bool, fails Fails) *run {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	cpDone, clientDone := make(chan error, 1), make(chan error, 1)
-	go func() { cpDone <- cp.Start(ctx) }()
+	clientDone := make(chan error, 1)
 	go func() { clientDone <- client.Start(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-clientDone; err != nil {
 			t.Errorf("ads client: %v", err)
-		}
-		if err := <-cpDone; err != nil {
-			t.Errorf("control plane: %v", err)
 		}
 	})
 	return r
