@@ -2,7 +2,6 @@ package standin
 
 import (
 	"errors"
-	"io"
 	"math"
 	"net"
 	"net/http"
@@ -579,16 +578,11 @@ func TestAdminStats(t *testing.T) {
 			t.Fatalf("status %d: %s", r.status, r.body)
 		}
 	}
-	resp, err := client.Get("http://" + n.AdminAddr() + "/stats/prometheus")
-	if err != nil {
-		t.Fatal(err)
+	r := get(t, n.AdminAddr(), "/stats/prometheus")
+	if r.status != http.StatusOK {
+		t.Fatalf("/stats/prometheus: status %d", r.status)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := string(body)
+	text := r.body
 	for _, want := range []string{
 		"# TYPE tagger_a_requests counter\ntagger_a_requests{} 5\n",
 		"# TYPE tagger_b_requests counter\ntagger_b_requests{} 5\n",
