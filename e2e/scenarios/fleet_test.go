@@ -97,6 +97,7 @@ func pickDriver() driver {
 				ReconnectMax:   100 * time.Millisecond,
 				Interpreter:    true,
 				MemoryLimitMiB: opts.memoryLimitMiB,
+				AdminAddr:      "127.0.0.1:0", // the filters' metrics, as Envoy's admin serves them
 			})
 		},
 	}

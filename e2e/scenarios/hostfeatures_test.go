@@ -3,10 +3,12 @@ package scenarios
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -26,7 +28,9 @@ import (
 //   - echoconfig reports the plugin and VM configuration bytes it got;
 //   - router reads the route's name and metadata (xds.route_name,
 //     xds.route_metadata), sets x-to: canary and clears the route cache,
-//     so the request goes where the header route sends it.
+//     so the request goes where the header route sends it;
+//   - logging (wasmfleet's own) counts requests in a metric the node's
+//     admin endpoint shows, as Envoy's /stats/prometheus does.
 //
 // Their configurations are strings, a form only Envoy's any-bytes plugin
 // configuration allows.
@@ -56,6 +60,7 @@ func TestHostFeaturesThroughServe(t *testing.T) {
 			{Name: "ticker", Config: json.RawMessage(`"50"`)},
 			{Name: "echoconfig", Config: json.RawMessage(`{"greeting":"hi"}`), VM: config.VM{Configuration: json.RawMessage(`"warm"`)}},
 			{Name: "router", Config: json.RawMessage(`"set+clear"`)},
+			{Name: "logging", Config: json.RawMessage(`{"sample_rate": 1}`)},
 		}
 	})
 	for name, pkg := range map[string]string{
@@ -63,10 +68,12 @@ func TestHostFeaturesThroughServe(t *testing.T) {
 		"ticker":      "controlplane/wasmhost/testdata/guests/ticker",
 		"echoconfig":  "internal/wasmtest/testdata/echoconfig",
 		"router":      "e2e/standin/testdata/guests/router",
+		"logging":     "filters/logging",
 	} {
 		f.writeFile(name+".wasm", wasmtest.Module(t, pkg))
 	}
-	addr := f.addNode("edge-1", nodeOptions{}).addr()
+	node := f.addNode("edge-1", nodeOptions{})
+	addr := node.addr()
 	good := map[string]string{"authorization": "Bearer good"}
 
 	var a answer
@@ -77,6 +84,9 @@ func TestHostFeaturesThroughServe(t *testing.T) {
 		}
 		if a.status != http.StatusOK || a.header.Get("x-echoconfig") == "" || a.header.Get("x-route-ns") == "" {
 			return fmt.Errorf("status %d, headers %v", a.status, a.header)
+		}
+		if _, ok := logged(node.node, "/hello"); !ok {
+			return errors.New("logging has not run yet")
 		}
 		return nil
 	})
@@ -132,6 +142,31 @@ func TestHostFeaturesThroughServe(t *testing.T) {
 			}
 		}
 	})
+	t.Run("the filters' metrics at the node's admin endpoint", func(t *testing.T) {
+		before := requestsTotal(t, node.node.AdminAddr())
+		mustSend(t, addr, "/hello", good)
+		if got := requestsTotal(t, node.node.AdminAddr()); got != before+1 {
+			t.Errorf("logging_requests_total went from %d to %d for one request", before, got)
+		}
+	})
+}
+
+// requestsTotal reads the logging filter's request counter from a node's
+// /stats/prometheus.
+func requestsTotal(t *testing.T, admin string) int {
+	t.Helper()
+	a := mustSend(t, admin, "/stats/prometheus", nil)
+	for line := range strings.Lines(a.body) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "logging_requests_total{} "); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatalf("logging_requests_total %q: %v", v, err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("/stats/prometheus has no logging_requests_total:\n%s", a.body)
+	return 0
 }
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
