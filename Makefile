@@ -31,15 +31,16 @@ bench:
 
 ## bench-scale: file write -> snapshot latency, and fleet convergence at 1,000 and
 ## 10,000 simulated nodes with the default delivery (inline modules, three
-## filters, one changed), then 1,000 nodes with remote code (the fleet runs in a
-## child process so the control plane's CPU and memory are measured alone);
-## several minutes
+## filters, one changed), then 1,000 nodes with remote code, beside a bare
+## go-control-plane server serving the same resources to the same fleet (the
+## fleet runs in a child process so the control plane's CPU and memory are
+## measured alone); several minutes
 bench-scale:
 	$(GO) test -run '^$$' -bench 'FileToSnapshot' -benchtime 20x ./e2e/scale/
 	$(GO) test -run '^$$' -bench 'EnableFilter' -benchtime 10x ./e2e/scale/
 	$(GO) test -run '^$$' -bench '^BenchmarkFleetConvergence$$/^nodes=1000$$' -benchtime 5x ./e2e/scale/
 	$(GO) test -run '^$$' -bench '^BenchmarkFleetConvergence$$/^nodes=10000$$' -benchtime 3x ./e2e/scale/
-	$(GO) test -run '^$$' -bench '^BenchmarkFleetConvergenceRemote$$/^nodes=1000$$' -benchtime 5x ./e2e/scale/
+	$(GO) test -run '^$$' -bench '^BenchmarkFleetConvergence(Remote|Bare)$$/^nodes=1000$$' -benchtime 5x ./e2e/scale/
 
 ## filters: build every filter under filters/ to $(FILTERS)/NAME.wasm + NAME.manifest.json
 filters:
