@@ -417,7 +417,19 @@ func Parse(b []byte) (Config, error) {
 // (as go/parser.ParseFile does, it reads nothing itself).
 func ParseFile(file string, b []byte) (Config, error) {
 	cfg := Default()
+	// encoding/json decodes a list's elements into the ones already there,
+	// so a default list would leak into the file's: its first listener would
+	// keep the default route, its first cluster the default endpoint. The
+	// lists start empty; the defaults come back where the file sets none.
+	def := cfg.Managed
+	cfg.Managed.Listeners, cfg.Managed.Clusters = nil, nil
 	c, decoded := decode(b, &cfg)
+	if cfg.Managed.Listeners == nil {
+		cfg.Managed.Listeners = def.Listeners
+	}
+	if cfg.Managed.Clusters == nil {
+		cfg.Managed.Clusters = def.Clusters
+	}
 	var values Problems
 	if decoded {
 		values = cfg.problems()

@@ -138,6 +138,13 @@ managed:
 			wantErrs: []error{ErrInsecureAdmin},
 		},
 		{
+			// The default cluster's endpoint must not leak into the file's.
+			name:     "a cluster without endpoints",
+			yaml:     "managed: {clusters: [{name: upstream}]}\n",
+			wantErrs: []error{ErrRequired},
+			wantIn:   []string{"managed.clusters[0].endpoints"},
+		},
+		{
 			name: "admin beyond loopback with a token file",
 			yaml: "listen: {admin: \"0.0.0.0:18002\"}\nadmin_token_file: /var/run/secrets/wasmfleet/token\n",
 		},

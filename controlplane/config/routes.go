@@ -1,8 +1,6 @@
 package config
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp/syntax"
@@ -53,23 +51,6 @@ type VirtualHost struct {
 	Name   string   `json:"name"`
 	Hosts  []string `json:"hosts"`
 	Routes []Route  `json:"routes"`
-}
-
-// UnmarshalJSON decodes a listener from scratch. encoding/json decodes a
-// list element into the element already there, so the first listener of a
-// file would otherwise keep the default listener's routes (a file's
-// "path: /x" route would inherit the default "prefix: /", and a listener
-// with only virtual hosts the default route). Unknown fields stay errors.
-func (l *Listener) UnmarshalJSON(b []byte) error {
-	type plain Listener // without this method
-	var p plain
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.DisallowUnknownFields()
-	if err := d.Decode(&p); err != nil {
-		return err
-	}
-	*l = Listener(p)
-	return nil
 }
 
 var (

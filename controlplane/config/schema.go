@@ -152,10 +152,7 @@ func (c *checker) value(path string, n *yamlv3.Node, t reflect.Type) bool {
 	if t == rawMessageType || t != nil && t.Kind() == reflect.Interface {
 		t = nil
 	}
-	// A scalar type with its own decoding (Duration) is checked by it; a
-	// struct with one (Listener, which only resets what it decodes into) is
-	// still walked field by field, so its fields keep their positions.
-	if t != nil && t.Kind() != reflect.Struct && reflect.PointerTo(t).Implements(unmarshalerType) {
+	if t != nil && reflect.PointerTo(t).Implements(unmarshalerType) {
 		b, err := jsonOf(n)
 		if err == nil {
 			err = reflect.New(t).Interface().(json.Unmarshaler).UnmarshalJSON(b)
