@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/config"
@@ -22,16 +23,8 @@ import (
 // Deployment mounts and exposes, and that its admin token is the Secret's.
 func TestControlPlaneConfig(t *testing.T) {
 	s := newSet(t)
-	d, c := s.find(t, "wasmfleet")
-	o, pod := s.where[d], &d.Spec.Template.Spec
-	path, ok := flagValue(c.Args, "--config")
-	if !ok {
-		t.Fatalf("%s: container wasmfleet: args %q have no --config", o, c.Args)
-	}
-	cmName, text, ok := s.configMapFile(pod, c, path)
-	if !ok {
-		t.Fatalf("%s: container wasmfleet: --config %s is no key of a ConfigMap mounted there", o, path)
-	}
+	d, c, _, cmName, text := s.fileFlag(t, "wasmfleet", "--config")
+	pod := &d.Spec.Template.Spec
 	where := fmt.Sprintf("wasmfleet-config.yaml: ConfigMap %s: wasmfleet.yaml", cmName)
 	cfg, err := config.Parse([]byte(text))
 	if err != nil {
@@ -104,14 +97,22 @@ func TestControlPlaneConfig(t *testing.T) {
 	}
 }
 
-// mounted says whether c mounts a volume at dir.
-func mounted(c *corev1.Container, dir string) bool {
-	for _, m := range c.VolumeMounts {
-		if m.MountPath == dir {
-			return true
-		}
+// fileFlag finds the Deployment and container named name, the file its
+// flag names, and that file's text in the ConfigMap mounted there; it fails
+// t, naming the manifest, when any of them is missing.
+func (s *set) fileFlag(t *testing.T, name, flag string) (d *appsv1.Deployment, c *corev1.Container, path, cmName, text string) {
+	t.Helper()
+	d, c = s.find(t, name)
+	o := s.where[d]
+	path, ok := flagValue(c.Args, flag)
+	if !ok {
+		t.Fatalf("%s: container %s: args %q have no %s", o, name, c.Args, flag)
 	}
-	return false
+	cmName, text, ok = s.configMapFile(&d.Spec.Template.Spec, c, path)
+	if !ok {
+		t.Fatalf("%s: container %s: %s %s is no key of a ConfigMap mounted there", o, name, flag, path)
+	}
+	return d, c, path, cmName, text
 }
 
 // TestEnvoyBootstrap parses the Envoys' bootstrap with the project's
@@ -120,16 +121,8 @@ func mounted(c *corev1.Container, dir string) bool {
 // pod has its own node id.
 func TestEnvoyBootstrap(t *testing.T) {
 	s := newSet(t)
-	d, c := s.find(t, "envoy")
-	o, pod := s.where[d], &d.Spec.Template.Spec
-	path, ok := flagValue(c.Args, "-c")
-	if !ok {
-		t.Fatalf("%s: container envoy: args %q have no -c", o, c.Args)
-	}
-	cmName, text, ok := s.configMapFile(pod, c, path)
-	if !ok {
-		t.Fatalf("%s: container envoy: -c %s is no key of a ConfigMap mounted there", o, path)
-	}
+	d, c, path, cmName, text := s.fileFlag(t, "envoy", "-c")
+	o := s.where[d]
 	where := fmt.Sprintf("envoy-bootstrap.yaml: ConfigMap %s: %s", cmName, filepath.Base(path))
 	file := filepath.Join(t.TempDir(), filepath.Base(path))
 	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
