@@ -45,8 +45,10 @@ type HeaderMatcher struct {
 // VirtualHost is a group of routes for the hosts (Envoy's domains) it names:
 // "example.com" exactly, "*.example.com" or "*-api.example.com" by suffix,
 // "example.*" by prefix, or "*" for any. Envoy picks the exact host first,
-// then the longest suffix, then the longest prefix, then "*". The port in
-// the request's host is part of the match.
+// then the longest suffix, then the longest prefix, then "*"
+// (RouteMatcher::findVirtualHost and findWildcardVirtualHost in
+// source/common/router/config_impl.cc). The port in the request's host is
+// part of the match there unless the connection manager strips it.
 type VirtualHost struct {
 	Name   string   `json:"name"`
 	Hosts  []string `json:"hosts"`

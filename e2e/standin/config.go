@@ -69,8 +69,10 @@ type Config struct {
 	AdminAddr string
 	// WasmLogLevel (trace, debug, info, warn, error or critical) is the
 	// level guests read with proxy_get_log_level and below which their lines
-	// are dropped; empty means Envoy's default, info (Envoy's --log-level or
-	// --component-log-level wasm:LEVEL set it there).
+	// are dropped; empty means Envoy's default, info. Envoy answers with its
+	// wasm logger's level (Context::getLogLevel in
+	// source/extensions/common/wasm/context.cc), which --log-level or
+	// --component-log-level wasm:LEVEL set.
 	WasmLogLevel string
 }
 

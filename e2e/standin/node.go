@@ -88,9 +88,9 @@ func New(cfg Config) (dataplane.Node, error) {
 	n := &node{
 		cfg: cfg,
 		log: cfg.Log.Named("standin").With(zap.String("node", cfg.NodeID)),
-		// DisableCompression: Envoy forwards a request's headers as the
-		// filters left them; Go would add accept-encoding: gzip and undo the
-		// upstream's gzip before the response filters saw its body.
+		// DisableCompression: the node must forward the headers the filters
+		// left, no more; Go's Transport would add accept-encoding: gzip and
+		// undo the upstream's gzip before the response filters saw its body.
 		upstream:  &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true},
 		clusters:  map[string]*clusterState{},
 		routes:    map[string]*routepb.RouteConfiguration{},

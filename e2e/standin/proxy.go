@@ -58,7 +58,8 @@ func (rs *routeState) streamInfo() wasmhost.StreamInfo {
 			if r == nil {
 				return nil
 			}
-			// Envoy hands a route without metadata an empty message.
+			// An unset metadata field reads as an empty message (proto3);
+			// guests see an empty map, not NotFound. Not checked on Envoy.
 			md := r.GetMetadata()
 			if md == nil {
 				md = &corepb.Metadata{}
