@@ -1,19 +1,18 @@
 package scale_test
 
 import (
-	"os"
-	"path/filepath"
-	"strings"
-
 	"context"
 	"fmt"
-	"github.com/wasmfleet/wasmfleet/controlplane/types"
+	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/config"
+	"github.com/wasmfleet/wasmfleet/controlplane/types"
 	"github.com/wasmfleet/wasmfleet/e2e/scale"
 )
 
