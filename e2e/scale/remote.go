@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"slices"
 	"sync"
 	"syscall"
@@ -98,10 +97,6 @@ func ChildMain() int {
 		fmt.Fprintf(os.Stderr, "scale: fleet child: %s: %v\n", ChildEnv, err)
 		return 2
 	}
-	// The fleet's heap is mostly module buffers dropped as soon as they
-	// are checked: collecting after every 100 MB of them (Go's default)
-	// spent CPU the control plane under test runs short of on 2 cores.
-	debug.SetGCPercent(400)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := ServeFleet(ctx, spec, os.Stdin, os.Stdout); err != nil {
