@@ -167,7 +167,10 @@ func New(opts Options) (_ *ControlPlane, err error) {
 		FollowOutsideSymlinks: cfg.Limits.FollowOutsideSymlinks, Log: log.Named("source"),
 	}, events)
 	cp.registries = newRegistrySet(cfg, events, log)
-	snapCache, err := xdscache.New(xdscache.Config{ADS: cfg.Mode == config.ModeManaged, Log: server.Logger(log)})
+	snapCache, err := xdscache.New(xdscache.Config{
+		ADS: cfg.Mode == config.ModeManaged, PushWindow: cfg.Limits.PushWindow,
+		HoldTimeout: time.Duration(cfg.Limits.PushHoldTimeout), Log: server.Logger(log),
+	})
 	if err != nil {
 		return nil, fmt.Errorf("controlplane: %w", err)
 	}
@@ -182,6 +185,7 @@ func New(opts Options) (_ *ControlPlane, err error) {
 	metrics.RegisterRollouts(reg, func() []metrics.Rollout { return rolloutGauges(admin.Filters(cp.ctrl.Status())) })
 	build := admin.Build()
 	metrics.RegisterBuildInfo(reg, build.Version, build.Revision, build.GoVersion)
+	metrics.RegisterPushWindow(reg, snapCache.Window)
 	cp.modHTTP = &http.Server{Handler: countCodes(modserver.New(cp.store, log), m), ReadHeaderTimeout: 10 * time.Second,
 		// Refused TLS handshakes land here, named rather than on stderr.
 		ErrorLog: zap.NewStdLog(log.Named("modules"))}

@@ -192,8 +192,8 @@ func waitCount(t *testing.T, c prometheus.Counter, want float64) {
 }
 
 // TestMetricsShowRolloutState: the admin API's /metrics carries each
-// filter's rollout gauges, read from the controller's status,
-// and the build info.
+// filter's rollout gauges, read from the controller's status, the build
+// info and the push window's gauges.
 func TestMetricsShowRolloutState(t *testing.T) {
 	file := newConfigFile(t)
 	cp := file.start(t, "filters: [{name: a}]\n", zaptest.NewLogger(t))
@@ -205,7 +205,8 @@ func TestMetricsShowRolloutState(t *testing.T) {
 	}
 	// Admitted or not (a trial run can time out on a loaded machine), the
 	// filter has a status, so it has its series.
-	want := []string{`wasmfleet_rollout_candidate{filter="a"} `, `wasmfleet_filter_error{filter="a"} `, "wasmfleet_build_info{"}
+	want := []string{`wasmfleet_rollout_candidate{filter="a"} `, `wasmfleet_filter_error{filter="a"} `, "wasmfleet_build_info{",
+		"wasmfleet_xds_push_window_in_flight ", "wasmfleet_xds_push_window_queued "}
 	deadline := time.Now().Add(time.Minute)
 	for {
 		body := get(t, "http://"+cp.Addrs().Admin+"/metrics")

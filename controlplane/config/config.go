@@ -12,6 +12,8 @@ import (
 	"maps"
 	"os"
 	"time"
+
+	"github.com/wasmfleet/wasmfleet/controlplane/xdscache"
 )
 
 // Defaults. Ports follow ARCHITECTURE.md: xDS 18000, modules 18001, admin 18002.
@@ -184,6 +186,18 @@ type Limits struct {
 	TrialMemoryMiB int      `json:"trial_memory_mib"`
 	// Debounce is how long a watched file must be quiet before it is read.
 	Debounce Duration `json:"debounce"`
+	// PushWindow is how many large xDS responses (those carrying inline
+	// modules) may be sent and not yet answered at once; the others wait
+	// their turn in the control plane, built from each node's latest state
+	// when a slot frees. Peak memory is then about this many responses,
+	// whatever the fleet's size, and a slow node holds one slot, not the
+	// push. Larger pushes faster on many cores, smaller uses less memory.
+	PushWindow int `json:"push_window"`
+	// PushHoldTimeout frees the window slot of a node that has not
+	// answered its response (ACK or NACK) by then. Envoy answers an inline
+	// module once it has compiled it, about a second for a 2.4 MB Go
+	// filter.
+	PushHoldTimeout Duration `json:"push_hold_timeout"`
 	// FollowOutsideSymlinks lets a file in WatchDir be a symlink that leads
 	// outside it. Off (the default), such a file is refused, unread, with an
 	// error naming it: whoever may add a link to the directory must not get
@@ -378,10 +392,12 @@ func Default() Config {
 		KeepVersions: DefaultKeepVersions,
 		Mode:         DefaultMode,
 		Limits: Limits{
-			MaxModuleBytes: DefaultMaxModuleBytes,
-			TrialTimeout:   Duration(DefaultTrialTimeout),
-			TrialMemoryMiB: DefaultTrialMemoryMiB,
-			Debounce:       Duration(DefaultDebounce),
+			MaxModuleBytes:  DefaultMaxModuleBytes,
+			TrialTimeout:    Duration(DefaultTrialTimeout),
+			TrialMemoryMiB:  DefaultTrialMemoryMiB,
+			Debounce:        Duration(DefaultDebounce),
+			PushWindow:      xdscache.DefaultPushWindow,
+			PushHoldTimeout: Duration(xdscache.DefaultHoldTimeout),
 		},
 		Managed: Managed{
 			FilterSlots: DefaultFilterSlots,

@@ -68,6 +68,20 @@ wasmfleet.yaml:11:20: limits.debounce: invalid value: time: unknown unit " s" in
 			wantIs: []error{ErrAddress, ErrUnknownField, ErrOutOfRange, ErrType, ErrInvalidValue},
 		},
 		{
+			name: "push window limits",
+			yaml: `limits:
+  push_window: 0
+  push_hold_timeout: 0s
+`,
+			want: `wasmfleet.yaml:2:3: limits.push_window: out of range: 0: at least 1
+wasmfleet.yaml:3:3: limits.push_hold_timeout: out of range: must be positive`,
+			wantIs: []error{ErrOutOfRange},
+		},
+		{
+			name: "push window set, the other limits kept",
+			yaml: "limits: {push_window: 8}\n",
+		},
+		{
 			name:   "syntax error with its line",
 			yaml:   "listen:\n  xds: 127.0.0.1:18000\n\tadmin: 127.0.0.1:18002\n",
 			want:   `wasmfleet.yaml:3:1: not valid YAML: found a tab character that violates indentation`,

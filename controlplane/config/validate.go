@@ -94,6 +94,12 @@ func (c *Config) problems() Problems {
 	if c.Limits.Debounce < 0 {
 		bad("limits.debounce", ErrOutOfRange, "must not be negative")
 	}
+	if c.Limits.PushWindow < 1 {
+		bad("limits.push_window", ErrOutOfRange, "%d: at least 1", c.Limits.PushWindow)
+	}
+	if c.Limits.PushHoldTimeout <= 0 {
+		bad("limits.push_hold_timeout", ErrOutOfRange, "must be positive")
+	}
 
 	needKeys := c.Trust.RequireSignature
 	seen := map[string]bool{}

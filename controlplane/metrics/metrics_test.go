@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"maps"
 	"testing"
 	"time"
 
@@ -58,5 +59,30 @@ func TestShortType(t *testing.T) {
 				t.Errorf("shortType(%q) = %q, want %q", tt.typeURL, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestPushWindow: both gauges carry what the window reports at the scrape.
+func TestPushWindow(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	inFlight, queued := 3, 7
+	RegisterPushWindow(reg, func() (int, int) { return inFlight, queued })
+	for range 2 {
+		got := map[string]float64{}
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range families {
+			got[f.GetName()] = f.GetMetric()[0].GetGauge().GetValue()
+		}
+		want := map[string]float64{
+			"wasmfleet_xds_push_window_in_flight": float64(inFlight),
+			"wasmfleet_xds_push_window_queued":    float64(queued),
+		}
+		if !maps.Equal(got, want) {
+			t.Errorf("gathered %v, want %v", got, want)
+		}
+		inFlight, queued = 0, 1
 	}
 }

@@ -140,12 +140,13 @@ func (d *describer) MustRegister(cs ...prometheus.Collector) {
 	d.Registerer.MustRegister(cs...)
 }
 
-// registeredNames is every metric name New and RegisterRollouts register.
+// registeredNames is every metric name the Register functions and New register.
 func registeredNames(t *testing.T) map[string]bool {
 	d := &describer{Registerer: prometheus.NewRegistry(), names: map[string]bool{}}
 	New(d)
 	RegisterRollouts(d, func() []Rollout { return nil })
 	RegisterBuildInfo(d, "v0", "rev", "go")
+	RegisterPushWindow(d, func() (int, int) { return 0, 0 })
 	if len(d.names) < 10 {
 		t.Fatalf("only %d metric names read from the collectors: %v", len(d.names), d.names)
 	}
