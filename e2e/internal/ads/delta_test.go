@@ -262,6 +262,7 @@ func TestDeltaUpdateSendsOnlyTheChangedResource(t *testing.T) {
 	h := newRecorder("a", "b")
 	startDelta(t, srv, h)
 	waitCall(t, h, xdstest.ExtensionType, 0)
+	waitCall(t, h, xdstest.ListenerType, 0)
 	lds := len(h.of(xdstest.ListenerType))
 
 	exts := []types.Resource{ext(t, "a", "1"), ext(t, "b", "2")}
