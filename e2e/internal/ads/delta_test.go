@@ -460,6 +460,16 @@ func TestDeltaRefusesMalformedResponses(t *testing.T) {
 			}
 		})
 	}
+	t.Run("not subscribed", func(t *testing.T) {
+		dt := newDeltaType(false)
+		dt.request(xdstest.ExtensionType, []string{"a"})
+		h := newRecorder("a")
+		x := xdstest.Any(t, ext(t, "x", "1"))
+		err := dt.apply(&discovery.DeltaDiscoveryResponse{TypeUrl: xdstest.ExtensionType, Resources: []*discovery.Resource{{Name: "x", Version: "1", Resource: x}}}, h)
+		if calls := h.of(xdstest.ExtensionType); err != nil || len(calls) != 1 || len(calls[0].resources) != 0 || len(dt.versions) != 0 {
+			t.Errorf("a resource never asked for: err %v, calls %v, versions %v; want it accepted, handed to no one, not held", err, calls, dt.versions)
+		}
+	})
 	t.Run("heartbeat", func(t *testing.T) {
 		dt := newDeltaType(false)
 		dt.request(xdstest.ExtensionType, []string{"a"})
