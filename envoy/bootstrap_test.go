@@ -2,6 +2,8 @@ package envoy
 
 import (
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/config"
 	"github.com/wasmfleet/wasmfleet/controlplane/mtls"
@@ -65,6 +68,33 @@ func TestBootstraps(t *testing.T) {
 				t.Errorf("static wasmfleet_modules cluster present = %v, want %v", ok, tt.wantModCls)
 			} else if ok && clusters["wasmfleet_modules"] != port(t, config.DefaultModulesAddr) {
 				t.Errorf("wasmfleet_modules port = %d, want the default module port", clusters["wasmfleet_modules"])
+			}
+		})
+	}
+}
+
+// TestDeltaIsOneLine checks the README's way to delta xDS: in every
+// bootstrap, the one line api_type: GRPC changed to DELTA_GRPC gives a
+// valid bootstrap that differs in nothing else.
+func TestDeltaIsOneLine(t *testing.T) {
+	for _, file := range []string{"bootstrap.yaml", "bootstrap-mtls.yaml", "bootstrap-ecds.yaml", "compose/bootstrap.yaml"} {
+		t.Run(file, func(t *testing.T) {
+			raw, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			const from, to = "api_type: GRPC ", "api_type: DELTA_GRPC "
+			if n := strings.Count(string(raw), from); n != 1 {
+				t.Fatalf("%q appears %d times, want once", from, n)
+			}
+			path := filepath.Join(t.TempDir(), "bootstrap.yaml")
+			if err := os.WriteFile(path, []byte(strings.Replace(string(raw), from, to, 1)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			delta, want := load(t, path), load(t, file)
+			want.GetDynamicResources().GetAdsConfig().ApiType = corev3.ApiConfigSource_DELTA_GRPC
+			if !proto.Equal(delta, want) {
+				t.Errorf("the delta bootstrap differs from %s in more than api_type", file)
 			}
 		})
 	}

@@ -17,7 +17,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/types"
 	"github.com/wasmfleet/wasmfleet/e2e/dataplane"
@@ -50,6 +49,8 @@ type Config struct {
 	// TLS, when set, returns the TLS client config (client certificate and
 	// the control plane's CA) of a node by id.
 	TLS func(nodeID string) (*tls.Config, error)
+	// Delta makes every node speak delta xDS instead of state of the world.
+	Delta bool
 	// ReconnectBase and ReconnectMax bound each node's reconnect backoff.
 	ReconnectBase, ReconnectMax time.Duration
 	Log                         *zap.Logger
@@ -81,7 +82,8 @@ type Fleet struct {
 
 	// modules checks inline module bytes; shared by every node.
 	modules moduleCheck
-	// ecdsBytes counts the encoded size of every ECDS response received.
+	// ecdsBytes counts the encoded size of every ECDS response received,
+	// state of the world or delta.
 	ecdsBytes atomic.Int64
 
 	mu      sync.Mutex
@@ -158,6 +160,8 @@ func (f *Fleet) Start(ctx context.Context) error {
 			Wildcard:    []string{dataplane.ClusterType, dataplane.ListenerType},
 			Named:       []string{dataplane.RouteType, dataplane.ExtensionType},
 			Handler:     n,
+			Delta:       f.cfg.Delta,
+			Received:    f.received,
 			BackoffBase: f.cfg.ReconnectBase,
 			BackoffMax:  f.cfg.ReconnectMax,
 			Rand:        rand.New(rand.NewPCG(uint64(i), 7)),
@@ -237,8 +241,16 @@ func (f *Fleet) arrivals(version string) (map[string]time.Time, int) {
 }
 
 // ECDSBytes is the encoded size of every ECDS response the fleet has
-// received so far, over all nodes (cumulative).
+// received so far, over all nodes (cumulative): DiscoveryResponses under
+// state of the world, DeltaDiscoveryResponses under delta.
 func (f *Fleet) ECDSBytes() int64 { return f.ecdsBytes.Load() }
+
+// received counts what every node's ADS client receives.
+func (f *Fleet) received(typeURL string, bytes int) {
+	if typeURL == dataplane.ExtensionType {
+		f.ecdsBytes.Add(int64(bytes))
+	}
+}
 
 // Digests returns the modules ECDS version runs (inline code hashed, remote
 // code's sha256), sorted, as the first node that accepted it found them.
@@ -301,7 +313,6 @@ func (n *node) Handle(resp *discovery.DiscoveryResponse) error {
 		n.routes, n.exts = routes, exts
 	case dataplane.ExtensionType:
 		now := time.Now()
-		n.fleet.ecdsBytes.Add(int64(proto.Size(resp)))
 		digests, err := n.fleet.modules.digests(resp)
 		if err != nil {
 			return err

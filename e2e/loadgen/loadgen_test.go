@@ -32,15 +32,18 @@ func TestFleetConverges(t *testing.T) {
 		name    string
 		managed bool
 		exts    []string
+		delta   bool
 	}{
 		{name: "managed: names come from the listeners", managed: true},
 		{name: "ecds only: configured names", exts: []string{slot}},
+		{name: "managed over delta xDS", managed: true, delta: true},
+		{name: "ecds only over delta xDS", exts: []string{slot}, delta: true},
 	}
 	const n = 50
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := xdstest.Start(t)
-			f, err := New(Config{XDSAddr: srv.Addr, N: n, Extensions: tc.exts, NodesPerConn: 16})
+			f, err := New(Config{XDSAddr: srv.Addr, N: n, Extensions: tc.exts, NodesPerConn: 16, Delta: tc.delta})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -74,6 +77,72 @@ func TestFleetConverges(t *testing.T) {
 						t.Errorf("round %d: %s got %s at %v, before it was set at %v", i, version, id, a, set)
 					}
 				}
+			}
+		})
+	}
+}
+
+// TestECDSBytesPerChange changes one of two filter configs and checks what
+// ECDSBytes counts per node: under state of the world go-control-plane's
+// snapshot cache re-sends both modules, under delta only the changed one,
+// with a few bytes of framing (the floor for delta is 1.05x the module).
+func TestECDSBytesPerChange(t *testing.T) {
+	const moduleSize = 64 << 10
+	module := func(tag byte) []byte {
+		b := append([]byte("\x00asm\x01\x00\x00\x00"), make([]byte, moduleSize-8)...)
+		b[len(b)-1] = tag
+		return b
+	}
+	ecds := func(tag byte) xdstest.Resources {
+		return xdstest.Resources{xdstest.ExtensionType: {
+			xdstest.Wasm(t, "s0", xdstest.Filter{Name: "f0", Inline: module(0)}),
+			xdstest.Wasm(t, "s1", xdstest.Filter{Name: "f1", Inline: module(tag)}),
+		}}
+	}
+	tests := []struct {
+		name     string
+		delta    bool
+		min, max float64 // bytes per node per change, in modules
+	}{
+		{name: "sotw", min: 2, max: 2.1},
+		{name: "delta", delta: true, min: 1, max: 1.05},
+	}
+	const n = 4
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := xdstest.Start(t)
+			f, err := New(Config{XDSAddr: srv.Addr, N: n, Extensions: []string{"s0", "s1"}, Delta: tc.delta})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- f.Start(ctx) }()
+			defer func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Errorf("Start: %v", err)
+				}
+			}()
+			var before int64
+			for i := range 2 {
+				rs := ecds(byte(i + 1))
+				for _, id := range f.NodeIDs() {
+					srv.Set(t, id, rs)
+				}
+				wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+				_, err := f.WaitAcked(wctx, xdstest.Version(t, rs[xdstest.ExtensionType]))
+				wcancel()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if i == 0 {
+					before = f.ECDSBytes()
+				}
+			}
+			perNode := float64(f.ECDSBytes()-before) / n / moduleSize
+			if perNode < tc.min || perNode > tc.max {
+				t.Errorf("ECDS bytes per node for one changed module = %.3f modules, want within [%v, %v]", perNode, tc.min, tc.max)
 			}
 		})
 	}

@@ -338,17 +338,13 @@ func (p *plane) unresolved(ctx context.Context, version string, d types.Digest) 
 // and waits until every one has ECDS version.
 func startFleet(tb testing.TB, addr string, n, perConn int, version string) *scale.RemoteFleet {
 	tb.Helper()
-	return startFleetTLS(tb, addr, n, perConn, version, "")
+	return startFleetSpec(tb, scale.FleetSpec{XDSAddr: addr, N: n, NodesPerConn: perConn}, version)
 }
 
-// startFleetTLS is startFleet over mTLS with node certificates from the CA
-// in caDir (none: plaintext).
-func startFleetTLS(tb testing.TB, addr string, n, perConn int, version, caDir string) *scale.RemoteFleet {
+// startFleetSpec is startFleet for any fleet spec: over mTLS, over delta xDS.
+func startFleetSpec(tb testing.TB, spec scale.FleetSpec, version string) *scale.RemoteFleet {
 	tb.Helper()
-	f, err := scale.NewRemoteFleet(scale.RemoteConfig{
-		Fleet:  scale.FleetSpec{XDSAddr: addr, N: n, NodesPerConn: perConn, TLSCADir: caDir},
-		Stderr: os.Stderr,
-	})
+	f, err := scale.NewRemoteFleet(scale.RemoteConfig{Fleet: spec, Stderr: os.Stderr})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -361,10 +357,10 @@ func startFleetTLS(tb testing.TB, addr string, n, perConn int, version, caDir st
 			tb.Errorf("fleet: %v", err)
 		}
 	})
-	wctx, wcancel := context.WithTimeout(ctx, setupTimeout+time.Duration(n)*connectPerNode)
+	wctx, wcancel := context.WithTimeout(ctx, setupTimeout+time.Duration(spec.N)*connectPerNode)
 	defer wcancel()
 	if s, err := f.WaitAcked(wctx, version); err != nil {
-		tb.Fatalf("fleet of %d did not converge on %s: %v (%d acked)", n, version, err, s.Acked)
+		tb.Fatalf("fleet of %d did not converge on %s: %v (%d acked)", spec.N, version, err, s.Acked)
 	}
 	return f
 }

@@ -50,6 +50,8 @@ type FleetSpec struct {
 	// (spiffe://wasmfleet.local/node/ID), issued in memory, and connects
 	// over mTLS, trusting ca.crt.
 	TLSCADir string `json:"tls_ca_dir,omitempty"`
+	// Delta makes the nodes speak delta xDS instead of state of the world.
+	Delta bool `json:"delta,omitempty"`
 }
 
 // Summary is the child's answer to WaitAcked: when the version reached the
@@ -142,6 +144,7 @@ func ServeFleet(ctx context.Context, spec FleetSpec, in io.Reader, out io.Writer
 	}
 	lc := loadgen.Config{
 		XDSAddr: spec.XDSAddr, N: spec.N, NodesPerConn: spec.NodesPerConn, NodePrefix: spec.NodePrefix,
+		Delta: spec.Delta,
 	}
 	if spec.TLSCADir != "" {
 		tlsFor, err := NodeTLS(spec.TLSCADir, spec.XDSAddr)

@@ -2,12 +2,13 @@
 // wasmfleet's scenarios can tell the difference, for machines where no Envoy
 // can be installed.
 //
-// It speaks ADS with Envoy's node identity and ACK/NACK rules, validates every
-// resource with the Envoy API's own ValidateAll, warms and drains listeners,
-// matches routes (prefix, runtime_fraction, per-route FilterConfig), fetches
-// remote Wasm code through a cluster and checks its sha256, runs modules
-// through the project's proxy-wasm host (controlplane/wasmhost), and proxies
-// real HTTP through the filter chain to the upstream cluster.
+// It speaks ADS, state of the world or delta (Config.Delta), with Envoy's
+// node identity and ACK/NACK rules, validates every resource with the Envoy
+// API's own ValidateAll, warms and drains listeners, matches routes
+// (prefix, runtime_fraction, per-route FilterConfig), fetches remote Wasm
+// code through a cluster and checks its sha256, runs modules through the
+// project's proxy-wasm host (controlplane/wasmhost), and proxies real HTTP
+// through the filter chain to the upstream cluster.
 //
 // It also follows Envoy behaviours that surprise control planes
 // (references to Envoy's source in SIMPLIFICATIONS.md):
@@ -25,7 +26,9 @@
 //     listeners even when a slot has no config; a route that enables such a
 //     slot answers 500 (Envoy's MissingConfigFilter).
 //   - State of the world: an ECDS or RDS resource left out of a response
-//     keeps its config.
+//     keeps its config. Delta: a removed ECDS resource leaves its slot with
+//     no config (500 where a route enables it); a removed RDS resource
+//     keeps serving.
 //   - An HTTP callout's upstream failure reaches the guest as a response
 //     (504 on timeout, 503 when the cluster cannot be reached), the async
 //     client's router local reply; only a cluster the node does not know

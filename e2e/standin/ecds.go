@@ -98,7 +98,13 @@ func (n *node) retire(sc *slotConfig) {
 // previous ones, and the response is NACKed with its reason alone. The
 // configs after it apply when the control plane sends the response again,
 // where the failed one is then skipped as the last config received.
-func (n *node) applyExtensions(version string, msgs []proto.Message) error {
+//
+// A delta response is applied the same way, and then its removals: Envoy's
+// WatchMap::onConfigUpdate (delta form,
+// source/extensions/config_subscription/grpc/watch_map.cc) calls the
+// watches with additions before the ones with removals only, in hash-map
+// order, which the stand-in does not imitate.
+func (n *node) applyExtensions(version string, msgs []proto.Message, removed []string) error {
 	byName := make(map[string]*core.TypedExtensionConfig, len(msgs))
 	for _, m := range msgs {
 		tec := m.(*core.TypedExtensionConfig)
@@ -115,7 +121,30 @@ func (n *node) applyExtensions(version string, msgs []proto.Message) error {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
+	n.removeExtensions(removed)
 	return nil
+}
+
+// removeExtensions follows FilterConfigSubscription::onConfigUpdate for a
+// delta removal (source/common/filter/config_discovery_impl.cc): the
+// subscription forgets the last config it received, and each filter using
+// it falls back to its default config (onConfigRemoved), which wasmfleet's
+// listeners never set, so the slot has none: a route enabling it answers
+// 500 (missingConfig) until a config arrives. The watch stays ready, and a
+// name no watch asks for reaches no one.
+func (n *node) removeExtensions(names []string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, name := range names {
+		s := n.slots[name]
+		if n.watches[name] == nil || s == nil {
+			continue
+		}
+		if s.cur != nil {
+			n.retire(s.cur)
+		}
+		delete(n.slots, name)
+	}
 }
 
 // applyExtension follows FilterConfigSubscription::onConfigUpdate: a config

@@ -138,6 +138,7 @@ func (n *node) Start(ctx context.Context) error {
 		Wildcard:    []string{dataplane.ClusterType, dataplane.ListenerType},
 		Named:       []string{dataplane.RouteType, dataplane.ExtensionType},
 		Handler:     n,
+		Delta:       n.cfg.Delta,
 		BackoffBase: n.cfg.ReconnectBase,
 		BackoffMax:  n.cfg.ReconnectMax,
 		Rand:        n.cfg.rand(2),

@@ -56,9 +56,20 @@ type activeListener struct {
 	srv   *http.Server
 }
 
-// Handle applies one xDS response; an error NACKs it. Called from the ADS
-// client's goroutine only.
-func (n *node) Handle(resp *discovery.DiscoveryResponse) error {
+var _ ads.DeltaHandler = (*node)(nil)
+
+// Handle applies one state-of-the-world xDS response; an error NACKs it.
+// Called from the ADS client's goroutine only.
+func (n *node) Handle(resp *discovery.DiscoveryResponse) error { return n.HandleDelta(resp, nil) }
+
+// HandleDelta applies one xDS response, delta or state of the world (where
+// nothing is ever removed), in the ADS client's state-of-the-world view;
+// an error NACKs it. Removed listeners and clusters are absent from the
+// view, so their types need nothing more. A removed route configuration
+// keeps serving: Envoy's RdsRouteConfigSubscription::onConfigUpdate (delta
+// form, source/common/router/rds_impl.cc) logs and ignores a removal. A
+// removed filter config goes (removeExtensions).
+func (n *node) HandleDelta(resp *discovery.DiscoveryResponse, removed []string) error {
 	msgs, err := unpack(resp)
 	if err == nil {
 		switch resp.GetTypeUrl() {
@@ -69,7 +80,7 @@ func (n *node) Handle(resp *discovery.DiscoveryResponse) error {
 		case dataplane.RouteType:
 			err = n.applyRoutes(msgs)
 		case dataplane.ExtensionType:
-			err = n.applyExtensions(resp.GetVersionInfo(), msgs)
+			err = n.applyExtensions(resp.GetVersionInfo(), msgs, removed)
 		default:
 			err = fmt.Errorf("type %s: %w", resp.GetTypeUrl(), errUnsupported)
 		}

@@ -51,6 +51,7 @@ func run() error {
 	flag.StringVar(&cfg.Cluster, "cluster", "standin", "node cluster")
 	flag.Var(listen, "listen", "bind listener `name=host:port` instead of its LDS address (repeatable)")
 	flag.BoolVar(&cfg.Interpreter, "interpreter", false, "run Wasm in wazero's interpreter")
+	flag.BoolVar(&cfg.Delta, "delta", false, "speak delta xDS, as Envoy with api_type: DELTA_GRPC (default: state of the world, GRPC)")
 	flag.StringVar(&cfg.AdminAddr, "admin", "", "serve the filters' metrics at http://`host:port`/stats/prometheus, as Envoy's admin does")
 	flag.StringVar(&cfg.WasmLogLevel, "log-level", "info", "print the filters' log lines at this `level` and above (trace, debug, info, warn, error, critical)")
 	echo := flag.Bool("echo", false, "answer cluster \""+echoCluster+"\" with a built-in echo upstream on a free loopback port")

@@ -13,11 +13,10 @@ import (
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"go.uber.org/zap"
-	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
 )
 
 // Default reconnect backoff: Envoy's own defaults for the ADS stream are a
@@ -38,10 +37,32 @@ type Handler interface {
 	// Handle applies a response and returns nil to ACK it or the reason to
 	// NACK it. A rejected response must leave the handler's state as it was,
 	// except for parts it documents as applied independently.
+	//
+	// Under delta xDS the client hands over a state-of-the-world view of
+	// the delta response, so that one apply path serves both protocols:
+	// version_info is the response's system_version_info, and the
+	// resources are, for a wildcard type, every resource the client holds
+	// once the response is applied (one left out is gone, as in state of
+	// the world) and, for a named type, the resources the response added
+	// or changed (one left out keeps its config, as a state-of-the-world
+	// response for a named type may leave out what the client has).
 	Handle(resp *discovery.DiscoveryResponse) error
 	// Names returns the resource names the client should now subscribe to
 	// for a named (non-wildcard) type, given everything handled so far.
 	Names(typeURL string) []string
+}
+
+// DeltaHandler is a Handler that is also told which resources a delta
+// response removed: a named resource that is still subscribed can only be
+// removed under delta xDS, and what that means is the handler's business
+// (Envoy drops a filter config, and ignores a route configuration's
+// removal). Under delta xDS the client calls HandleDelta instead of Handle
+// when the handler has it.
+type DeltaHandler interface {
+	Handler
+	// HandleDelta is Handle with removed, the names in the response's
+	// removed_resources that the client held or subscribed to.
+	HandleDelta(resp *discovery.DiscoveryResponse, removed []string) error
 }
 
 // Config says who the client is, where it connects and what it subscribes.
@@ -63,6 +84,13 @@ type Config struct {
 	// Named types are subscribed once Handler.Names returns names for them.
 	Named   []string
 	Handler Handler
+	// Delta makes the client speak delta xDS (DeltaAggregatedResources) as
+	// Envoy's delta gRPC mux does; false is state of the world
+	// (StreamAggregatedResources), Envoy's default.
+	Delta bool
+	// Received, when set, is told the encoded size of every response as it
+	// arrives, before it is handled, for either protocol.
+	Received func(typeURL string, bytes int)
 	// BackoffBase and BackoffMax bound the delay before reconnecting: it
 	// doubles from the base up to the max and is jittered to 50-100%.
 	BackoffBase, BackoffMax time.Duration
@@ -75,19 +103,14 @@ type Config struct {
 // goroutine.
 type Client struct {
 	cfg Config
-	// Per type state. Touched only by Start's goroutine.
-	types map[string]*typeState
+	// Per type state, of the protocol in use. Touched only by Start's
+	// goroutine.
+	types  map[string]*typeState
+	deltas map[string]*deltaType
 
 	mu       sync.Mutex
 	connects int
 	lastErr  error
-}
-
-type typeState struct {
-	version    string   // last accepted version_info
-	nonce      string   // nonce of the last response received on this stream
-	names      []string // names subscribed; nil for wildcard types
-	subscribed bool     // a request was sent on this stream
 }
 
 // ErrConfig is wrapped by New for an unusable Config.
@@ -110,12 +133,13 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
-	c := &Client{cfg: cfg, types: map[string]*typeState{}}
-	for _, t := range cfg.Wildcard {
-		c.types[t] = &typeState{}
-	}
-	for _, t := range cfg.Named {
-		c.types[t] = &typeState{}
+	c := &Client{cfg: cfg, types: map[string]*typeState{}, deltas: map[string]*deltaType{}}
+	for _, t := range append(slices.Clone(cfg.Wildcard), cfg.Named...) {
+		if cfg.Delta {
+			c.deltas[t] = newDeltaType(slices.Contains(cfg.Wildcard, t))
+		} else {
+			c.types[t] = &typeState{}
+		}
 	}
 	return c, nil
 }
@@ -148,9 +172,13 @@ func (c *Client) Start(ctx context.Context) error {
 		conn = cc
 	}
 	api := discovery.NewAggregatedDiscoveryServiceClient(conn)
+	run := c.stream
+	if c.cfg.Delta {
+		run = c.deltaStream
+	}
 	attempt := 0
 	for {
-		received, err := c.stream(ctx, api)
+		received, err := run(ctx, api)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -197,89 +225,9 @@ func (c *Client) backoff(attempt int) time.Duration {
 	return d/2 + time.Duration(c.cfg.Rand.Int64N(int64(d/2)+1))
 }
 
-// stream runs one ADS stream; received says whether any response arrived
-// (a stream that worked resets the backoff).
-func (c *Client) stream(ctx context.Context, api discovery.AggregatedDiscoveryServiceClient) (received bool, err error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	s, err := api.StreamAggregatedResources(ctx)
-	if err != nil {
-		return false, err
+// received reports a response's encoded size to Config.Received.
+func (c *Client) received(typeURL string, m proto.Message) {
+	if c.cfg.Received != nil {
+		c.cfg.Received(typeURL, proto.Size(m))
 	}
-	c.mu.Lock()
-	c.connects++
-	c.mu.Unlock()
-	for _, ts := range c.types {
-		ts.nonce, ts.subscribed = "", false
-	}
-	first := true
-	send := func(typeURL string, detail error) error {
-		ts := c.types[typeURL]
-		req := &discovery.DiscoveryRequest{
-			VersionInfo:   ts.version,
-			ResourceNames: ts.names,
-			TypeUrl:       typeURL,
-			ResponseNonce: ts.nonce,
-		}
-		if first {
-			req.Node, first = c.cfg.Node, false
-		}
-		if detail != nil {
-			req.ErrorDetail = &status.Status{Code: int32(codes.InvalidArgument), Message: detail.Error()}
-		}
-		ts.subscribed = true
-		return s.Send(req)
-	}
-	for _, t := range c.cfg.Wildcard {
-		if err := send(t, nil); err != nil {
-			return false, err
-		}
-	}
-	if err := c.resubscribe(send); err != nil {
-		return false, err
-	}
-	for {
-		resp, err := s.Recv()
-		if err != nil {
-			return received, err
-		}
-		received = true
-		ts, ok := c.types[resp.GetTypeUrl()]
-		if !ok {
-			c.cfg.Log.Warn("ads: response for a type never subscribed", zap.String("type", resp.GetTypeUrl()))
-			continue
-		}
-		ts.nonce = resp.GetNonce()
-		herr := c.cfg.Handler.Handle(resp)
-		if herr == nil {
-			ts.version = resp.GetVersionInfo()
-		}
-		if err := send(resp.GetTypeUrl(), herr); err != nil {
-			return received, err
-		}
-		if err := c.resubscribe(send); err != nil {
-			return received, err
-		}
-	}
-}
-
-// resubscribe sends a request for every named type whose wanted names
-// differ from what this stream subscribed (or that is not subscribed yet).
-// A type whose names drop to none keeps its last subscription: an empty
-// name list would mean "everything" to a state-of-the-world server.
-func (c *Client) resubscribe(send func(string, error) error) error {
-	for _, t := range c.cfg.Named {
-		ts := c.types[t]
-		names := slices.Clone(c.cfg.Handler.Names(t))
-		slices.Sort(names)
-		names = slices.Compact(names)
-		if len(names) == 0 || (ts.subscribed && slices.Equal(names, ts.names)) {
-			continue
-		}
-		ts.names = names
-		if err := send(t, nil); err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -17,7 +17,8 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// Server is a running ADS server. Cache and the request log survive restarts.
+// Server is a running ADS server that answers state-of-the-world and delta
+// streams. Cache and the request logs survive restarts.
 type Server struct {
 	Addr  string
 	Cache cache.SnapshotCache
@@ -26,6 +27,7 @@ type Server struct {
 	mu       sync.Mutex
 	restarts int
 	requests []Request
+	deltas   []DeltaRequest
 }
 
 // Request is one DiscoveryRequest the server received: after how many
@@ -34,6 +36,28 @@ type Request struct {
 	Restarts int
 	Stream   int64
 	*discovery.DiscoveryRequest
+}
+
+// DeltaRequest is one DeltaDiscoveryRequest the server received, as
+// Request is for state of the world.
+type DeltaRequest struct {
+	Restarts int
+	Stream   int64
+	*discovery.DeltaDiscoveryRequest
+}
+
+// DeltaRequests returns every delta request received so far, oldest first.
+func (s *Server) DeltaRequests() []DeltaRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]DeltaRequest(nil), s.deltas...)
+}
+
+func (s *Server) recordDelta(stream int64, req *discovery.DeltaDiscoveryRequest) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.deltas = append(s.deltas, DeltaRequest{s.restarts, stream, proto.Clone(req).(*discovery.DeltaDiscoveryRequest)})
+	return nil
 }
 
 // Requests returns every request received so far, oldest first.
@@ -78,7 +102,7 @@ func (s *Server) listen(t testing.TB, addr string) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g := grpc.NewServer()
-	cbs := serverv3.CallbackFuncs{StreamRequestFunc: s.record}
+	cbs := serverv3.CallbackFuncs{StreamRequestFunc: s.record, StreamDeltaRequestFunc: s.recordDelta}
 	discovery.RegisterAggregatedDiscoveryServiceServer(g, serverv3.NewServer(ctx, s.Cache, cbs))
 	done := make(chan struct{})
 	go func() {
