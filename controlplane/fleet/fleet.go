@@ -68,6 +68,10 @@ type Request struct {
 	// NACK is set when the request carries error_detail; Reason is its message.
 	NACK   bool
 	Reason string
+	// Resources is initial_resource_versions (delta only): on a new stream,
+	// the version of each resource of the type the node already has, where
+	// state of the world reports one Version for the type.
+	Resources map[string]string
 }
 
 // Registry records the fleet's state.
@@ -180,6 +184,10 @@ type Event struct {
 	TypeURL string
 	NACK    bool
 	Report  bool
+	// Resources is, for the Report of a delta subscription, the version of
+	// each resource the node has (Version is then empty); nil when it has
+	// none. Treat as read-only.
+	Resources map[string]string
 	// Session identifies the node's connection for NodeConnected and
 	// NodeDisconnected, as NodeStatus.Session does.
 	Session uint64
@@ -217,6 +225,11 @@ type TypeStatus struct {
 	LastNack *Nack
 	// LastAnswer is how the node answered the last push it answered.
 	LastAnswer *Answer
+	// Resources is what a delta subscription reported having when it
+	// started, by resource name, until the node ACKs a response of the type
+	// (AckedVersion is set then): a delta node reports no AckedVersion on a
+	// new stream.
+	Resources map[string]string
 }
 
 // Answer is how a node answered a push: the first response that carried a
@@ -382,6 +395,10 @@ type typeState struct {
 	TypeStatus
 	sent []sentResponse // newest last
 	push push
+	// subscribed is the delta stream whose subscription of the type
+	// started: on it a request without a nonce is a subscription change,
+	// not a new report.
+	subscribed Stream
 }
 
 // push is the latest new version sent of one type, timed until answered.
@@ -474,6 +491,9 @@ func (r *registry) Requested(s Stream, id Identity, req Request) {
 		}
 		// A new subscription. After a reconnect the node reports the
 		// version it already runs; record it, but it is no news.
+		if s.Delta && len(req.Resources) > 0 && ts.AckedVersion == "" {
+			ts.Resources = maps.Clone(req.Resources)
+		}
 		if !s.Delta && req.Version != "" && ts.AckedVersion == "" && !(ecds && h != nil && req.Version == h.rejected) {
 			ts.AckedVersion, ts.AckedAt = req.Version, now
 			if req.TypeURL == resource.ExtensionConfigType {
@@ -512,7 +532,7 @@ func (r *registry) Requested(s Stream, id Identity, req Request) {
 	}
 	// A repeated ACK of the same version still clears a NACK recorded in
 	// between; resolveAck announces only digests that are new to the node.
-	ts.AckedVersion, ts.AckedAt = v, now
+	ts.AckedVersion, ts.AckedAt, ts.Resources = v, now, nil
 	if ecds {
 		if h != nil {
 			h.rejected = "" // the node loaded another config
@@ -536,11 +556,20 @@ func (r *registry) publishAnswer(n *node, ts *typeState, s Stream, req Request, 
 	}
 	ev := Event{Kind: Answered, Node: n.id.ID, TypeURL: req.TypeURL, NACK: req.NACK, Reason: req.Reason, At: now}
 	switch {
+	case req.Nonce == "" && s.Delta:
+		// Only a delta stream's first request of the type reports what
+		// the node has; later ones without a nonce change what it
+		// subscribes to.
+		if ts.subscribed == s {
+			return
+		}
+		ts.subscribed = s
+		ev.Report = true
+		if len(req.Resources) > 0 {
+			ev.Resources = maps.Clone(req.Resources)
+		}
 	case req.Nonce == "":
 		ev.Report, ev.Version = true, req.Version
-		if s.Delta {
-			ev.Version = "" // delta requests carry no system version
-		}
 	default:
 		v, ok := ts.peek(s, req.Nonce)
 		if !ok {
@@ -818,6 +847,7 @@ func (n *node) status() NodeStatus {
 			answer := *ts.LastAnswer
 			ts.LastAnswer = &answer
 		}
+		ts.Resources = maps.Clone(ts.Resources)
 		st.Types = append(st.Types, ts)
 	}
 	for _, f := range slices.Sorted(maps.Keys(n.filters)) {
