@@ -76,7 +76,7 @@ func (c *Controller) adopt(n fleet.NodeStatus) {
 	c.markConnected(n.ID, n.Session)
 	c.countRuns(n)
 	for _, ts := range n.Types {
-		c.answered(fleet.Event{Kind: fleet.Answered, Node: n.ID, TypeURL: ts.TypeURL, Version: ts.AckedVersion, Report: true})
+		c.answered(fleet.Event{Kind: fleet.Answered, Node: n.ID, TypeURL: ts.TypeURL, Version: ts.AckedVersion, Resources: ts.Resources, Report: true})
 	}
 }
 
@@ -225,7 +225,8 @@ func (c *Controller) nacked(ctx context.Context, ev fleet.Event) {
 }
 
 // answered feeds a node's answer (or report) about its listeners, routes
-// or filter slots to the sequencer, decoding what it runs from the version.
+// or filter slots to the sequencer, decoding what it runs from the version,
+// or, for a delta stream's report, from the version of each resource.
 // It reports whether the node may now be sent something new.
 func (c *Controller) answered(ev fleet.Event) bool {
 	if c.cfg.Config.Mode == config.ModeECDS || c.cfg.Unsequenced {
@@ -240,19 +241,29 @@ func (c *Controller) answered(ev fleet.Event) bool {
 		kind = sequence.Listeners
 	case resourcev3.RouteType:
 		kind = sequence.Routes
-		routes, ok = snapshot.ParseRoutes(ev.Version)
+		if ev.Resources != nil {
+			routes, ok = snapshot.ParseRouteVersions(ev.Resources)
+		} else {
+			routes, ok = snapshot.ParseRoutes(ev.Version)
+		}
 	case resourcev3.ExtensionConfigType:
 		kind = sequence.Slots
-		slots, ok = snapshot.ParseSlots(ev.Version)
+		if ev.Resources != nil {
+			slots, ok = snapshot.ParseSlotVersions(ev.Resources)
+		} else {
+			slots, ok = snapshot.ParseSlots(ev.Version)
+		}
 	default:
 		return false
 	}
 	if ev.Report {
-		if ev.Version != "" && !ok && kind != sequence.Listeners {
+		runs := ev.Version != "" || len(ev.Resources) > 0
+		if runs && !ok && kind != sequence.Listeners {
 			c.log.Warn("node reports a version this control plane cannot read; treating its routes and slots as unknown",
-				zap.String("node", ev.Node), zap.String("type", ev.TypeURL), zap.String("version", ev.Version))
+				zap.String("node", ev.Node), zap.String("type", ev.TypeURL), zap.String("version", ev.Version),
+				zap.Any("resources", ev.Resources))
 		}
-		return c.seq.Reported(ev.Node, kind, ev.Version, routes, slots, ok)
+		return c.seq.Reported(ev.Node, kind, runs, routes, slots, ok)
 	}
 	if !ok {
 		return false

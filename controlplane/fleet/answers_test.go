@@ -43,6 +43,10 @@ func TestAnswersPublished(t *testing.T) {
 		{name: "delta reports carry no version",
 			steps: []step{open(delta), ask(delta, lds, Request{})},
 			want:  []string{"report LDS \"\""}},
+		{name: "a reconnecting delta node reports its resources, once per stream",
+			steps: []step{open(delta), ask(delta, rds, Request{Resources: map[string]string{"r": "h~0:auth"}}),
+				ask(delta, rds, Request{}), send(delta, rds, "r2", "1"), ask(delta, rds, Request{Nonce: "1"})},
+			want: []string{"report RDS \"\" map[r:h~0:auth]", "ack RDS r2"}},
 	}
 	short := map[string]string{lds: "LDS", rds: "RDS", ecds: "ECDS"}
 	for _, tt := range tests {
@@ -75,7 +79,11 @@ func TestAnswersPublished(t *testing.T) {
 				if v == "" {
 					v = `""`
 				}
-				got = append(got, fmt.Sprintf("%s %s %s", what, short[e.TypeURL], v))
+				line := fmt.Sprintf("%s %s %s", what, short[e.TypeURL], v)
+				if e.Resources != nil {
+					line += fmt.Sprintf(" %v", e.Resources)
+				}
+				got = append(got, line)
 			}
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("answers:\n got  %q\n want %q", got, tt.want)

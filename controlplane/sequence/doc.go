@@ -26,7 +26,8 @@
 //     ACKs its identical re-send without loading it.
 //
 // What a node runs is read back from the version strings it reports (the
-// builder encodes each layout in its RDS and ECDS versions), so a restarted
+// builder encodes each layout in its RDS and ECDS versions, and a delta node
+// reports each resource's version, which carries its part), so a restarted
 // control plane, or another replica, knows a reconnecting node's routes and
 // slots without having stored anything.
 //

@@ -67,23 +67,24 @@ func (s *Sequencer) Connected(id string) {
 // Forget drops a node whose last stream closed.
 func (s *Sequencer) Forget(id string) { delete(s.nodes, id) }
 
-// Reported records the version a node's new subscription started from (its
-// first request on a stream): empty for a node that has nothing of that
+// Reported records what a node's new subscription started from (its first
+// request on a stream): runs is false for a node that has nothing of that
 // kind yet. For Routes and Slots, content is what the builder decoded from
-// the version (ParseRoutes, ParseSlots); ok is false when it could not, for
-// a version this control plane did not make. It reports whether the node
-// became ready.
+// the version the node reported (ParseRoutes, ParseSlots; from a delta
+// stream, the resource versions: ParseRouteVersions, ParseSlotVersions); ok
+// is false when it could not, for a version this control plane did not
+// make. It reports whether the node became ready.
 //
 // A node with no listeners, no routes or no filter configs yet runs nothing
 // a change could break (its listeners warm until every slot has its first
 // config), so any empty report makes it ready at once; a node that has all
 // three is ready once it reported its routes and slots.
-func (s *Sequencer) Reported(id string, k Kind, version string, routes []types.Link, slots []string, ok bool) bool {
+func (s *Sequencer) Reported(id string, k Kind, runs bool, routes []types.Link, slots []string, ok bool) bool {
 	n := s.nodes[id]
 	if n == nil || n.ready {
 		return false
 	}
-	if version == "" {
+	if !runs {
 		n.ready = true
 		return true
 	}

@@ -121,7 +121,7 @@ type world struct {
 func newWorld(t *testing.T, seed uint64, pairs int, fails func(string) bool) *world {
 	w := &world{t: t, rng: rand.New(rand.NewPCG(seed, 1)), seq: New(), node: &envoy{fails: fails}, pairs: pairs}
 	w.seq.Connected("n")
-	w.seq.Reported("n", Listeners, "", nil, nil, true)
+	w.seq.Reported("n", Listeners, false, nil, nil, true)
 	return w
 }
 
@@ -320,12 +320,12 @@ func TestReconnectReadsWhatTheNodeRuns(t *testing.T) {
 	if _, ok, _ := restarted.Next("n", 8, target); ok {
 		t.Fatal("Next before any report: want to wait")
 	}
-	restarted.Reported("n", Listeners, "lds-v", nil, nil, true)
-	restarted.Reported("n", Routes, "rds-v", w.node.routes, nil, true)
+	restarted.Reported("n", Listeners, true, nil, nil, true)
+	restarted.Reported("n", Routes, true, w.node.routes, nil, true)
 	if _, ok, _ := restarted.Next("n", 8, target); ok {
 		t.Fatal("Next before the slots were reported: want to wait")
 	}
-	if !restarted.Reported("n", Slots, "ecds-v", nil, w.node.running, true) {
+	if !restarted.Reported("n", Slots, true, nil, w.node.running, true) {
 		t.Fatal("all three reported: want ready")
 	}
 	step, ok, err := restarted.Next("n", 8, target)
@@ -360,7 +360,7 @@ func TestNackedRoutesStayLive(t *testing.T) {
 	a1, l1, t1 := want("auth", "v1", "", 0), want("logging", "v1", "", 0), want("transform", "v1", "", 0)
 	s := New()
 	s.Connected("n")
-	s.Reported("n", Listeners, "", nil, nil, true)
+	s.Reported("n", Listeners, false, nil, nil, true)
 	next := func(target []Want) Step {
 		t.Helper()
 		step, ok, err := s.Next("n", 4, target)

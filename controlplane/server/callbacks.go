@@ -172,10 +172,11 @@ func (c *callbacks) OnStreamDeltaRequest(id int64, req *discovery.DeltaDiscovery
 		return err
 	}
 	c.fleet.Requested(fleet.Stream{ID: id, Delta: true}, identity(req.GetNode()), fleet.Request{
-		TypeURL: req.GetTypeUrl(),
-		Nonce:   req.GetResponseNonce(),
-		NACK:    req.GetErrorDetail() != nil,
-		Reason:  req.GetErrorDetail().GetMessage(),
+		TypeURL:   req.GetTypeUrl(),
+		Nonce:     req.GetResponseNonce(),
+		NACK:      req.GetErrorDetail() != nil,
+		Reason:    req.GetErrorDetail().GetMessage(),
+		Resources: req.GetInitialResourceVersions(),
 	})
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // referenceFrom is the size of a response's resources from which codec
@@ -15,14 +16,15 @@ import (
 // is cheaper than a buffer per resource.
 const referenceFrom = 64 << 10
 
-// codec is gRPC's proto codec, except that a large DiscoveryResponse is
-// encoded without copying its resources' bytes: the encoding refers to
-// them. The xDS cache shares one encoding of each resource among every
-// node that gets it, so copying it into each node's message (what the
-// proto codec does) was the control plane's largest cost on an inline
-// push: a fresh 2.4 MB buffer per node, page-faulted in and written once.
-// Protobuf lets fields come in any order, so the response's other fields
-// are encoded first and each resource follows as its own Any.
+// codec is gRPC's proto codec, except that a large DiscoveryResponse or
+// DeltaDiscoveryResponse is encoded without copying its resources' bytes:
+// the encoding refers to them. The xDS cache shares one encoding of each
+// resource among every node that gets it, so copying it into each node's
+// message (what the proto codec does) was the control plane's largest cost
+// on an inline push: a fresh 2.4 MB buffer per node, page-faulted in and
+// written once. Protobuf lets fields come in any order, so the response's
+// other fields are encoded first and each resource follows, its Any's value
+// last.
 type codec struct{ proto encoding.CodecV2 }
 
 var _ encoding.CodecV2 = codec{}
@@ -35,28 +37,45 @@ func (c codec) Name() string { return c.proto.Name() }
 func (c codec) Unmarshal(data mem.BufferSlice, v any) error { return c.proto.Unmarshal(data, v) }
 
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
-	r, ok := v.(*discovery.DiscoveryResponse)
-	if !ok || !referable(r) {
-		return c.proto.Marshal(v)
-	}
-	// Every field but resources, sharing (not copying) their values.
-	head := &discovery.DiscoveryResponse{}
-	dst := head.ProtoReflect()
-	src := r.ProtoReflect()
-	resources := src.Descriptor().Fields().ByNumber(resourcesField)
-	src.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		if fd != resources {
-			dst.Set(fd, v)
+	switch r := v.(type) {
+	case *discovery.DiscoveryResponse:
+		if referable(r.GetResources()) {
+			return byReference(r, r.GetResources(), false, func(a *anypb.Any) ([]byte, *anypb.Any, error) { return nil, a, nil })
 		}
-		return true
-	})
-	dst.SetUnknown(src.GetUnknown())
-	b, err := proto.Marshal(head)
+	case *discovery.DeltaDiscoveryResponse:
+		anys := make([]*anypb.Any, len(r.GetResources()))
+		for i, res := range r.GetResources() {
+			if res == nil || len(res.ProtoReflect().GetUnknown()) != 0 {
+				return c.proto.Marshal(v)
+			}
+			anys[i] = res.GetResource()
+		}
+		if referable(anys) {
+			// Each Resource is its name and version, then its Any.
+			return byReference(r, r.GetResources(), true, func(res *discovery.Resource) ([]byte, *anypb.Any, error) {
+				head, err := marshalWithout(res, resourceField)
+				return head, res.GetResource(), err
+			})
+		}
+	}
+	return c.proto.Marshal(v)
+}
+
+// byReference encodes m with its field 2 (resources, in both responses)
+// last, each resource from what split returns: a DiscoveryResponse's
+// resource is the Any itself; with wrap, each is a message whose other
+// fields encode to head and whose field 2 is the Any (a delta Resource).
+func byReference[R any](m proto.Message, resources []R, wrap bool, split func(R) (head []byte, a *anypb.Any, err error)) (mem.BufferSlice, error) {
+	b, err := marshalWithout(m, resourcesField)
 	if err != nil {
 		return nil, err
 	}
 	out := mem.BufferSlice{mem.SliceBuffer(b)}
-	for _, a := range r.GetResources() {
+	for _, r := range resources {
+		head, a, err := split(r)
+		if err != nil {
+			return nil, err
+		}
 		typeURL, value := a.GetTypeUrl(), a.GetValue()
 		var n int
 		if typeURL != "" {
@@ -66,6 +85,11 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 			n += protowire.SizeTag(anyValueField) + protowire.SizeBytes(len(value))
 		}
 		p := protowire.AppendTag(nil, resourcesField, protowire.BytesType)
+		if wrap {
+			p = protowire.AppendVarint(p, uint64(len(head)+protowire.SizeTag(resourceField)+protowire.SizeBytes(n)))
+			p = append(p, head...)
+			p = protowire.AppendTag(p, resourceField, protowire.BytesType)
+		}
 		p = protowire.AppendVarint(p, uint64(n))
 		if typeURL != "" {
 			p = protowire.AppendTag(p, anyTypeURLField, protowire.BytesType)
@@ -82,18 +106,36 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	return out, nil
 }
 
-// Field numbers of DiscoveryResponse.resources and of google.protobuf.Any.
+// marshalWithout encodes every field of m but the one numbered skip,
+// sharing (not copying) the values of the others.
+func marshalWithout(m proto.Message, skip protowire.Number) ([]byte, error) {
+	src := m.ProtoReflect()
+	dst := src.New()
+	skipped := src.Descriptor().Fields().ByNumber(skip)
+	src.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd != skipped {
+			dst.Set(fd, v)
+		}
+		return true
+	})
+	dst.SetUnknown(src.GetUnknown())
+	return proto.Marshal(dst.Interface())
+}
+
+// Field numbers: resources in DiscoveryResponse and DeltaDiscoveryResponse,
+// resource in a delta Resource, and those of google.protobuf.Any.
 const (
 	resourcesField  protowire.Number = 2
+	resourceField   protowire.Number = 2
 	anyTypeURLField protowire.Number = 1
 	anyValueField   protowire.Number = 2
 )
 
-// referable says whether r is worth encoding by reference: its resources
+// referable says whether resources are worth encoding by reference: they
 // are large, and each is a plain Any (no unknown fields to carry along).
-func referable(r *discovery.DiscoveryResponse) bool {
+func referable(resources []*anypb.Any) bool {
 	size := 0
-	for _, a := range r.GetResources() {
+	for _, a := range resources {
 		if a == nil || len(a.ProtoReflect().GetUnknown()) != 0 {
 			return false
 		}

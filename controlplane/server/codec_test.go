@@ -3,12 +3,14 @@ package server
 import (
 	"bytes"
 	"testing"
+	"time"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // TestCodec: whatever the codec encodes decodes to the message it was
@@ -30,6 +32,22 @@ func TestCodec(t *testing.T) {
 				{TypeUrl: ecds, Value: []byte{1}},
 			},
 		}},
+		{name: "large delta response", referenced: true, msg: &discovery.DeltaDiscoveryResponse{
+			SystemVersionInfo: "v1", TypeUrl: ecds, Nonce: "7", RemovedResources: []string{"gone"},
+			ControlPlane: &core.ControlPlane{Identifier: "wasmfleet"},
+			Resources: []*discovery.Resource{
+				{Name: "slot.0", Version: "h~auth@1", Aliases: []string{"a"}, Ttl: durationpb.New(time.Second), Resource: &anypb.Any{TypeUrl: ecds, Value: big}},
+				{Resource: &anypb.Any{TypeUrl: ecds}},
+				{Name: "slot.1", Resource: &anypb.Any{Value: []byte("no type")}},
+			},
+		}},
+		{name: "delta response with a resource without its Any", msg: &discovery.DeltaDiscoveryResponse{
+			TypeUrl: ecds, Resources: []*discovery.Resource{
+				{Name: "slot.0", Resource: &anypb.Any{TypeUrl: ecds, Value: big}},
+				{Name: "alias only", Aliases: []string{"a"}},
+			},
+		}},
+		{name: "small delta response", msg: &discovery.DeltaDiscoveryResponse{TypeUrl: ecds, Resources: []*discovery.Resource{{Name: "s", Resource: &anypb.Any{TypeUrl: ecds, Value: []byte{1}}}}}},
 		{name: "small response", msg: &discovery.DiscoveryResponse{VersionInfo: "v1", TypeUrl: ecds, Resources: []*anypb.Any{{TypeUrl: ecds, Value: []byte{1}}}}},
 		{name: "empty response", msg: &discovery.DiscoveryResponse{VersionInfo: "v2", TypeUrl: ecds, Nonce: "3"}},
 		{name: "request", msg: &discovery.DiscoveryRequest{TypeUrl: ecds, ErrorDetail: &status.Status{Code: 3, Message: "nack"}}},

@@ -7,12 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/config"
 	"github.com/wasmfleet/wasmfleet/controlplane/modserver"
@@ -38,10 +38,16 @@ const (
 // or of its canary twin that holds a request-split candidate.
 func SlotName(p int, canary bool) string {
 	if canary {
-		return fmt.Sprintf("wasmfleet.slot.%d.canary", p)
+		return slotPrefix + strconv.Itoa(p) + canarySuffix
 	}
-	return fmt.Sprintf("wasmfleet.slot.%d", p)
+	return slotPrefix + strconv.Itoa(p)
 }
+
+// The parts of a slot's name (slotIndex reads them back).
+const (
+	slotPrefix   = "wasmfleet.slot."
+	canarySuffix = ".canary"
+)
 
 // RouteConfigName is the RDS resource a managed listener's HCM refers to.
 func RouteConfigName(listener string) string { return "wasmfleet.routes." + listener }
@@ -230,7 +236,8 @@ func layoutKey(l wtypes.Layout) string {
 }
 
 // build makes the resources for the mode and wraps them in a snapshot whose
-// per-type versions are content hashes.
+// per-type versions are content hashes, as are the per-resource versions of
+// delta xDS (resourceVersion adds what managed-mode routes and slots run).
 func build(in Input, l wtypes.Layout) (*cache.Snapshot, error) {
 	var res map[resource.Type][]types.Resource
 	var err error
@@ -243,41 +250,41 @@ func build(in Input, l wtypes.Layout) (*cache.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &cache.Snapshot{}
+	var keys []string
+	if in.Mode != config.ModeECDS {
+		keys = slotKeys(in, l.Slots)
+	}
+	// Built here rather than by ConstructVersionMap, which would marshal
+	// every resource (inline modules included) a second time.
+	s := &cache.Snapshot{VersionMap: map[string]map[string]string{}}
 	for typ, items := range res {
-		v, err := version(items)
-		if err != nil {
-			return nil, err
+		h := sha256.New()
+		each := make(map[string]string, len(items))
+		for i, r := range items {
+			b, err := cache.MarshalResource(r)
+			if err != nil {
+				return nil, fmt.Errorf("snapshot: marshal %s: %w", cache.GetResourceName(r), err)
+			}
+			// Length-prefix each resource so boundaries cannot shift.
+			fmt.Fprintf(h, "%d:", len(b))
+			h.Write(b)
+			v := cache.HashResource(b)[:16]
+			if keys != nil {
+				v = resourceVersion(typ, v, l.Chain, keys, i)
+			}
+			each[cache.GetResourceName(r)] = v
 		}
-		if in.Mode != config.ModeECDS {
+		v := hex.EncodeToString(h.Sum(nil))[:16]
+		if keys != nil {
 			switch typ {
 			case resource.RouteType:
 				v = routesVersion(v, l.Chain)
 			case resource.ExtensionConfigType:
-				v = slotsVersion(v, in, l.Slots)
+				v = slotsVersion(v, keys)
 			}
 		}
 		s.Resources[cache.GetResponseType(typ)] = cache.NewResources(v, items)
-	}
-	if err := s.ConstructVersionMap(); err != nil {
-		return nil, fmt.Errorf("snapshot: version map: %w", err)
+		s.VersionMap[typ] = each
 	}
 	return s, nil
-}
-
-// version hashes the deterministic encoding of every resource of one type, in
-// the order given (which is fixed by the builder).
-func version(items []types.Resource) (string, error) {
-	h := sha256.New()
-	opts := proto.MarshalOptions{Deterministic: true}
-	for _, r := range items {
-		b, err := opts.Marshal(r)
-		if err != nil {
-			return "", fmt.Errorf("snapshot: marshal %s: %w", cache.GetResourceName(r), err)
-		}
-		// Length-prefix each resource so boundaries cannot shift.
-		fmt.Fprintf(h, "%d:", len(b))
-		h.Write(b)
-	}
-	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }

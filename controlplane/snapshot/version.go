@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+
 	"github.com/wasmfleet/wasmfleet/controlplane/config"
 	wtypes "github.com/wasmfleet/wasmfleet/controlplane/types"
 )
@@ -68,16 +70,51 @@ func routesVersion(hash string, chain []wtypes.Link) string {
 	return hash + versionSep + strings.Join(parts, ",")
 }
 
-func slotsVersion(hash string, in Input, slots []wtypes.SlotFill) string {
-	var parts []string
+// slotKeys is the config key of every slot ("" for the no-op).
+func slotKeys(in Input, slots []wtypes.SlotFill) []string {
+	keys := make([]string, len(slots))
 	for i, fill := range slots {
 		if fill.Filter == "" {
 			continue
 		}
 		f, _ := in.filter(fill.Filter) // build checked it exists
-		parts = append(parts, strconv.Itoa(i)+"="+ConfigKey(in, f, fill.Digest))
+		keys[i] = ConfigKey(in, f, fill.Digest)
 	}
-	return hash + versionSep + strconv.Itoa(len(slots)/2) + versionSep + strings.Join(parts, ",")
+	return keys
+}
+
+func slotsVersion(hash string, keys []string) string {
+	var parts []string
+	for i, key := range keys {
+		if key != "" {
+			parts = append(parts, strconv.Itoa(i)+"="+key)
+		}
+	}
+	return hash + versionSep + strconv.Itoa(len(keys)/2) + versionSep + strings.Join(parts, ",")
+}
+
+// resourceVersion is the delta xDS version of the i-th resource of type typ
+// in a managed-mode snapshot, hash being the hash of its encoding. Envoy
+// reports these back per resource (initial_resource_versions on a new delta
+// stream) instead of a version per type, so each carries its share of what
+// the type's version says:
+//
+//	RDS:  <hash>~<pair>:<filter>[:<share>],...   as the type's version
+//	ECDS: <hash>~<filter>@<key>                  the slot's config key, or
+//	      <hash>~                                for the no-op
+//
+// It also makes a delta response follow every change the sequencing stage
+// waits for: routes that enable the same slots for another filter encode to
+// the same bytes, and go-control-plane sends a resource only when its
+// version changed.
+func resourceVersion(typ, hash string, chain []wtypes.Link, keys []string, i int) string {
+	switch typ {
+	case resource.RouteType:
+		return routesVersion(hash, chain)
+	case resource.ExtensionConfigType:
+		return hash + versionSep + keys[i]
+	}
+	return hash
 }
 
 // ParseRoutes returns the chain a managed-mode RDS version enables; ok is
@@ -137,4 +174,65 @@ func ParseSlots(v string) (keys []string, ok bool) {
 		keys[i] = key
 	}
 	return keys, true
+}
+
+// ParseRouteVersions returns the chain that a managed node's route
+// configurations enable, from their delta versions by name (what a delta
+// stream reports); ok is false unless every version is one this builder
+// made and all enable the same chain (the builder gives every listener's
+// routes the same one).
+func ParseRouteVersions(versions map[string]string) (chain []wtypes.Link, ok bool) {
+	first := true
+	for _, v := range versions {
+		c, ok := ParseRoutes(v)
+		if !ok || !first && !slices.Equal(c, chain) {
+			return nil, false
+		}
+		chain, first = c, false
+	}
+	return chain, !first
+}
+
+// ParseSlotVersions returns the config key of every slot, as ParseSlots
+// does, from the slots' delta versions by resource name; ok is false for a
+// name or version this builder did not make. The slot pairs are those up
+// to the highest one named: a managed node subscribes to every slot of its
+// listeners.
+func ParseSlotVersions(versions map[string]string) (keys []string, ok bool) {
+	byIndex := make(map[int]string, len(versions))
+	pairs := 0
+	for name, v := range versions {
+		i, ok := slotIndex(name)
+		_, key, found := strings.Cut(v, versionSep)
+		if !ok || !found || key != "" && !strings.Contains(key, "@") {
+			return nil, false
+		}
+		byIndex[i] = key
+		pairs = max(pairs, i/2+1)
+	}
+	if pairs == 0 {
+		return nil, false
+	}
+	keys = make([]string, 2*pairs)
+	for i, key := range byIndex {
+		keys[i] = key
+	}
+	return keys, true
+}
+
+// slotIndex is the slot (2 x pair, +1 for the canary) SlotName names.
+func slotIndex(name string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, slotPrefix)
+	if !ok {
+		return 0, false
+	}
+	rest, canary := strings.CutSuffix(rest, canarySuffix)
+	p, err := strconv.Atoi(rest)
+	if err != nil || p < 0 || p >= maxPairs || strconv.Itoa(p) != rest {
+		return 0, false
+	}
+	if canary {
+		return 2*p + 1, true
+	}
+	return 2 * p, true
 }

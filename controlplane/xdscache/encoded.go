@@ -34,10 +34,12 @@ type typeEncoding struct {
 
 // resourceEncoding is one resource as responses carry it, and the sha256 of
 // its encoding: what the subscription records as returned, so that a later
-// response can leave out what the node already has.
+// response can leave out what the node already has. delta is the resource
+// as delta responses carry it, sharing any.
 type resourceEncoding struct {
-	any  *anypb.Any
-	hash string
+	any   *anypb.Any
+	hash  string
+	delta *discovery.Resource
 }
 
 func newEncoded() *encoded { return &encoded{types: map[string]*typeEncoding{}} }
@@ -64,7 +66,9 @@ func (e *encoded) of(typeURL string, s cache.ResourceSnapshot) (*typeEncoding, e
 			break
 		}
 		sum := sha256.Sum256(b)
-		te.byName[name] = resourceEncoding{any: &anypb.Any{TypeUrl: typeURL, Value: b}, hash: hex.EncodeToString(sum[:])}
+		re := resourceEncoding{any: &anypb.Any{TypeUrl: typeURL, Value: b}, hash: hex.EncodeToString(sum[:])}
+		re.delta = &discovery.Resource{Name: name, Version: deltaVersion(s, typeURL, name, re.hash), Resource: re.any}
+		te.byName[name] = re
 	}
 	e.types[typeURL] = te
 	return te, te.err

@@ -75,7 +75,7 @@ func (c Config) Validate() error {
 type Cache struct {
 	cfg Config
 	// inner is go-control-plane's cache, given every snapshot: it serves
-	// delta watches, Fetch, GetSnapshot and status.
+	// Fetch, GetSnapshot and status.
 	inner cache.SnapshotCache
 
 	mu     sync.Mutex
@@ -97,15 +97,17 @@ type nodeState struct {
 	watches map[int64]*watch
 }
 
-// watch is one open state-of-the-world watch, from CreateWatch until the
-// server cancels it (on the node's next request of its type, or the end
-// of its stream).
+// watch is one open watch, state of the world (req, out) or delta (delta,
+// deltaOut), from CreateWatch or CreateDeltaWatch until the server cancels
+// it (on the node's next request of its type, or the end of its stream).
 type watch struct {
-	id   int64
-	node string
-	req  *cache.Request
-	sub  cache.Subscription
-	out  chan cache.Response
+	id       int64
+	node     string
+	req      *cache.Request
+	out      chan cache.Response
+	delta    *cache.DeltaRequest
+	deltaOut chan cache.DeltaResponse
+	sub      cache.Subscription
 
 	// queued is the watch's place in Cache.queue while it waits for a slot.
 	queued *list.Element
@@ -167,7 +169,7 @@ func (c *Cache) SetSnapshot(ctx context.Context, node string, s cache.ResourceSn
 	open := slices.Collect(maps.Values(n.watches))
 	// go-control-plane's ADS order: by response type, then by watch.
 	slices.SortFunc(open, func(a, b *watch) int {
-		ta, tb := cache.GetResponseType(a.req.GetTypeUrl()), cache.GetResponseType(b.req.GetTypeUrl())
+		ta, tb := cache.GetResponseType(a.typeURL()), cache.GetResponseType(b.typeURL())
 		if ta != tb {
 			return int(ta) - int(tb)
 		}
@@ -175,7 +177,7 @@ func (c *Cache) SetSnapshot(ctx context.Context, node string, s cache.ResourceSn
 	})
 	var errs []error
 	for _, w := range open {
-		if n.snap.GetVersion(w.req.GetTypeUrl()) == w.req.GetVersionInfo() {
+		if w.delta == nil && n.snap.GetVersion(w.typeURL()) == w.req.GetVersionInfo() || w.delta != nil && !c.wants(w, n) {
 			continue
 		}
 		delete(n.watches, w.id)
@@ -190,15 +192,29 @@ func (c *Cache) SetSnapshot(ctx context.Context, node string, s cache.ResourceSn
 // request lacks (another version, or a subscribed resource not returned
 // yet), and otherwise keeps the watch open until SetSnapshot.
 func (c *Cache) CreateWatch(req *cache.Request, sub cache.Subscription, out chan cache.Response) (func(), error) {
+	return c.open(&watch{node: cache.IDHash{}.ID(req.GetNode()), req: req, sub: sub, out: out})
+}
+
+// CreateDeltaWatch answers at once when node's snapshot differs from what
+// the subscription returned (or the node has, from
+// initial_resource_versions), and otherwise keeps the watch open until
+// SetSnapshot. The first request of a wildcard subscription is always
+// answered, even with nothing: Envoy waits for it to finish initializing.
+func (c *Cache) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subscription, out chan cache.DeltaResponse) (func(), error) {
+	return c.open(&watch{node: cache.IDHash{}.ID(req.GetNode()), delta: req, sub: sub, deltaOut: out})
+}
+
+// open answers w now if its node's snapshot has something for it, else
+// keeps it until SetSnapshot.
+func (c *Cache) open(w *watch) (func(), error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.nextID++
-	id := cache.IDHash{}.ID(req.GetNode())
-	w := &watch{id: c.nextID, node: id, req: req, sub: sub, out: out}
-	n := c.node(id)
+	w.id = c.nextID
+	n := c.node(w.node)
 	if n.snap != nil && c.wants(w, n) {
 		if err := c.respond(context.Background(), w, n); err != nil {
-			return nil, fmt.Errorf("xdscache: %s: %s: %w", id, req.GetTypeUrl(), err)
+			return nil, fmt.Errorf("xdscache: %s: %s: %w", w.node, w.typeURL(), err)
 		}
 	} else {
 		n.watches[w.id] = w
@@ -206,10 +222,23 @@ func (c *Cache) CreateWatch(req *cache.Request, sub cache.Subscription, out chan
 	return func() { c.cancel(w) }, nil
 }
 
+// typeURL is the type w watches.
+func (w *watch) typeURL() string {
+	if w.delta != nil {
+		return w.delta.GetTypeUrl()
+	}
+	return w.req.GetTypeUrl()
+}
+
 // wants says whether w should be answered from n's snapshot now, as
-// go-control-plane's CreateWatch decides.
+// go-control-plane's CreateWatch and CreateDeltaWatch decide.
 func (c *Cache) wants(w *watch, n *nodeState) bool {
-	t := w.req.GetTypeUrl()
+	t := w.typeURL()
+	if w.delta != nil {
+		te, err := n.enc.of(t, n.snap)
+		// An encoding error is answered: respond reports it.
+		return err != nil || wantsDelta(w.delta, w.sub, te)
+	}
 	if w.req.GetVersionInfo() != n.snap.GetVersion(t) {
 		return true
 	}
@@ -239,6 +268,9 @@ func (c *Cache) wants(w *watch, n *nodeState) bool {
 // dropped: Envoy asks again with the names (go-control-plane's rule).
 // Called with c.mu held.
 func (c *Cache) respond(ctx context.Context, w *watch, n *nodeState) error {
+	if w.delta != nil {
+		return c.respondDelta(ctx, w, n)
+	}
 	t := w.req.GetTypeUrl()
 	resources := n.snap.GetResourcesAndTTL(t)
 	if names := w.req.GetResourceNames(); len(names) != 0 && c.cfg.ADS {
@@ -253,7 +285,25 @@ func (c *Cache) respond(ctx context.Context, w *watch, n *nodeState) error {
 	if err != nil {
 		return err
 	}
-	if resp.size >= c.cfg.LargeResponseBytes {
+	return c.send(ctx, w, resp.size, func() error { return deliver(ctx, w.out, cache.Response(resp)) })
+}
+
+// respondDelta answers w, a delta watch, from n's snapshot. Called with
+// c.mu held.
+func (c *Cache) respondDelta(ctx context.Context, w *watch, n *nodeState) error {
+	resp, err := n.enc.deltaResponse(ctx, w.delta, w.sub, n.snap)
+	if err != nil {
+		return err
+	}
+	return c.send(ctx, w, resp.size, func() error { return deliver(ctx, w.deltaOut, cache.DeltaResponse(resp)) })
+}
+
+// send hands w's response (of size bytes) to its stream with put, through
+// the window when the response is large: if no slot is free, w waits in
+// the queue and is answered from its node's snapshot when one frees.
+// Called with c.mu held.
+func (c *Cache) send(ctx context.Context, w *watch, size int, put func() error) error {
+	if size >= c.cfg.LargeResponseBytes {
 		if c.inFlight >= c.cfg.PushWindow {
 			w.queued = c.queue.PushBack(w)
 			return nil
@@ -262,16 +312,23 @@ func (c *Cache) respond(ctx context.Context, w *watch, n *nodeState) error {
 		w.slot = true
 		w.hold = time.AfterFunc(c.cfg.HoldTimeout, func() { c.timedOut(w) })
 	}
-	// The server reads this channel on the stream's goroutine and holds at
-	// most one response per type in it, so the send does not block for
-	// long; go-control-plane's cache sends the same way.
-	select {
-	case w.out <- resp:
-	case <-ctx.Done():
+	if err := put(); err != nil {
 		c.releaseLocked(w)
-		return ctx.Err()
+		return err
 	}
 	return nil
+}
+
+// deliver puts r on a watch's channel. The server reads it on the stream's
+// goroutine and holds at most one response per type in it, so the send
+// does not block for long; go-control-plane's cache sends the same way.
+func deliver[R any](ctx context.Context, out chan R, r R) error {
+	select {
+	case out <- r:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // cancel ends w: the node answered its response (the server cancels a
@@ -299,7 +356,7 @@ func (c *Cache) timedOut(w *watch) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if w.slot {
-		c.cfg.Log.Warnf("node %q has not answered a %s response within %v; releasing its push window slot", w.node, w.req.GetTypeUrl(), c.cfg.HoldTimeout)
+		c.cfg.Log.Warnf("node %q has not answered a %s response within %v; releasing its push window slot", w.node, w.typeURL(), c.cfg.HoldTimeout)
 	}
 	c.releaseLocked(w)
 }
@@ -325,7 +382,7 @@ func (c *Cache) releaseLocked(w *watch) {
 			continue
 		}
 		if err := c.respond(context.Background(), next, n); err != nil {
-			c.cfg.Log.Errorf("xdscache: %s: %s: %v", next.node, next.req.GetTypeUrl(), err)
+			c.cfg.Log.Errorf("xdscache: %s: %s: %v", next.node, next.typeURL(), err)
 		}
 	}
 }
@@ -373,11 +430,6 @@ func (c *Cache) ClearSnapshot(node string) {
 	}
 }
 
-// CreateDeltaWatch is go-control-plane's.
-func (c *Cache) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subscription, out chan cache.DeltaResponse) (func(), error) {
-	return c.inner.CreateDeltaWatch(req, sub, out)
-}
-
 // Fetch is go-control-plane's.
 func (c *Cache) Fetch(ctx context.Context, req *cache.Request) (cache.Response, error) {
 	return c.inner.Fetch(ctx, req)
@@ -388,7 +440,7 @@ func (c *Cache) GetSnapshot(node string) (cache.ResourceSnapshot, error) {
 	return c.inner.GetSnapshot(node)
 }
 
-// GetStatusInfo is go-control-plane's: it knows delta watches only.
+// GetStatusInfo is go-control-plane's: it knows no watches.
 func (c *Cache) GetStatusInfo(node string) cache.StatusInfo { return c.inner.GetStatusInfo(node) }
 
 // GetStatusKeys is go-control-plane's.
