@@ -37,6 +37,9 @@ type Config struct {
 	// without an entry binds the address its LDS resource names. A real Envoy
 	// cannot honour an override: envoyproc refuses a config that has one.
 	ListenAddrs map[string]string
+	// Delta makes the node speak delta xDS (an Envoy bootstrap's
+	// ads_config.api_type: DELTA_GRPC) instead of state of the world (GRPC).
+	Delta bool
 }
 
 // TLSFiles are PEM files for mutual TLS to the control plane.

@@ -17,7 +17,7 @@ var bootstrapTemplate = template.Must(template.New("bootstrap").Parse(`node:
   cluster: {{.Cluster | printf "%q"}}
 dynamic_resources:
   ads_config:
-    api_type: GRPC
+    api_type: {{if .Delta}}DELTA_GRPC{{else}}GRPC{{end}}
     transport_api_version: V3
     set_node_on_first_message_only: true
     grpc_services:
@@ -57,10 +57,12 @@ admin:
 
 type bootstrapData struct {
 	NodeID, Cluster, XDSHost, XDSPort string
+	Delta                             bool
 }
 
-// Bootstrap renders the bootstrap YAML for a node.
-func Bootstrap(nodeID, cluster, xdsAddr string) ([]byte, error) {
+// Bootstrap renders the bootstrap YAML for a node; delta picks delta xDS
+// (api_type DELTA_GRPC) over state of the world.
+func Bootstrap(nodeID, cluster, xdsAddr string, delta bool) ([]byte, error) {
 	host, port, err := net.SplitHostPort(xdsAddr)
 	if err == nil {
 		_, err = strconv.ParseUint(port, 10, 16)
@@ -69,7 +71,7 @@ func Bootstrap(nodeID, cluster, xdsAddr string) ([]byte, error) {
 		return nil, fmt.Errorf("envoyproc: xds address %q: %w", xdsAddr, err)
 	}
 	var b bytes.Buffer
-	if err := bootstrapTemplate.Execute(&b, bootstrapData{NodeID: nodeID, Cluster: cluster, XDSHost: host, XDSPort: port}); err != nil {
+	if err := bootstrapTemplate.Execute(&b, bootstrapData{NodeID: nodeID, Cluster: cluster, XDSHost: host, XDSPort: port, Delta: delta}); err != nil {
 		return nil, fmt.Errorf("envoyproc: bootstrap: %w", err)
 	}
 	return b.Bytes(), nil

@@ -114,7 +114,7 @@ func (p *proc) Start(ctx context.Context) error {
 		defer os.RemoveAll(d)
 		dir = d
 	}
-	boot, err := Bootstrap(p.cfg.NodeID, p.cfg.Cluster, p.cfg.XDSAddr)
+	boot, err := Bootstrap(p.cfg.NodeID, p.cfg.Cluster, p.cfg.XDSAddr, p.cfg.Delta)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+
 	"github.com/wasmfleet/wasmfleet/e2e/dataplane"
 	"github.com/wasmfleet/wasmfleet/e2e/internal/xdstest"
 	"github.com/wasmfleet/wasmfleet/envoy"
@@ -18,16 +20,18 @@ func TestBootstrapParsesStrictly(t *testing.T) {
 		name    string
 		nodeID  string
 		xds     string
+		delta   bool
 		wantErr bool
 	}{
 		{name: "loopback", nodeID: "node-1", xds: "127.0.0.1:18000"},
+		{name: "delta", nodeID: "node-1", xds: "127.0.0.1:18000", delta: true},
 		{name: "quotes in the id", nodeID: `we"ird: id`, xds: "127.0.0.1:1"},
 		{name: "no port", nodeID: "n", xds: "127.0.0.1", wantErr: true},
 		{name: "port out of range", nodeID: "n", xds: "127.0.0.1:70000", wantErr: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			y, err := Bootstrap(tc.nodeID, "test", tc.xds)
+			y, err := Bootstrap(tc.nodeID, "test", tc.xds, tc.delta)
 			if tc.wantErr {
 				if err == nil {
 					t.Fatal("want an error")
@@ -47,6 +51,13 @@ func TestBootstrapParsesStrictly(t *testing.T) {
 			}
 			if b.GetNode().GetId() != tc.nodeID {
 				t.Errorf("node id %q, want %q", b.GetNode().GetId(), tc.nodeID)
+			}
+			want := corev3.ApiConfigSource_GRPC
+			if tc.delta {
+				want = corev3.ApiConfigSource_DELTA_GRPC
+			}
+			if got := b.GetDynamicResources().GetAdsConfig().GetApiType(); got != want {
+				t.Errorf("api_type %v, want %v", got, want)
 			}
 			if !b.GetDynamicResources().GetAdsConfig().GetSetNodeOnFirstMessageOnly() {
 				t.Error("ads must send the node on the first message only")

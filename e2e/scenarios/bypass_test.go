@@ -88,8 +88,19 @@ const (
 // transitions then, and the summary at the end gives the counts per
 // transition either way. Steps go on after a broken invariant (not after a
 // state that was never reached), so one run measures every transition.
+//
+// The scenario runs twice: with nodes speaking state of the world and
+// with nodes speaking delta xDS, whose reports and answers the sequencing
+// reads differently (per-resource versions, initial_resource_versions on
+// the restart's reconnect).
 func TestBypass(t *testing.T) {
 	mods := buildBypassModules(t)
+	for _, delta := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sotw", true: "delta"}[delta], func(t *testing.T) { bypass(t, mods, delta) })
+	}
+}
+
+func bypass(t *testing.T, mods bypassModules, delta bool) {
 	up := &recorder{saw: map[int64]upstreamRecord{}}
 	upstream := httptest.NewServer(up)
 	t.Cleanup(upstream.Close)
@@ -108,6 +119,7 @@ func TestBypass(t *testing.T) {
 		// limit, on ports of their own.
 		t.Skipf("%s: the bypass scenarios run on the stand-in", s.f.driver.name)
 	}
+	s.f.delta = delta
 	// One node in each equal share of auth's buckets, so the by-node
 	// rollout moves nodes at each step; the last one has a small memory
 	// limit per VM and refuses hungrystamp.

@@ -136,6 +136,8 @@ type testFleet struct {
 	t      testing.TB
 	log    *zap.Logger
 	driver driver
+	// delta makes the nodes started from now on speak delta xDS.
+	delta bool
 	cfg    config.Config
 	// configPath is the file the control plane is started from and
 	// watches; writeConfig changes the running configuration through it.
@@ -270,6 +272,7 @@ func (f *testFleet) startNode(id string, tls *dataplane.TLSFiles, opts nodeOptio
 	f.t.Helper()
 	n, err := f.driver.newNode(f.t, dataplane.Config{
 		NodeID: id, Cluster: "scenarios", XDSAddr: f.cfg.Listen.XDS, ListenAddrs: f.driver.listenAddrs(), TLS: tls,
+		Delta: f.delta,
 	}, opts, f.log)
 	if errors.Is(err, errUnsupported) {
 		f.t.Skipf("%s: %v", f.driver.name, err)

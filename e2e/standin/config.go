@@ -49,9 +49,6 @@ type Config struct {
 	// fetch (Envoy's default base is 1 s, or the resource's retry_back_off),
 	// so that tests of failing fetches are fast.
 	FetchBackoff time.Duration
-	// Delta makes the node speak delta xDS (an Envoy bootstrap's
-	// api_type: DELTA_GRPC) instead of state of the world (GRPC).
-	Delta bool
 	// ReconnectBase and ReconnectMax bound the ADS reconnect backoff; zero
 	// means the ads package's defaults (Envoy's 500 ms and 30 s).
 	ReconnectBase, ReconnectMax time.Duration
