@@ -138,7 +138,7 @@ type testFleet struct {
 	driver driver
 	// delta makes the nodes started from now on speak delta xDS.
 	delta bool
-	cfg    config.Config
+	cfg   config.Config
 	// configPath is the file the control plane is started from and
 	// watches; writeConfig changes the running configuration through it.
 	configPath string
