@@ -3,6 +3,7 @@ package xdscache
 import (
 	"context"
 	"slices"
+	"strings"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
@@ -70,12 +71,7 @@ func deltaDiff(te *typeEncoding, sub cache.Subscription) (send []*discovery.Reso
 			consider(name)
 		}
 	}
-	slices.SortFunc(send, func(a, b *discovery.Resource) int {
-		if a.GetName() < b.GetName() {
-			return -1
-		}
-		return 1
-	})
+	slices.SortFunc(send, func(a, b *discovery.Resource) int { return strings.Compare(a.GetName(), b.GetName()) })
 	slices.Sort(removed)
 	return send, removed, next
 }
