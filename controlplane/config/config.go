@@ -32,13 +32,22 @@ const (
 	DefaultMaxModuleBytes = 64 << 20
 	DefaultTrialTimeout   = 5 * time.Second
 	DefaultTrialMemoryMiB = 256
-	DefaultDebounce       = 150 * time.Millisecond
-	DefaultFailurePolicy  = FailClosed
-	DefaultCode           = CodeInline
-	DefaultRolloutBy      = ByNode
-	DefaultPercent        = 100
-	DefaultStepInterval   = 5 * time.Minute
-	DefaultOCIPoll        = 30 * time.Second
+	// DefaultDebounce is how long a watched file must stay unchanged
+	// before it is read, unless its writer closes it or a rename puts it in
+	// place (Linux), which ends the wait within milliseconds. So it is not
+	// on the path of a module copied, built or written in one go, and stays
+	// long for what it does guard: a writer that holds the file open and
+	// pauses (a slow network copy), a rescan, platforms without close
+	// events. Shorter, it would make reading a paused copy likelier and buy
+	// those rare cases little; a paused copy that does not look like a
+	// whole module is waited for longer anyway (source.looksWhole).
+	DefaultDebounce      = 150 * time.Millisecond
+	DefaultFailurePolicy = FailClosed
+	DefaultCode          = CodeInline
+	DefaultRolloutBy     = ByNode
+	DefaultPercent       = 100
+	DefaultStepInterval  = 5 * time.Minute
+	DefaultOCIPoll       = 30 * time.Second
 	// DefaultKeepVersions is how many of each filter's newest versions keep
 	// their module in data_dir (see Config.KeepVersions).
 	DefaultKeepVersions = 10
@@ -184,7 +193,9 @@ type Limits struct {
 	MaxModuleBytes int64    `json:"max_module_bytes"`
 	TrialTimeout   Duration `json:"trial_timeout"`
 	TrialMemoryMiB int      `json:"trial_memory_mib"`
-	// Debounce is how long a watched file must be quiet before it is read.
+	// Debounce is how long a watched file must be quiet before it is read,
+	// unless its writer closes it or a rename puts it in place first (on
+	// Linux; see DefaultDebounce).
 	Debounce Duration `json:"debounce"`
 	// PushWindow is how many large xDS responses (those carrying inline
 	// modules) may be sent and not yet answered at once; the others wait

@@ -139,6 +139,10 @@ type trialResult struct {
 	// settingsErr says why a running version refused the new settings;
 	// moduleErr why the module was refused (not tried after settingsErr).
 	settingsErr, moduleErr error
+	// staged is the module, written to the store while its trial ran but
+	// not visible there yet: the loop commits it if it admits the module
+	// and discards it otherwise. Nil if staging failed.
+	staged *store.Staged
 }
 
 // trialRunner is what the workers may touch: every part of it is safe for
@@ -161,6 +165,7 @@ func (r *trialRunner) work(ctx context.Context, jobs <-chan trialJob, results ch
 			select {
 			case results <- res:
 			case <-ctx.Done():
+				res.discard()
 				return
 			}
 		}
@@ -181,9 +186,30 @@ func (r *trialRunner) run(j trialJob) trialResult {
 		}
 	}
 	if ev := j.module; ev != nil {
+		// The store's fsync of the module's megabytes waits on the disk
+		// while the trial runs on the CPU: done side by side, storing an
+		// admitted module is left a rename in the loop. Staged, the bytes
+		// are nowhere the fleet or the module server could get them.
+		staged := make(chan *store.Staged, 1)
+		go func() {
+			st, err := r.store.StageModule(ev.Module)
+			if err != nil {
+				st = nil // the loop's PutModule stores it, or says why not
+			}
+			staged <- st
+		}()
 		res.moduleErr = r.admit(j.ctx, ev.Origin.Ref, ev.Module, ev.Digest, ev.Signature, j.served, j.res)
+		res.staged = <-staged // the loop commits or discards it with the outcome
 	}
 	return res
+}
+
+// discard drops the result's staged module, if any.
+func (res *trialResult) discard() {
+	if res.staged != nil {
+		res.staged.Discard()
+		res.staged = nil
+	}
 }
 
 // admit runs admission of module with served, whose secrets res redacts,
@@ -326,6 +352,8 @@ func (c *Controller) dispatched() { c.queue = c.queue[1:] }
 // trialDone applies a trial's outcome, unless the trial is no longer the
 // filter's: then whatever replaced it decides, and this outcome is dropped.
 func (c *Controller) trialDone(ctx context.Context, res trialResult) {
+	// A staged module not committed below is dropped.
+	defer res.discard()
 	rec := c.filters[res.filter] // a filter, once seen, stays
 	log := c.log.With(zap.String("filter", res.filter))
 	if rec.trial == nil || rec.trial.id != res.id {
@@ -360,6 +388,12 @@ func (c *Controller) trialDone(ctx context.Context, res trialResult) {
 			log.Error("module rejected", zap.String("digest", ev.Digest.Short()), zap.Error(res.moduleErr))
 			c.fail(rec, res.moduleErr)
 		default:
+			if res.staged != nil {
+				if err := res.staged.Commit(); err != nil {
+					log.Warn("cannot commit the module written during its trial; storing it again", zap.Error(err))
+				}
+				res.staged = nil
+			}
 			admitted = c.admitted(rec, *ev, log)
 		}
 	}

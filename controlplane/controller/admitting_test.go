@@ -3,6 +3,9 @@ package controller
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -210,5 +213,34 @@ func TestStopCancelsTrials(t *testing.T) {
 	case <-stopped:
 	case <-time.After(30 * time.Second):
 		t.Fatal("Start still running 30s after its context ended")
+	}
+}
+
+// TestOnlyAdmittedModulesAreStored: the store writes a module while its
+// trial runs, but only one that passed ends up in the store (where the
+// module server would serve it); a refused one leaves nothing behind, not
+// even a temporary file.
+func TestOnlyAdmittedModulesAreStored(t *testing.T) {
+	h := newHarness(t, config.Default(), fleet.Config{})
+	good := h.drop("hello", wasmtest.Module(t, "internal/wasmtest/testdata/hello"))
+	h.wait("hello admitted", func() bool { return h.status("hello").Candidate == good })
+	bad := h.drop("fails", wasmtest.Module(t, "controlplane/admission/testdata/guests/vmstartfail"))
+	h.wait("fails refused", func() bool { return strings.Contains(h.status("fails").LastError, "trial run failed") })
+	if _, ok := h.store.ModulePath(good); !ok {
+		t.Fatal("the admitted module is not in the store")
+	}
+	if p, ok := h.store.ModulePath(bad); ok {
+		t.Fatalf("the refused module is in the store at %s", p)
+	}
+	entries, err := os.ReadDir(filepath.Join(h.dataDir, "modules", "sha256"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if !slices.Equal(names, []string{string(good)}) {
+		t.Fatalf("modules directory holds %v, want only the admitted %s", names, good)
 	}
 }

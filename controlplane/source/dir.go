@@ -26,7 +26,8 @@ type DirConfig struct {
 	// Dir is the watched directory; created by Start if missing.
 	Dir string
 	// Debounce is how long a filter's files must be quiet before they are
-	// read.
+	// read, unless the file that changed was closed by its writer or
+	// renamed into place (Linux): then closedQuiet.
 	Debounce time.Duration
 	// MaxModuleBytes refuses larger modules without reading them.
 	MaxModuleBytes int64
@@ -46,6 +47,13 @@ const (
 	// not look whole (looksWhole) is waited for, unchanged, before it is
 	// reported anyway for admission to refuse.
 	incompleteWaitDebounces = 20
+	// closedQuiet is how long a unit waits once its file was closed after
+	// writing or renamed into place, instead of the quiet period: time for
+	// the files a tool writes right after (NAME.wasm.sig, or
+	// NAME.manifest.json, which `wasmfleet build` renames in right after
+	// the module) to show up and join the same report. Any of them that
+	// starts changing meanwhile makes the unit wait for it again.
+	closedQuiet = 5 * time.Millisecond
 )
 
 // fileKind says which debounced unit a file belongs to. Units of one
@@ -65,6 +73,13 @@ type key struct {
 	kind   fileKind
 }
 
+// closed is a file a writer closed, or that was renamed into the directory,
+// as it was right then.
+type closed struct {
+	base string
+	file fs.FileInfo
+}
+
 // incomplete remembers a module that did not look whole: which bytes, and
 // since when they have stayed the same.
 type incomplete struct {
@@ -80,7 +95,10 @@ type Dir struct {
 	log *zap.Logger
 
 	dir      string                  // absolute
+	closes   *closeWatch             // nil: no close reports, quiet periods only
 	pending  map[key]time.Time       // when each debounced unit is due
+	writing  map[string]time.Time    // file -> last change not known to be closed since
+	closed   map[string]fs.FileInfo  // file -> the file when last closed or renamed in
 	waiting  map[key]incomplete      // modules waited for because they look cut off
 	modules  map[string]string       // filter -> fingerprint of the last ModuleChanged
 	settings map[string]types.Digest // filter -> digest of the last SettingsChanged; "" after a SourceFailed
@@ -107,6 +125,8 @@ func NewDir(cfg DirConfig, out chan<- types.Event) *Dir {
 		out:      out,
 		log:      cfg.Log,
 		pending:  map[key]time.Time{},
+		writing:  map[string]time.Time{},
+		closed:   map[string]fs.FileInfo{},
 		waiting:  map[key]incomplete{},
 		modules:  map[string]string{},
 		settings: map[string]types.Digest{},
@@ -135,6 +155,10 @@ func (d *Dir) Start(ctx context.Context) error {
 	if err := w.Add(filepath.Dir(dir)); err != nil {
 		return fmt.Errorf("source: watching parent of %s: %w", dir, err)
 	}
+	closes := make(chan closed, 16)
+	if d.closes = watchCloses(dir, closes); d.closes != nil {
+		defer d.closes.stop()
+	}
 	d.rewatch(w)
 	d.log.Info("watching", zap.String("path", dir))
 
@@ -150,6 +174,8 @@ func (d *Dir) Start(ctx context.Context) error {
 				return fmt.Errorf("source: %s: watcher closed", dir)
 			}
 			d.handle(w, ev)
+		case c := <-closes:
+			d.closedFile(c)
 		case err, ok := <-w.Errors:
 			if !ok {
 				return fmt.Errorf("source: %s: watcher closed", dir)
@@ -190,6 +216,12 @@ func (d *Dir) handle(w *fsnotify.Watcher, ev fsnotify.Event) {
 	}
 	base := filepath.Base(name)
 	if k, ok := classify(base); ok {
+		if d.unchangedSinceClose(base) {
+			// Reported before, or right after, the close that
+			// ended the write: nothing new to wait for.
+			return
+		}
+		d.writing[base] = time.Now()
 		d.schedule(k)
 		return
 	}
@@ -205,6 +237,9 @@ func (d *Dir) handle(w *fsnotify.Watcher, ev fsnotify.Event) {
 // rewatch (re)attaches the watch to the directory, which may be new, gone,
 // or a symlink to somewhere else now, and rescans.
 func (d *Dir) rewatch(w *fsnotify.Watcher) {
+	if d.closes != nil {
+		d.closes.rewatch()
+	}
 	_ = w.Remove(d.dir) // not watched any more is fine
 	if err := w.Add(d.dir); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -237,6 +272,64 @@ func classify(base string) (key, bool) {
 // schedule starts (or restarts) k's quiet period.
 func (d *Dir) schedule(k key) {
 	d.pending[k] = time.Now().Add(d.cfg.Debounce)
+}
+
+// files lists the names of the files that make up unit k.
+func (k key) files() []string {
+	if k.kind == kindSettings {
+		return []string{k.filter + ".yaml"}
+	}
+	return []string{k.filter + ".wasm", k.filter + ".wasm.sig", k.filter + ".manifest.json"}
+}
+
+// closedFile ends the wait for a file whose writer closed it, or that was
+// renamed into place: its unit is due after closedQuiet, unless another of
+// its files is still being written (then that file's quiet period rules).
+// Closing is what a writer does last, so the file need not stay quiet for
+// the whole quiet period first; a writer that keeps the file open, or
+// opens it again, makes it change again and the wait start over.
+func (d *Dir) closedFile(c closed) {
+	k, ok := classify(c.base)
+	if !ok {
+		return
+	}
+	d.closed[c.base] = c.file
+	delete(d.writing, c.base)
+	due := time.Now().Add(closedQuiet)
+	for _, f := range k.files() {
+		if at, ok := d.writing[f]; ok {
+			due = later(due, at.Add(d.cfg.Debounce))
+		}
+	}
+	d.pending[k] = due
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// unchangedSinceClose reports whether base is still exactly the file that
+// was last closed or renamed in. The close report and fsnotify's events come
+// from two inotify instances, so a write's events may arrive after its
+// close; they must not restart a wait the close ended. A file that changed
+// since (new size, mtime, inode or mode, or gone) is forgotten as closed.
+func (d *Dir) unchangedSinceClose(base string) bool {
+	was, ok := d.closed[base]
+	if !ok {
+		return false
+	}
+	if now, err := os.Stat(d.path(base)); err == nil && sameFileState(was, now) {
+		return true
+	}
+	delete(d.closed, base)
+	return false
+}
+
+func sameFileState(a, b fs.FileInfo) bool {
+	return os.SameFile(a, b) && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime()) && a.Mode() == b.Mode()
 }
 
 // scheduleAll schedules every unit with a file in the directory and every
@@ -276,6 +369,13 @@ func (d *Dir) fireDue(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		if d.changedAfterClose(k) {
+			d.schedule(k)
+			continue
+		}
+		for _, f := range k.files() {
+			delete(d.writing, f)
+		}
 		switch k.kind {
 		case kindModule:
 			if at, ok := d.pending[key{k.filter, kindSettings}]; ok {
@@ -289,6 +389,19 @@ func (d *Dir) fireDue(ctx context.Context) {
 			d.settleSettings(ctx, k)
 		}
 	}
+}
+
+// changedAfterClose reports whether a file of k changed after the close
+// that made k due, before fsnotify said so: it is being written again, and
+// k waits a whole quiet period.
+func (d *Dir) changedAfterClose(k key) bool {
+	for _, f := range k.files() {
+		if _, ok := d.closed[f]; ok && !d.unchangedSinceClose(f) {
+			d.writing[f] = time.Now()
+			return true
+		}
+	}
+	return false
 }
 
 func (d *Dir) path(name string) string { return filepath.Join(d.dir, name) }

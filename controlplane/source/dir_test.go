@@ -9,11 +9,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/types"
@@ -54,6 +57,18 @@ type harness struct {
 	dir      string
 	events   chan types.Event
 	barriers int
+	watching chan struct{} // closed once Start watches the directory
+}
+
+// up waits until Start watches the directory: what is written after that is
+// seen as written, not found by the first scan (which waits a quiet period).
+func (h *harness) up(t *testing.T) {
+	t.Helper()
+	select {
+	case <-h.watching:
+	case <-time.After(eventWait):
+		t.Fatalf("not watching within %v", eventWait)
+	}
 }
 
 func startDir(t *testing.T, cfg DirConfig) *harness {
@@ -65,8 +80,14 @@ func startDir(t *testing.T, cfg DirConfig) *harness {
 	if cfg.Debounce == 0 {
 		cfg.Debounce = testDebounce
 	}
-	cfg.Log = zaptest.NewLogger(t)
-	h := &harness{dir: cfg.Dir, events: make(chan types.Event, 64)}
+	h := &harness{dir: cfg.Dir, events: make(chan types.Event, 64), watching: make(chan struct{})}
+	var once sync.Once
+	cfg.Log = zaptest.NewLogger(t, zaptest.WrapOptions(zap.Hooks(func(e zapcore.Entry) error {
+		if e.Message == "watching" {
+			once.Do(func() { close(h.watching) })
+		}
+		return nil
+	})))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	d := NewDir(cfg, h.events)
@@ -99,7 +120,9 @@ func (h *harness) next(t *testing.T) types.Event {
 // collect returns the events caused by what the test did so far. It writes a
 // settings file for a barrier filter whose name sorts last and waits for its
 // event: the barrier's quiet period starts after every earlier write, so
-// earlier files are settled and reported first.
+// earlier files are settled and reported first. The barrier file stays open
+// until then: a close would end its wait early (see Dir.closedFile), before
+// the quiet period of a file removed just before it, say.
 //
 // Each barrier is a filter the source has never seen. Reusing one name is
 // not a barrier: a rescan (the directory removed, say) can leave that name
@@ -109,7 +132,14 @@ func (h *harness) collect(t *testing.T) []types.Event {
 	t.Helper()
 	h.barriers++
 	barrier := fmt.Sprintf("%s%d", barrierPrefix, h.barriers)
-	write(t, filepath.Join(h.dir, barrier+".yaml"), []byte("barrier: true\n"))
+	f, err := os.Create(filepath.Join(h.dir, barrier+".yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write([]byte("barrier: true\n")); err != nil {
+		t.Fatal(err)
+	}
 	var got []types.Event
 	for {
 		ev := h.next(t)

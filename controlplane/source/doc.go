@@ -20,7 +20,12 @@
 // So each filter's module (with its .sig and manifest) and its settings are
 // debounced separately; once quiet, the file is read and its size, mtime and
 // identity are compared before and after the read; if anything moved the
-// read is thrown away and the quiet period starts again. The digest is of
+// read is thrown away and the quiet period starts again. On Linux a file's
+// writer closing it, or a rename putting it in place, ends the wait sooner
+// (a few milliseconds, for the files written with it): that is what a
+// writer does when it is done, so most changes are read at once instead of
+// a quiet period later. A file with a writer that still has it open gets
+// no such report and waits the whole quiet period, as everywhere else. The digest is of
 // exactly the bytes read, and those bytes travel in the event: nobody reads
 // the file again. A module must also look whole (wasm magic and sections
 // that end exactly at the end of the file): a copy that pauses longer than

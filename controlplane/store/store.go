@@ -28,6 +28,13 @@ type Store interface {
 	// idempotent: storing bytes that are already there (and intact) writes
 	// nothing; a stored copy that fails its digest check is replaced.
 	PutModule(b []byte) (types.Digest, error)
+	// StageModule does the slow part of PutModule (writing b and syncing
+	// it to disk) before the caller has decided to store b: under a
+	// temporary name that Module, ModulePath and Prune do not see, so
+	// nothing can serve it yet. Staged.Commit then stores it as PutModule
+	// would, at the cost of a rename; Staged.Discard drops it. Call one of
+	// them; a staged file that a crash left behind is removed at Open.
+	StageModule(b []byte) (*Staged, error)
 	// Module returns the bytes stored under d after checking their digest.
 	// A miss is (nil, false, nil); a corrupted file is ErrCorrupt naming
 	// the path.
@@ -193,45 +200,91 @@ func (s *fileStore) PutModule(b []byte) (types.Digest, error) {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		s.log.Warn("replacing bad stored module", zap.String("digest", string(d)), zap.Error(err))
 	}
-	if err := s.writeAtomic(p, b); err != nil {
+	st, err := s.stage(b, d)
+	if err != nil {
 		return "", err
 	}
-	s.verified.Store(d, true)
-	return d, nil
+	return d, st.rename()
 }
 
-// writeAtomic writes b to a temp file in the modules directory, syncs it and
-// renames it over p, then syncs the directory so the rename survives a crash.
-// Readers see either no file or the whole file.
-func (s *fileStore) writeAtomic(p string, b []byte) (err error) {
+// Staged is a module StageModule wrote, not stored yet.
+type Staged struct {
+	s   *fileStore
+	tmp string
+	d   types.Digest
+}
+
+func (s *fileStore) StageModule(b []byte) (*Staged, error) {
+	return s.stage(b, types.DigestOf(b))
+}
+
+func (s *fileStore) stage(b []byte, d types.Digest) (*Staged, error) {
+	tmp, err := s.writeTemp(b)
+	if err != nil {
+		return nil, fmt.Errorf("store: writing %s: %w", s.path(d), err)
+	}
+	return &Staged{s: s, tmp: tmp, d: d}, nil
+}
+
+// Digest is the staged module's digest.
+func (st *Staged) Digest() types.Digest { return st.d }
+
+// Commit stores the staged module, as PutModule would have: a copy that is
+// already stored and intact stays, and the staged one goes.
+func (st *Staged) Commit() error {
+	if err := verifyFile(st.s.path(st.d), st.d); err == nil {
+		st.Discard()
+		return nil
+	}
+	return st.rename()
+}
+
+// Discard removes the staged module.
+func (st *Staged) Discard() { _ = os.Remove(st.tmp) }
+
+// rename moves the staged file over the module's path, then syncs the
+// directory so the rename survives a crash. Readers see either no file or
+// the whole file.
+func (st *Staged) rename() error {
+	p := st.s.path(st.d)
+	if err := os.Rename(st.tmp, p); err != nil {
+		st.Discard()
+		return fmt.Errorf("store: writing %s: %w", p, err)
+	}
+	if err := syncDir(st.s.modules); err != nil {
+		return fmt.Errorf("store: writing %s: %w", p, err)
+	}
+	st.s.verified.Store(st.d, true)
+	return nil
+}
+
+// writeTemp writes b to a temp file in the modules directory, syncs it and
+// returns its name.
+func (s *fileStore) writeTemp(b []byte) (tmp string, err error) {
 	f, err := os.CreateTemp(s.modules, tmpPrefix+"*")
 	if err != nil {
-		return fmt.Errorf("store: %w", err)
+		return "", err
 	}
-	tmp := f.Name()
+	tmp = f.Name()
 	defer func() {
 		if err != nil {
 			f.Close()
 			os.Remove(tmp)
-			err = fmt.Errorf("store: writing %s: %w", p, err)
 		}
 	}()
 	if _, err = f.Write(b); err != nil {
-		return err
+		return "", err
 	}
 	if err = f.Sync(); err != nil {
-		return err
+		return "", err
 	}
 	if err = f.Close(); err != nil {
-		return err
+		return "", err
 	}
 	if err = os.Chmod(tmp, 0o644); err != nil {
-		return err
+		return "", err
 	}
-	if err = os.Rename(tmp, p); err != nil {
-		return err
-	}
-	return syncDir(s.modules)
+	return tmp, nil
 }
 
 func syncDir(dir string) error {

@@ -85,6 +85,74 @@ func TestModuleRoundTrip(t *testing.T) {
 	}
 }
 
+// TestStageModule: a staged module is invisible until Commit stores it, and
+// gone after Discard; committing bytes already stored keeps the stored copy.
+func TestStageModule(t *testing.T) {
+	mod := wasmtest.Module(t, helloPkg)
+	d := types.DigestOf(mod)
+	tests := []struct {
+		name        string
+		storedFirst bool
+		commit      bool
+	}{
+		{name: "committed", commit: true},
+		{name: "discarded"},
+		{name: "committed when already stored", storedFirst: true, commit: true},
+		{name: "discarded when already stored", storedFirst: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s := open(t, dir)
+			defer s.Close()
+			if tt.storedFirst {
+				put(t, s, mod)
+			}
+			st, err := s.StageModule(mod)
+			if err != nil {
+				t.Fatalf("StageModule: %v", err)
+			}
+			if st.Digest() != d {
+				t.Fatalf("Digest = %s, want %s", st.Digest(), d)
+			}
+			if _, ok := s.ModulePath(d); ok != tt.storedFirst {
+				t.Fatalf("staged: ModulePath ok = %v, want %v", ok, tt.storedFirst)
+			}
+			if !tt.storedFirst {
+				if removed, err := s.Prune(0, nil); err != nil || len(removed) != 0 {
+					t.Fatalf("Prune while staged = %v, %v; want nothing to prune", removed, err)
+				}
+			}
+			if tt.commit {
+				if err := st.Commit(); err != nil {
+					t.Fatalf("Commit: %v", err)
+				}
+			} else {
+				st.Discard()
+			}
+			got, ok, err := s.Module(d)
+			if want := tt.commit || tt.storedFirst; err != nil || ok != want || (ok && string(got) != string(mod)) {
+				t.Fatalf("Module = (%d bytes, %v, %v), want ok %v with the module", len(got), ok, err, want)
+			}
+			entries, err := os.ReadDir(filepath.Join(dir, "modules", "sha256"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, e := range entries {
+				names = append(names, e.Name())
+			}
+			var want []string
+			if tt.commit || tt.storedFirst {
+				want = []string{string(d)}
+			}
+			if !reflect.DeepEqual(names, want) {
+				t.Fatalf("modules dir holds %v, want %v (no staged file left)", names, want)
+			}
+		})
+	}
+}
+
 func TestModuleMiss(t *testing.T) {
 	s := open(t, t.TempDir())
 	defer s.Close()

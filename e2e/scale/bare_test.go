@@ -32,8 +32,9 @@ import (
 //	go test -run '^$' -bench 'FleetConvergence(Remote|Bare)$/^nodes=1000$' -benchtime 5x ./e2e/scale/
 //
 // wasmfleet's converge starts at the file write, so it also holds the
-// debounce (150 ms), admission and the sequencing round trip that a bare
-// server skips.
+// watcher's wait (a few milliseconds once the file is closed), admission
+// and the sequencing round trip that a bare server skips; its
+// from-admitted starts after admission.
 func BenchmarkFleetConvergenceBare(b *testing.B) {
 	for _, tc := range []struct{ n, perConn int }{{1000, 1}, {10000, 10}} {
 		b.Run(fmt.Sprintf("nodes=%d", tc.n), func(b *testing.B) { bareConvergence(b, tc.n, tc.perConn) })

@@ -34,9 +34,12 @@ var ErrNameMismatch = errors.New("manifest name differs from the directory name"
 
 // Build compiles the filter in filterDir (relative to repoRoot, or
 // absolute) to outDir/NAME.wasm and writes its validated manifest to
-// outDir/NAME.manifest.json. Both files are written to a temporary name,
-// synced and renamed, manifest last, so a watcher sees each appear whole.
-// On error nothing is left in outDir.
+// outDir/NAME.manifest.json. Both files are written to a temporary name and
+// synced, then renamed one right after the other, manifest last, so a
+// watcher sees each appear whole, and sees them together: the watched
+// directory's source reports a module renamed into place a few milliseconds
+// later, with the manifest beside it if it is there by then. On error
+// nothing is left in outDir.
 func Build(ctx context.Context, repoRoot, filterDir, outDir string) (Result, error) {
 	dir := filterDir
 	if !filepath.IsAbs(dir) {
@@ -80,10 +83,15 @@ func Build(ctx context.Context, repoRoot, filterDir, outDir string) (Result, err
 		Size:         int64(len(wasm)),
 		Digest:       types.DigestOf(wasm),
 	}
+	manifestTmp, err := writeTemp(res.ManifestPath, append(manifest, '\n'))
+	if err != nil {
+		return Result{}, fmt.Errorf("filterbuild: %s: %w", m.Name, err)
+	}
+	defer os.Remove(manifestTmp) // no-op once renamed
 	if err := commit(tmp.Name(), res.Module); err != nil {
 		return Result{}, fmt.Errorf("filterbuild: %s: %w", m.Name, err)
 	}
-	if err := writeFileAtomic(res.ManifestPath, append(manifest, '\n')); err != nil {
+	if err := os.Rename(manifestTmp, res.ManifestPath); err != nil {
 		os.Remove(res.Module)
 		return Result{}, fmt.Errorf("filterbuild: %s: %w", m.Name, err)
 	}
@@ -153,6 +161,15 @@ func filterDirs(repoRoot string) ([]string, error) {
 // commit makes the finished temporary file tmp readable, syncs it to disk
 // and renames it to path.
 func commit(tmp, path string) error {
+	if err := finish(tmp); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// finish makes the finished temporary file tmp readable and syncs it to
+// disk.
+func finish(tmp string) error {
 	if err := os.Chmod(tmp, 0o644); err != nil {
 		return err
 	}
@@ -164,25 +181,26 @@ func commit(tmp, path string) error {
 		f.Close()
 		return err
 	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return f.Close()
 }
 
-// writeFileAtomic writes data to a temporary file beside path and commits it.
-func writeFileAtomic(path string, data []byte) error {
+// writeTemp writes data to a finished temporary file beside path, for the
+// caller to rename to path, and returns its name.
+func writeTemp(path string, data []byte) (string, error) {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
-		return err
+		return "", err
 	}
-	defer os.Remove(f.Name()) // no-op once renamed
 	_, err = f.Write(data)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return err
+	if err == nil {
+		err = finish(f.Name())
 	}
-	return commit(f.Name(), path)
+	if err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
 }
