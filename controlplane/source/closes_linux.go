@@ -2,7 +2,6 @@ package source
 
 import (
 	"encoding/binary"
-	"errors"
 	"os"
 	"path/filepath"
 	"sync"
@@ -72,10 +71,10 @@ func (w *closeWatch) read(out chan<- closed) {
 	for {
 		n, err := w.f.Read(buf)
 		if err != nil {
-			if errors.Is(err, os.ErrClosed) {
-				return
-			}
-			continue // EINTR and the like; a lost report only means a longer wait
+			// Closed by stop, or an error retrying would only repeat (the
+			// poller already retries EINTR and EAGAIN): without reports,
+			// waits last the quiet period, as on other platforms.
+			return
 		}
 		for off := 0; off+unix.SizeofInotifyEvent <= n; {
 			mask := binary.NativeEndian.Uint32(buf[off+4:])
