@@ -189,7 +189,7 @@ func (f *Fleet) Start(ctx context.Context) error {
 const envoyWindow = 256 << 20
 
 // dial opens a connection as ads.Dial does, with Envoy's flow-control
-// windows and the codec that does not copy module bytes.
+// windows.
 func dial(addr string, tc *tls.Config) (*grpc.ClientConn, error) {
 	creds := insecure.NewCredentials()
 	if tc != nil {
@@ -199,7 +199,7 @@ func dial(addr string, tc *tls.Config) (*grpc.ClientConn, error) {
 		grpc.WithTransportCredentials(creds),
 		grpc.WithInitialWindowSize(envoyWindow),
 		grpc.WithInitialConnWindowSize(envoyWindow),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(ads.MaxMessageBytes), grpc.ForceCodecV2(newCodec())))
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(ads.MaxMessageBytes)))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", addr, err)
 	}
