@@ -188,8 +188,17 @@ func (f *Fleet) Start(ctx context.Context) error {
 // would set the pace.
 const envoyWindow = 256 << 20
 
+// readBuffer is how much each connection reads from its socket at once.
+// gRPC's 32 KiB default made a read system call, and a wake-up of the
+// reading goroutine, per two HTTP/2 frames of a module; with 1 MiB the
+// fleet spent 17% less CPU per change at 1,000 nodes (2.84 and 2.76 s
+// against 3.26 and 3.48 s, alternating runs), CPU that the control plane
+// under test shares on 2 cores. It costs 1 MiB per connection, in the load
+// generator only.
+const readBuffer = 1 << 20
+
 // dial opens a connection as ads.Dial does, with Envoy's flow-control
-// windows.
+// windows and a large read buffer.
 func dial(addr string, tc *tls.Config) (*grpc.ClientConn, error) {
 	creds := insecure.NewCredentials()
 	if tc != nil {
@@ -199,6 +208,7 @@ func dial(addr string, tc *tls.Config) (*grpc.ClientConn, error) {
 		grpc.WithTransportCredentials(creds),
 		grpc.WithInitialWindowSize(envoyWindow),
 		grpc.WithInitialConnWindowSize(envoyWindow),
+		grpc.WithReadBufferSize(readBuffer),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(ads.MaxMessageBytes)))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", addr, err)
