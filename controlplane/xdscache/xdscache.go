@@ -177,7 +177,7 @@ func (c *Cache) SetSnapshot(ctx context.Context, node string, s cache.ResourceSn
 	})
 	var errs []error
 	for _, w := range open {
-		if w.delta == nil && n.snap.GetVersion(w.typeURL()) == w.req.GetVersionInfo() || w.delta != nil && !c.wants(w, n) {
+		if (w.delta == nil && n.snap.GetVersion(w.typeURL()) == w.req.GetVersionInfo()) || (w.delta != nil && !c.wants(w, n)) {
 			continue
 		}
 		delete(n.watches, w.id)
