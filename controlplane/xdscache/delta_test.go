@@ -57,26 +57,8 @@ func (c *deltaClient) ack(r *discovery.DeltaDiscoveryResponse, nack string) {
 // recv returns the next response, or nil if none comes within wait.
 func (c *deltaClient) recv(wait time.Duration) *discovery.DeltaDiscoveryResponse {
 	c.t.Helper()
-	type got struct {
-		r   *discovery.DeltaDiscoveryResponse
-		err error
-	}
-	ch := make(chan got, 1)
-	go func() {
-		r, err := c.s.Recv()
-		ch <- got{r, err}
-	}()
-	select {
-	case g := <-ch:
-		if g.err != nil {
-			c.t.Fatal(g.err)
-		}
-		return g.r
-	case <-time.After(wait):
-		c.stop()
-		<-ch
-		return nil
-	}
+	r, _ := recvWithin(c.t, c.s.Recv, c.stop, wait)
+	return r
 }
 
 // must is recv that fails the test without a response.

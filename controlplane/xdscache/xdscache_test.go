@@ -181,26 +181,36 @@ func (c *client) send(typeURL, version, nonce string, names []string, nack strin
 // recv returns the next response, failing the test after testWait.
 func (c *client) recv() *discovery.DiscoveryResponse {
 	c.t.Helper()
+	r, ok := recvWithin(c.t, c.s.Recv, c.stop, testWait)
+	if !ok {
+		c.t.Fatal("no response")
+	}
+	return r
+}
+
+// recvWithin returns what recv gets next, or ok false if nothing comes
+// within wait; the stream is then stopped (stop) so that recv returns.
+func recvWithin[R any](t *testing.T, recv func() (R, error), stop func(), wait time.Duration) (r R, ok bool) {
+	t.Helper()
 	type got struct {
-		r   *discovery.DiscoveryResponse
+		r   R
 		err error
 	}
 	ch := make(chan got, 1)
 	go func() {
-		r, err := c.s.Recv()
+		r, err := recv()
 		ch <- got{r, err}
 	}()
 	select {
 	case g := <-ch:
 		if g.err != nil {
-			c.t.Fatal(g.err)
+			t.Fatal(g.err)
 		}
-		return g.r
-	case <-time.After(testWait):
-		c.stop()
+		return g.r, true
+	case <-time.After(wait):
+		stop()
 		<-ch
-		c.t.Fatal("no response")
-		return nil
+		return r, false
 	}
 }
 
