@@ -43,19 +43,7 @@ func TestFleetConverges(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := xdstest.Start(t)
-			f, err := New(Config{XDSAddr: srv.Addr, N: n, Extensions: tc.exts, NodesPerConn: 16, Delta: tc.delta})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- f.Start(ctx) }()
-			defer func() {
-				cancel()
-				if err := <-done; err != nil {
-					t.Errorf("Start: %v", err)
-				}
-			}()
+			f := startFleet(t, Config{XDSAddr: srv.Addr, N: n, Extensions: tc.exts, NodesPerConn: 16, Delta: tc.delta})
 			for i, tag := range []string{"v1", "v2"} {
 				rs := resources(t, tc.managed, tag)
 				version := xdstest.Version(t, rs[xdstest.ExtensionType])
@@ -63,7 +51,7 @@ func TestFleetConverges(t *testing.T) {
 				for _, id := range f.NodeIDs() {
 					srv.Set(t, id, rs)
 				}
-				wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+				wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
 				at, err := f.WaitAcked(wctx, version)
 				wcancel()
 				if err != nil {
@@ -111,26 +99,14 @@ func TestECDSBytesPerChange(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := xdstest.Start(t)
-			f, err := New(Config{XDSAddr: srv.Addr, N: n, Extensions: []string{"s0", "s1"}, Delta: tc.delta})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- f.Start(ctx) }()
-			defer func() {
-				cancel()
-				if err := <-done; err != nil {
-					t.Errorf("Start: %v", err)
-				}
-			}()
+			f := startFleet(t, Config{XDSAddr: srv.Addr, N: n, Extensions: []string{"s0", "s1"}, Delta: tc.delta})
 			var before int64
 			for i := range 2 {
 				rs := ecds(byte(i + 1))
 				for _, id := range f.NodeIDs() {
 					srv.Set(t, id, rs)
 				}
-				wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+				wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
 				_, err := f.WaitAcked(wctx, xdstest.Version(t, rs[xdstest.ExtensionType]))
 				wcancel()
 				if err != nil {
@@ -150,20 +126,13 @@ func TestECDSBytesPerChange(t *testing.T) {
 
 func TestWaitAckedReportsMissing(t *testing.T) {
 	srv := xdstest.Start(t)
-	f, err := New(Config{XDSAddr: srv.Addr, N: 3, Extensions: []string{slot}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- f.Start(ctx) }()
-	defer func() { cancel(); <-done }()
+	f := startFleet(t, Config{XDSAddr: srv.Addr, N: 3, Extensions: []string{slot}})
 	ids := f.NodeIDs()
 	rs := resources(t, false, "v1")
 	for _, id := range ids[:2] { // the third node never gets it
 		srv.Set(t, id, rs)
 	}
-	wctx, wcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	wctx, wcancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer wcancel()
 	at, err := f.WaitAcked(wctx, xdstest.Version(t, rs[xdstest.ExtensionType]))
 	if !errors.Is(err, context.DeadlineExceeded) || len(at) != 2 {
@@ -205,14 +174,7 @@ func BenchmarkConverge(b *testing.B) {
 	for _, n := range []int{50, 500} {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
 			srv := xdstest.Start(b)
-			f, err := New(Config{XDSAddr: srv.Addr, N: n, Extensions: []string{slot}})
-			if err != nil {
-				b.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- f.Start(ctx) }()
-			defer func() { cancel(); <-done }()
+			f := startFleet(b, Config{XDSAddr: srv.Addr, N: n, Extensions: []string{slot}})
 			i := 0
 			for b.Loop() {
 				i++
@@ -220,10 +182,30 @@ func BenchmarkConverge(b *testing.B) {
 				for _, id := range f.NodeIDs() {
 					srv.Set(b, id, rs)
 				}
-				if _, err := f.WaitAcked(ctx, xdstest.Version(b, rs[xdstest.ExtensionType])); err != nil {
+				if _, err := f.WaitAcked(context.Background(), xdstest.Version(b, rs[xdstest.ExtensionType])); err != nil {
 					b.Fatal(err)
 				}
 			}
 		})
 	}
+}
+
+// startFleet runs a fleet of cfg until the test ends, and fails the test
+// if the fleet stops with an error.
+func startFleet(t testing.TB, cfg Config) *Fleet {
+	t.Helper()
+	f, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Start: %v", err)
+		}
+	})
+	return f
 }
