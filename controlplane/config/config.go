@@ -205,9 +205,8 @@ type Limits struct {
 	// push. Larger pushes faster on many cores, smaller uses less memory.
 	PushWindow int `json:"push_window"`
 	// PushHoldTimeout frees the window slot of a node that has not
-	// answered its response (ACK or NACK) by then. Envoy answers an inline
-	// module once it has compiled it, about a second for a 2.4 MB Go
-	// filter.
+	// answered its response (ACK or NACK) by then (see
+	// xdscache.DefaultHoldTimeout for the default's reason).
 	PushHoldTimeout Duration `json:"push_hold_timeout"`
 	// FollowOutsideSymlinks lets a file in WatchDir be a symlink that leads
 	// outside it. Off (the default), such a file is refused, unread, with an

@@ -96,7 +96,9 @@ func slotsVersion(hash string, keys []string) string {
 // resourceVersion is the delta xDS version of the i-th resource of type typ
 // in a managed-mode snapshot, hash being the hash of its encoding. Envoy
 // reports these back per resource (initial_resource_versions on a new delta
-// stream) instead of a version per type, so each carries its share of what
+// stream, DeltaSubscriptionState::getNextRequestAckless in
+// source/extensions/config_subscription/grpc/delta_subscription_state.cc)
+// instead of a version per type, so each carries its share of what
 // the type's version says:
 //
 //	RDS:  <hash>~<pair>:<filter>[:<share>],...   as the type's version

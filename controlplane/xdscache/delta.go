@@ -78,7 +78,9 @@ func deltaDiff(te *typeEncoding, sub cache.Subscription) (send []*discovery.Reso
 
 // wantsDelta says whether a delta watch is answered now: something changed
 // for it, or it is the first request of a subscription that is wildcard
-// (Envoy needs it answered, even with nothing, to finish initializing) or
+// (go-control-plane's rule, snapshotCache.respondDelta in
+// pkg/cache/v3/simple.go: a node waiting for its first update of the type
+// would otherwise wait out its initial fetch timeout) or
 // that reports resources the node has (a reconnect). The second rule is
 // ours: the node ACKs that answer, and its system version then says what
 // the node runs of the type, which nothing else would tell the fleet

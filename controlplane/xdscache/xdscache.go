@@ -199,7 +199,7 @@ func (c *Cache) CreateWatch(req *cache.Request, sub cache.Subscription, out chan
 // the subscription returned (or the node has, from
 // initial_resource_versions), and otherwise keeps the watch open until
 // SetSnapshot. The first request of a wildcard subscription is always
-// answered, even with nothing: Envoy waits for it to finish initializing.
+// answered, even with nothing (see wantsDelta).
 func (c *Cache) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subscription, out chan cache.DeltaResponse) (func(), error) {
 	return c.open(&watch{node: cache.IDHash{}.ID(req.GetNode()), delta: req, sub: sub, deltaOut: out})
 }

@@ -38,7 +38,7 @@ func (e *env) nackDetails(delta bool) []string {
 // state of the world and delta xDS: it arrives and runs, an update swaps
 // it, a module that fails to load is NACKed and the previous filter keeps
 // running. Under delta a removed config also leaves its slot: a route that
-// enables it answers 500, as Envoy's missing-config filter does; state of
+// enables it answers 500, as Envoy's MissingConfigFilter does (see filter.go); state of
 // the world cannot remove a config (FACTS.md).
 func TestFilterLifecycleOverBothProtocols(t *testing.T) {
 	for _, p := range protocols {

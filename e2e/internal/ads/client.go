@@ -55,8 +55,10 @@ type Handler interface {
 // DeltaHandler is a Handler that is also told which resources a delta
 // response removed: a named resource that is still subscribed can only be
 // removed under delta xDS, and what that means is the handler's business
-// (Envoy drops a filter config, and ignores a route configuration's
-// removal). Under delta xDS the client calls HandleDelta instead of Handle
+// (Envoy drops a filter config, FilterConfigSubscription::onConfigRemoved
+// in source/common/filter/config_discovery_impl.cc, and ignores a route
+// configuration's removal, RdsRouteConfigSubscription::onConfigUpdate in
+// source/common/rds/rds_route_config_subscription.cc). Under delta xDS the client calls HandleDelta instead of Handle
 // when the handler has it.
 type DeltaHandler interface {
 	Handler
@@ -86,7 +88,7 @@ type Config struct {
 	Handler Handler
 	// Delta makes the client speak delta xDS (DeltaAggregatedResources) as
 	// Envoy's delta gRPC mux does; false is state of the world
-	// (StreamAggregatedResources), Envoy's default.
+	// (StreamAggregatedResources), what the bootstraps in envoy/ use.
 	Delta bool
 	// Received, when set, is told the encoded size of every response as it
 	// arrives, before it is handled, for either protocol.
