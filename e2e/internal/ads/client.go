@@ -227,6 +227,14 @@ func (c *Client) backoff(attempt int) time.Duration {
 	return d/2 + time.Duration(c.cfg.Rand.Int64N(int64(d/2)+1))
 }
 
+// names is what the handler wants of a named type now, sorted and without
+// duplicates, under either protocol.
+func (c *Client) names(typeURL string) []string {
+	names := slices.Clone(c.cfg.Handler.Names(typeURL))
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
 // received reports a response's encoded size to Config.Received.
 func (c *Client) received(typeURL string, m proto.Message) {
 	if c.cfg.Received != nil {

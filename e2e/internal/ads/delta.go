@@ -249,15 +249,13 @@ func (c *Client) deltaStream(ctx context.Context, api discovery.AggregatedDiscov
 	}
 }
 
-// wanted is what a named type should subscribe to now, sorted and without
-// duplicates; nil for a wildcard type.
+// wanted is what a named type should subscribe to now (Client.names); nil
+// for a wildcard type.
 func (c *Client) wanted(typeURL string) []string {
 	if c.deltas[typeURL].wildcard {
 		return nil
 	}
-	names := slices.Clone(c.cfg.Handler.Names(typeURL))
-	slices.Sort(names)
-	return slices.Compact(names)
+	return c.names(typeURL)
 }
 
 // has reports whether the sorted names hold name.

@@ -92,9 +92,7 @@ func (c *Client) stream(ctx context.Context, api discovery.AggregatedDiscoverySe
 func (c *Client) resubscribe(send func(string, error) error) error {
 	for _, t := range c.cfg.Named {
 		ts := c.types[t]
-		names := slices.Clone(c.cfg.Handler.Names(t))
-		slices.Sort(names)
-		names = slices.Compact(names)
+		names := c.names(t)
 		if len(names) == 0 || (ts.subscribed && slices.Equal(names, ts.names)) {
 			continue
 		}
