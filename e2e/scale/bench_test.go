@@ -117,16 +117,15 @@ func BenchmarkFileToSnapshot(b *testing.B) {
 // module arrived (closing the file, for "open").
 func (p *plane) writeBy(tb testing.TB, mode string) (types.Digest, time.Time, func()) {
 	tb.Helper()
-	p.written++
-	mod := scale.Variant(p.module, p.written)
+	if mode == "close" {
+		d, start := p.writeVariant(tb)
+		return d, start, func() {}
+	}
+	mod := p.next()
 	path := filepath.Join(p.watchDir, filterName+".wasm")
 	start := time.Now()
 	done := func() {}
 	switch mode {
-	case "close":
-		if err := os.WriteFile(path, mod, 0o644); err != nil {
-			tb.Fatal(err)
-		}
 	case "rename":
 		tmp := filepath.Join(p.watchDir, "."+filterName+".wasm.tmp")
 		if err := os.WriteFile(tmp, mod, 0o644); err != nil {

@@ -174,11 +174,16 @@ func (p *plane) writeVariant(tb testing.TB) (types.Digest, time.Time) {
 	return p.write(tb, filterName)
 }
 
+// next returns a module the control plane has never seen.
+func (p *plane) next() []byte {
+	p.written++
+	return scale.Variant(p.module, p.written)
+}
+
 // write writes a module the control plane has never seen as NAME.wasm.
 func (p *plane) write(tb testing.TB, name string) (types.Digest, time.Time) {
 	tb.Helper()
-	p.written++
-	b := scale.Variant(p.module, p.written)
+	b := p.next()
 	start := time.Now()
 	if err := os.WriteFile(filepath.Join(p.watchDir, name+".wasm"), b, 0o644); err != nil {
 		tb.Fatal(err)
