@@ -82,6 +82,8 @@ type Fleet struct {
 
 	// modules checks inline module bytes; shared by every node.
 	modules moduleCheck
+	// codec decodes what every connection receives.
+	codec codec
 	// ecdsBytes counts the encoded size of every ECDS response received,
 	// state of the world or delta.
 	ecdsBytes atomic.Int64
@@ -112,7 +114,7 @@ func New(cfg Config) (*Fleet, error) {
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
-	f := &Fleet{cfg: cfg, counts: map[string]int{}, digests: map[string][]types.Digest{}, changed: make(chan struct{})}
+	f := &Fleet{cfg: cfg, codec: newCodec(), counts: map[string]int{}, digests: map[string][]types.Digest{}, changed: make(chan struct{})}
 	for i := range cfg.N {
 		id := fmt.Sprintf("%s%05d", cfg.NodePrefix, i)
 		f.nodes = append(f.nodes, &node{id: id, fleet: f, arrived: map[string]time.Time{}})
@@ -148,7 +150,7 @@ func (f *Fleet) Start(ctx context.Context) error {
 					return fmt.Errorf("loadgen: %s: %w", n.id, err)
 				}
 			}
-			cc, err := dial(f.cfg.XDSAddr, tc)
+			cc, err := dial(f.cfg.XDSAddr, tc, f.codec)
 			if err != nil {
 				return fmt.Errorf("loadgen: %w", err)
 			}
@@ -198,8 +200,8 @@ const envoyWindow = 256 << 20
 const readBuffer = 1 << 20
 
 // dial opens a connection as ads.Dial does, with Envoy's flow-control
-// windows and a large read buffer.
-func dial(addr string, tc *tls.Config) (*grpc.ClientConn, error) {
+// windows, a large read buffer and the fleet's codec.
+func dial(addr string, tc *tls.Config, c codec) (*grpc.ClientConn, error) {
 	creds := insecure.NewCredentials()
 	if tc != nil {
 		creds = credentials.NewTLS(tc)
@@ -209,7 +211,7 @@ func dial(addr string, tc *tls.Config) (*grpc.ClientConn, error) {
 		grpc.WithInitialWindowSize(envoyWindow),
 		grpc.WithInitialConnWindowSize(envoyWindow),
 		grpc.WithReadBufferSize(readBuffer),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(ads.MaxMessageBytes)))
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(ads.MaxMessageBytes), grpc.ForceCodecV2(c)))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", addr, err)
 	}
