@@ -388,13 +388,16 @@ func (c *Controller) trialDone(ctx context.Context, res trialResult) {
 			log.Error("module rejected", zap.String("digest", ev.Digest.Short()), zap.Error(res.moduleErr))
 			c.fail(rec, res.moduleErr)
 		default:
+			stored := false
 			if res.staged != nil {
 				if err := res.staged.Commit(); err != nil {
 					log.Warn("cannot commit the module written during its trial; storing it again", zap.Error(err))
+				} else {
+					stored = true
 				}
 				res.staged = nil
 			}
-			admitted = c.admitted(rec, *ev, log)
+			admitted = c.admitted(rec, *ev, stored, log)
 		}
 	}
 	if changed || admitted {
