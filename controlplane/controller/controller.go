@@ -418,20 +418,26 @@ func (c *Controller) save(rec *filterRec, log *zap.Logger) {
 // chain returns the planner inputs and snapshot settings in chain order.
 // The snapshot settings hold resolved secrets: they go to the builder only.
 func (c *Controller) chain() ([]rollout.FilterInput, []config.Filter) {
+	order := c.order()
+	inputs := make([]rollout.FilterInput, 0, len(order))
+	settings := make([]config.Filter, 0, len(order))
+	for _, name := range order {
+		rec := c.filters[name]
+		inputs = append(inputs, rollout.FilterInput{Spec: rec.settings, State: rec.state, Failed: rec.failed.forCandidate(rec)})
+		settings = append(settings, rec.served())
+	}
+	return inputs, settings
+}
+
+// order names the filters that have a version, in chain order.
+func (c *Controller) order() []string {
 	var present []string
 	for name, rec := range c.filters {
 		if rec.state.Stable != "" || rec.state.Candidate != "" {
 			present = append(present, name)
 		}
 	}
-	var inputs []rollout.FilterInput
-	var settings []config.Filter
-	for _, name := range c.cfg.Config.FilterOrder(present) {
-		rec := c.filters[name]
-		inputs = append(inputs, rollout.FilterInput{Spec: rec.settings, State: rec.state, Failed: rec.failed.forCandidate(rec)})
-		settings = append(settings, rec.served())
-	}
-	return inputs, settings
+	return c.cfg.Config.FilterOrder(present)
 }
 
 func (c *Controller) snapshotInput(settings []config.Filter) snapshot.Input {
@@ -471,7 +477,20 @@ func (c *Controller) reconcile(ctx context.Context, only ...string) {
 		c.log.Error("cannot build snapshots", zap.Error(err))
 		return
 	}
-	key := func(f config.Filter, d types.Digest) string { return snapshot.ConfigKey(in, f, d) }
+	// Every node's wants name the same few configs: each key is hashed
+	// once per reconcile, not once per node (at 10,000 nodes that was a
+	// quarter of a fleet-wide reconcile). settings and in are fixed here,
+	// so a filter's name and module identify its config.
+	keys := map[filterModule]string{}
+	key := func(f config.Filter, d types.Digest) string {
+		fm := filterModule{f.Name, d}
+		k, ok := keys[fm]
+		if !ok {
+			k = snapshot.ConfigKey(in, f, d)
+			keys[fm] = k
+		}
+		return k
+	}
 	for _, node := range nodes {
 		a := plan[node]
 		snap, step, err := c.nodeSnapshot(nb, node, a, settings, key)
@@ -506,6 +525,12 @@ func (c *Controller) reconcile(ctx context.Context, only ...string) {
 		// connect or answers) is a small part of the same work.
 		c.cfg.Metrics.SnapshotBuildSeconds.Observe(time.Since(start).Seconds())
 	}
+}
+
+// filterModule is a filter running a module.
+type filterModule struct {
+	filter string
+	module types.Digest
 }
 
 // nodeSnapshot builds what node may be sent now: in managed mode what the

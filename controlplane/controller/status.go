@@ -60,10 +60,9 @@ func (c *Controller) Status() []FilterStatus {
 
 // publish rebuilds the status view; called by the loop after every event.
 func (c *Controller) publish() {
-	_, chain := c.chain()
 	pos := map[string]int{}
-	for i, f := range chain {
-		pos[f.Name] = i
+	for i, name := range c.order() {
+		pos[name] = i
 	}
 	out := make([]FilterStatus, 0, len(c.filters))
 	for name, rec := range c.filters {

@@ -452,3 +452,30 @@ func TestConfigKey(t *testing.T) {
 		t.Fatal("equal settings, different keys")
 	}
 }
+
+// TestConfigKeyStable: keys are part of the versions nodes report after a
+// control-plane restart or upgrade; a key computed differently would make
+// every node look as if it ran another config. The values were computed
+// by the first release of the key.
+func TestConfigKeyStable(t *testing.T) {
+	in, _ := baseInput()
+	in.ModuleURL = "http://127.0.0.1:18001"
+	d := digest("transform-v1")
+	base := config.Filter{Name: "transform"}.WithDefaults()
+	all := base
+	all.Config = []byte(`{"a":1}`)
+	all.ConfigBase64 = "e30="
+	all.VM.Configuration = []byte(`"warm"`)
+	all.VM.Env = map[string]string{"GOGC": "50", "GOMEMLIMIT": "8MiB"}
+	all.Code = config.CodeRemote
+	all.RootID = "root"
+	all.AllowOnHeadersStopIteration = true
+	for _, tt := range []struct {
+		f    config.Filter
+		want string
+	}{{base, "transform@4f73f1e2"}, {all, "transform@98f4e929"}} {
+		if got := ConfigKey(in, tt.f, d); got != tt.want {
+			t.Errorf("ConfigKey = %s, want %s", got, tt.want)
+		}
+	}
+}

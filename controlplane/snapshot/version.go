@@ -3,7 +3,6 @@ package snapshot
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"maps"
 	"slices"
 	"strconv"
@@ -36,7 +35,6 @@ const maxPairs = 1024
 // keys mean the same Wasm config, whatever the slot. It covers every field
 // wasmConfig puts in the resource.
 func ConfigKey(in Input, f config.Filter, d wtypes.Digest) string {
-	h := sha256.New()
 	parts := []string{string(d), string(f.Config), f.RootID, string(f.FailurePolicy), string(f.Code),
 		strconv.FormatBool(f.AllowOnHeadersStopIteration)}
 	// Added only when set, so that keys of configs without them stay as
@@ -50,13 +48,19 @@ func ConfigKey(in Input, f config.Filter, d wtypes.Digest) string {
 	for _, k := range slices.Sorted(maps.Keys(f.VM.Env)) {
 		parts = append(parts, k, f.VM.Env[k])
 	}
+	// Each part length-prefixed ("<len>:<part>"), written without fmt:
+	// a fleet-wide reconcile computes a few keys per node.
+	var buf []byte
 	for _, s := range parts {
-		fmt.Fprintf(h, "%d:%s", len(s), s)
+		buf = strconv.AppendInt(buf, int64(len(s)), 10)
+		buf = append(buf, ':')
+		buf = append(buf, s...)
 	}
 	if f.Code != config.CodeInline {
-		h.Write([]byte(in.ModuleURL))
+		buf = append(buf, in.ModuleURL...)
 	}
-	return f.Name + "@" + hex.EncodeToString(h.Sum(nil))[:8]
+	sum := sha256.Sum256(buf)
+	return f.Name + "@" + hex.EncodeToString(sum[:4])
 }
 
 func routesVersion(hash string, chain []wtypes.Link) string {
