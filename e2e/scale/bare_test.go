@@ -3,20 +3,17 @@ package scale_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"testing"
 	"time"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
-	"google.golang.org/grpc"
 
 	"github.com/wasmfleet/wasmfleet/controlplane/config"
 	"github.com/wasmfleet/wasmfleet/controlplane/snapshot"
 	"github.com/wasmfleet/wasmfleet/controlplane/types"
+	"github.com/wasmfleet/wasmfleet/e2e/internal/xdstest"
 	"github.com/wasmfleet/wasmfleet/e2e/scale"
 )
 
@@ -75,7 +72,7 @@ func bareConvergence(b *testing.B, n, perConn int) {
 		return s.GetVersion(resource.ExtensionConfigType)
 	}
 	v0 := set()
-	fleet := startFleet(b, serveBare(b, snaps), n, perConn, v0)
+	fleet := startFleet(b, xdstest.Serve(b, snaps).Addr, n, perConn, v0)
 
 	var converge, cpCPU samples
 	for i := 0; b.Loop(); i++ {
@@ -93,28 +90,4 @@ func bareConvergence(b *testing.B, n, perConn int) {
 	}
 	converge.report(b, "converge")
 	cpCPU.report(b, "cp-cpu")
-}
-
-// serveBare serves snaps with go-control-plane's ADS server on a loopback
-// port until b ends and returns the address.
-func serveBare(b *testing.B, snaps cache.SnapshotCache) string {
-	b.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	g := grpc.NewServer()
-	discovery.RegisterAggregatedDiscoveryServiceServer(g, serverv3.NewServer(ctx, snaps, nil))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = g.Serve(lis)
-	}()
-	b.Cleanup(func() {
-		cancel()
-		g.Stop()
-		<-done
-	})
-	return lis.Addr().String()
 }

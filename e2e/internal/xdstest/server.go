@@ -23,6 +23,8 @@ type Server struct {
 	Addr  string
 	Cache cache.SnapshotCache
 	stop  func()
+	// quiet servers record no requests (Serve).
+	quiet bool
 
 	mu       sync.Mutex
 	restarts int
@@ -83,6 +85,17 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
+// Serve serves c on 127.0.0.1:0 until the test ends and records no
+// requests: a baseline for benchmarks, which a copy of every request would
+// slow down.
+func Serve(t testing.TB, c cache.SnapshotCache) *Server {
+	t.Helper()
+	s := &Server{Cache: c, quiet: true}
+	s.listen(t, "127.0.0.1:0")
+	t.Cleanup(s.Stop)
+	return s
+}
+
 // Restart stops the server and serves the same cache on the same address,
 // as a control plane restarted with the same state would.
 func (s *Server) Restart(t testing.TB) {
@@ -102,7 +115,10 @@ func (s *Server) listen(t testing.TB, addr string) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g := grpc.NewServer()
-	cbs := serverv3.CallbackFuncs{StreamRequestFunc: s.record, StreamDeltaRequestFunc: s.recordDelta}
+	var cbs serverv3.Callbacks
+	if !s.quiet {
+		cbs = serverv3.CallbackFuncs{StreamRequestFunc: s.record, StreamDeltaRequestFunc: s.recordDelta}
+	}
 	discovery.RegisterAggregatedDiscoveryServiceServer(g, serverv3.NewServer(ctx, s.Cache, cbs))
 	done := make(chan struct{})
 	go func() {
