@@ -94,7 +94,8 @@ func hashOf(t *testing.T, r types.Resource) string {
 // snapshot cache serves it: resource versions (its hashes, or the
 // snapshot's version map), only changed resources, removals, nonces, the
 // first wildcard answer even when empty, and initial_resource_versions
-// (a reconnect's first request is answered, also with nothing).
+// (a reconnect's first request is answered, also with nothing); and, ours,
+// a NACKed response sent again.
 func TestDeltaProtocol(t *testing.T) {
 	h := start(t, Config{ADS: true})
 	ctx := context.Background()
@@ -141,15 +142,21 @@ func TestDeltaProtocol(t *testing.T) {
 		t.Fatalf("after a removal: %d resources, removed %v; want none and [%s]", len(r.GetResources()), r.GetRemovedResources(), slotB)
 	}
 	c.ack(r, "")
-	// A NACK is answered with nothing new: the cache has nothing else.
+	// A NACK is answered with what it rejected, again: the node kept
+	// none of it (see TestDeltaNACKResends).
 	s4 := snap(t, "v4", "4", false)
 	if err := h.cache.SetSnapshot(ctx, "n1", s4); err != nil {
 		t.Fatal(err)
 	}
 	r = c.must()
 	c.ack(r, "bad config")
+	resent := c.must()
+	if !maps.Equal(versions(resent), versions(r)) {
+		t.Fatalf("a NACK of %v was answered with %v", versions(r), versions(resent))
+	}
+	c.ack(resent, "")
 	if again := c.recv(100 * time.Millisecond); again != nil {
-		t.Fatalf("a NACK was answered with %v", versions(again))
+		t.Fatalf("an ACK was answered with %v", versions(again))
 	}
 
 	// A new stream that reports what it has gets only what differs.

@@ -4,9 +4,13 @@
 // differs from the snapshot's, ADS responses in type order, names checked
 // in ADS mode; for delta, per-resource versions, only what changed,
 // removals, initial_resource_versions, the first wildcard request always
-// answered, nothing re-sent after a NACK; and, ours, the first request of a
-// reconnect always answered, so that its ACK names the version the node
-// runs) and changes three costs that grow with the fleet:
+// answered; and, ours, the first request of a reconnect always answered, so
+// that its ACK names the version the node runs, and after a NACK what the
+// rejected response carried or removed counted as not done, so that it is
+// sent again at the snapshot's versions, as state of the world does:
+// go-control-plane takes a delta response as held by the node once sent,
+// Envoy only once applied, see nack.go) and changes three costs that grow
+// with the fleet:
 //
 //   - Encoding. go-control-plane marshals every resource again for every
 //     response, so a 2.4 MB inline module is copied once per node (for delta

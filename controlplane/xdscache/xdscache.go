@@ -90,11 +90,13 @@ type Cache struct {
 
 var _ cache.SnapshotCache = (*Cache)(nil)
 
-// nodeState is one node's snapshot and its watches that wait for a change.
+// nodeState is one node's snapshot, its watches that wait for a change,
+// and what its delta streams have not answered (see nack.go).
 type nodeState struct {
 	snap    cache.ResourceSnapshot
 	enc     *encoded
 	watches map[int64]*watch
+	streams map[streamKey]*deltaStream
 }
 
 // watch is one open watch, state of the world (req, out) or delta (delta,
@@ -107,7 +109,9 @@ type watch struct {
 	out      chan cache.Response
 	delta    *cache.DeltaRequest
 	deltaOut chan cache.DeltaResponse
-	sub      cache.Subscription
+	// sub is the server's subscription; for delta, with its returned
+	// resources corrected for NACKed responses (deltaStream.known).
+	sub cache.Subscription
 
 	// queued is the watch's place in Cache.queue while it waits for a slot.
 	queued *list.Element
@@ -212,6 +216,9 @@ func (c *Cache) open(w *watch) (func(), error) {
 	c.nextID++
 	w.id = c.nextID
 	n := c.node(w.node)
+	if w.delta != nil {
+		n.answered(w)
+	}
 	if n.snap != nil && c.wants(w, n) {
 		if err := c.respond(context.Background(), w, n); err != nil {
 			return nil, fmt.Errorf("xdscache: %s: %s: %w", w.node, w.typeURL(), err)
@@ -295,7 +302,50 @@ func (c *Cache) respondDelta(ctx context.Context, w *watch, n *nodeState) error 
 	if err != nil {
 		return err
 	}
-	return c.send(ctx, w, resp.size, func() error { return deliver(ctx, w.deltaOut, cache.DeltaResponse(resp)) })
+	before := heldBefore(resp, w.sub.ReturnedResources())
+	return c.send(ctx, w, resp.size, func() error {
+		if err := deliver(ctx, w.deltaOut, cache.DeltaResponse(resp)); err != nil {
+			return err
+		}
+		n.stream(w.streamKey()).record(resp, before)
+		return nil
+	})
+}
+
+// streamKey is the stream and type of w, a delta watch.
+func (w *watch) streamKey() streamKey {
+	return streamKey{out: w.deltaOut, typeURL: w.delta.GetTypeUrl()}
+}
+
+// answered takes in w's request, a delta stream's next request of its
+// type, before w is answered: what the stream's previous response did not
+// give the node, if the request NACKs it, is corrected in w's subscription.
+// Called with c.mu held, on the stream's goroutine (CreateDeltaWatch).
+func (n *nodeState) answered(w *watch) {
+	k := w.streamKey()
+	d, ok := n.streams[k]
+	if !ok {
+		return
+	}
+	d.answered(w.delta)
+	if d.empty() {
+		delete(n.streams, k)
+		return
+	}
+	if len(d.lost) != 0 {
+		w.sub = correctedSub{Subscription: w.sub, returned: d.known(w.sub.ReturnedResources())}
+	}
+}
+
+// stream returns what the cache remembers of a delta stream's type,
+// creating it. Called with c.mu held.
+func (n *nodeState) stream(k streamKey) *deltaStream {
+	d, ok := n.streams[k]
+	if !ok {
+		d = &deltaStream{}
+		n.streams[k] = d
+	}
+	return d
 }
 
 // send hands w's response (of size bytes) to its stream with put, through
@@ -343,6 +393,13 @@ func (c *Cache) cancel(w *watch) {
 	w.done = true
 	if n, ok := c.nodes[w.node]; ok {
 		delete(n.watches, w.id)
+		if w.delta != nil {
+			// The server cancels on the stream's goroutine: the nonces
+			// of what it sent can be read, and the responses let go.
+			if d := n.streams[w.streamKey()]; d != nil {
+				d.settle()
+			}
+		}
 	}
 	if w.queued != nil {
 		c.queue.Remove(w.queued)
@@ -391,7 +448,7 @@ func (c *Cache) releaseLocked(w *watch) {
 func (c *Cache) node(id string) *nodeState {
 	n, ok := c.nodes[id]
 	if !ok {
-		n = &nodeState{watches: map[int64]*watch{}}
+		n = &nodeState{watches: map[int64]*watch{}, streams: map[streamKey]*deltaStream{}}
 		c.nodes[id] = n
 	}
 	return n
