@@ -132,8 +132,12 @@ func newDeltaNode(t *testing.T, id string) *deltaNode {
 	}
 }
 
-// order is the types the node subscribes to, in the order Envoy's ADS mux
-// starts them on a new stream (listeners, then what they refer to).
+// order is the types the node subscribes to, in the order Envoy's delta
+// ADS mux sends their first requests on a new stream: the order their
+// subscriptions were added (NewGrpcMuxImpl::addSubscription appends to
+// subscription_ordering_, which whoWantsToSendDiscoveryRequest walks, in
+// source/extensions/config_subscription/grpc/new_grpc_mux_impl.cc), and a
+// listener's routes and filter configs are subscribed once it arrives.
 var order = []string{resourcev3.ListenerType, resourcev3.RouteType, resourcev3.ExtensionConfigType}
 
 // connect runs one stream to addr until the returned stop is called.

@@ -36,7 +36,11 @@ import (
 // of its returned resources.
 
 // maxUnanswered bounds the responses a stream's type may have unanswered in
-// the cache's memory. Envoy answers every response, and the server opens
+// the cache's memory. Envoy answers every response, in order
+// (NewGrpcMuxImpl::onDiscoveryResponse queues one ACK or NACK per response
+// with kickOffAck, and trySendDiscoveryRequests sends that queue first in,
+// first out: source/extensions/config_subscription/grpc/new_grpc_mux_impl.cc),
+// and the server opens
 // one watch per request, so only a misbehaving client gets near it; the
 // oldest is then forgotten (taken as accepted, go-control-plane's view).
 const maxUnanswered = 16
@@ -88,7 +92,7 @@ type sentDelta struct {
 
 // answered takes in req, the stream's next request of the type: the
 // response it answers is forgotten with every older one (Envoy answers in
-// order); if it is a NACK, the node keeps what it had before that
+// order, see maxUnanswered); if it is a NACK, the node keeps what it had before that
 // response. Names req unsubscribes are forgotten: the server dropped them
 // from the subscription (or, wildcard, marked them to be sent again).
 // It runs on the stream's goroutine (see settle).
