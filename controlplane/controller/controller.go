@@ -478,9 +478,10 @@ func (c *Controller) reconcile(ctx context.Context, only ...string) {
 		return
 	}
 	// Every node's wants name the same few configs: each key is hashed
-	// once per reconcile, not once per node (hashing them per node was a
-	// quarter of the reconcile CPU in a 10,000-node profile). settings and
-	// in are fixed here, so a filter's name and module identify its config.
+	// once per reconcile, not once per node (reconcile-mean-ms of
+	// BenchmarkFleetConvergenceRemote/nodes=10000 in e2e/scale: 950 ms
+	// before, 822-876 ms after). settings and in are fixed here, so a
+	// filter's name and module identify its config.
 	keys := map[filterModule]string{}
 	key := func(f config.Filter, d types.Digest) string {
 		fm := filterModule{f.Name, d}

@@ -366,7 +366,7 @@ func sortSlots(slots []string) []string {
 
 // runs waits until every route of the node runs exactly the chains want
 // (one per route, in order) and fails on any violation seen.
-func (n *deltaNode) runs(h *harness, want ...string) {
+func (n *deltaNode) runs(want ...string) {
 	n.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for got := n.chains(); !slices.Equal(got, want); got = n.chains() {
@@ -417,9 +417,9 @@ func TestDeltaChainChanges(t *testing.T) {
 	hello := wasmtest.Module(t, "internal/wasmtest/testdata/hello")
 
 	p.drop("auth", hello)
-	n.runs(p.harness, "auth")
+	n.runs("auth")
 	p.drop("logging", variant(hello, 1))
-	n.runs(p.harness, "auth,logging")
+	n.runs("auth,logging")
 
 	split := cfg
 	split.Filters = remote("auth", "logging")
@@ -428,10 +428,10 @@ func TestDeltaChainChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.drop("auth", variant(hello, 2))
-	n.runs(p.harness, "+auth,logging", "auth,logging")
+	n.runs("+auth,logging", "auth,logging")
 
 	p.events <- types.Event{Kind: types.ModuleRemoved, Filter: "logging", Origin: types.Origin{Kind: types.OriginFile, Ref: "filters.d/logging.wasm"}}
-	n.runs(p.harness, "+auth", "auth")
+	n.runs("+auth", "auth")
 }
 
 // TestDeltaReconnect: a delta node that reconnects reports the routes and
@@ -447,14 +447,14 @@ func TestDeltaReconnect(t *testing.T) {
 		n := newDeltaNode(t, "n1")
 		stop := n.connect(p.addr)
 		p.drop("auth", hello)
-		n.runs(p.harness, "auth")
+		n.runs("auth")
 		stop()
 		p.wait("n1 to leave", func() bool { _, ok := p.fleet.Node("n1"); return !ok })
 
 		p.drop("logging", variant(hello, 1))
 		p.wait("logging admitted", func() bool { return admitted(p.status("logging")) })
 		defer n.connect(p.addr)()
-		n.runs(p.harness, "auth,logging")
+		n.runs("auth,logging")
 	})
 	t.Run("restarted control plane", func(t *testing.T) {
 		cfg := config.Default()
@@ -464,7 +464,7 @@ func TestDeltaReconnect(t *testing.T) {
 		stop := n.connect(first.addr)
 		first.drop("auth", hello)
 		first.drop("logging", variant(hello, 1))
-		n.runs(first.harness, "auth,logging")
+		n.runs("auth,logging")
 		stop()
 		first.stop()
 
@@ -476,7 +476,7 @@ func TestDeltaReconnect(t *testing.T) {
 			return admitted(second.status("auth")) && admitted(second.status("logging"))
 		})
 		defer n.connect(second.addr)()
-		n.runs(second.harness, "logging,auth")
+		n.runs("logging,auth")
 	})
 	t.Run("restarted control plane, nothing to change", func(t *testing.T) {
 		cfg := config.Default()
@@ -485,7 +485,7 @@ func TestDeltaReconnect(t *testing.T) {
 		n := newDeltaNode(t, "n1")
 		stop := n.connect(first.addr)
 		first.drop("auth", hello)
-		n.runs(first.harness, "auth")
+		n.runs("auth")
 		stop()
 		first.stop()
 
@@ -496,7 +496,7 @@ func TestDeltaReconnect(t *testing.T) {
 		// The node runs v1 already: its ACK of the answer to its report
 		// is all that can promote it.
 		second.wait("v1 stable", func() bool { st := second.status("auth"); return st.Stable == v1 && st.Candidate == "" })
-		n.runs(second.harness, "auth")
+		n.runs("auth")
 	})
 }
 
@@ -505,8 +505,8 @@ func TestDeltaReconnect(t *testing.T) {
 func admitted(st FilterStatus) bool { return st.Stable != "" || st.Candidate != "" }
 
 // TestDeltaNACK: a delta node that rejects a candidate's config has it
-// rolled back, keeps running the stable version in the meantime, and takes
-// the next version.
+// rolled back, no route enabling a slot without a config meanwhile (the
+// node's make-before-break check), and takes the next version.
 func TestDeltaNACK(t *testing.T) {
 	cfg := config.Default()
 	cfg.Filters = remote("auth")
@@ -523,7 +523,7 @@ func TestDeltaNACK(t *testing.T) {
 	defer n.connect(p.addr)()
 
 	v1 := p.drop("auth", hello)
-	n.runs(p.harness, "auth")
+	n.runs("auth")
 	v2 := p.drop("auth", bad)
 	p.wait("v2 rolled back", func() bool {
 		st := p.status("auth")
@@ -531,7 +531,7 @@ func TestDeltaNACK(t *testing.T) {
 	})
 	v3 := p.drop("auth", variant(hello, 3))
 	p.wait("v3 stable", func() bool { return p.status("auth").Stable == v3 })
-	n.runs(p.harness, "auth")
+	n.runs("auth")
 	n.mu.Lock()
 	nacks := n.nacks
 	n.mu.Unlock()

@@ -3,6 +3,7 @@ package snapshot
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"maps"
 	"slices"
 	"strconv"
@@ -48,19 +49,14 @@ func ConfigKey(in Input, f config.Filter, d wtypes.Digest) string {
 	for _, k := range slices.Sorted(maps.Keys(f.VM.Env)) {
 		parts = append(parts, k, f.VM.Env[k])
 	}
-	// Each part length-prefixed ("<len>:<part>"), written without fmt:
-	// a fleet-wide reconcile computes a few keys per node.
-	var buf []byte
+	h := sha256.New()
 	for _, s := range parts {
-		buf = strconv.AppendInt(buf, int64(len(s)), 10)
-		buf = append(buf, ':')
-		buf = append(buf, s...)
+		fmt.Fprintf(h, "%d:%s", len(s), s)
 	}
 	if f.Code != config.CodeInline {
-		buf = append(buf, in.ModuleURL...)
+		h.Write([]byte(in.ModuleURL))
 	}
-	sum := sha256.Sum256(buf)
-	return f.Name + "@" + hex.EncodeToString(sum[:4])
+	return f.Name + "@" + hex.EncodeToString(h.Sum(nil))[:8]
 }
 
 func routesVersion(hash string, chain []wtypes.Link) string {
@@ -113,6 +109,10 @@ func slotsVersion(hash string, keys []string) string {
 // waits for: routes that enable the same slots for another filter encode to
 // the same bytes, and go-control-plane sends a resource only when its
 // version changed.
+//
+// keys holds the layout's slot keys by slot index; i is the resource's
+// index among the type's items, which for ECDS are built one per slot, in
+// slot order (managed).
 func resourceVersion(typ, hash string, chain []wtypes.Link, keys []string, i int) string {
 	switch typ {
 	case resource.RouteType:
