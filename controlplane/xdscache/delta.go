@@ -80,15 +80,50 @@ func deltaDiff(te *typeEncoding, sub cache.Subscription) (send []*discovery.Reso
 // for it, or it is the first request of a subscription that is wildcard
 // (go-control-plane's rule, snapshotCache.respondDelta in
 // pkg/cache/v3/simple.go: a node waiting for its first update of the type
-// would otherwise wait out its initial fetch timeout) or
+// would otherwise wait out its initial fetch timeout, the timer
+// GrpcSubscriptionImpl::start arms in Envoy's
+// source/extensions/config_subscription/grpc/grpc_subscription_impl.cc) or
 // that reports resources the node has (a reconnect). The second rule is
 // ours: the node ACKs that answer, and its system version then says what
 // the node runs of the type, which nothing else would tell the fleet
 // registry when the node already has everything.
 func wantsDelta(req *discovery.DeltaDiscoveryRequest, sub cache.Subscription, te *typeEncoding) bool {
-	send, removed, _ := deltaDiff(te, sub)
 	first := req.GetResponseNonce() == "" && (sub.IsWildcard() || len(req.GetInitialResourceVersions()) > 0)
-	return len(send) > 0 || len(removed) > 0 || first
+	return first || deltaDiffers(te, sub)
+}
+
+// deltaDiffers says whether deltaDiff would send or remove anything,
+// without building the response: SetSnapshot asks it of every open watch.
+func deltaDiffers(te *typeEncoding, sub cache.Subscription) bool {
+	known := sub.ReturnedResources()
+	differs := func(name string) bool {
+		re, ok := te.byName[name]
+		if !ok {
+			_, had := known[name]
+			return had
+		}
+		prev, had := known[name]
+		return !had || prev != re.delta.GetVersion()
+	}
+	if !sub.IsWildcard() {
+		for name := range sub.SubscribedResources() {
+			if differs(name) {
+				return true
+			}
+		}
+		return false
+	}
+	for name := range te.byName {
+		if differs(name) {
+			return true
+		}
+	}
+	for name := range known {
+		if _, ok := te.byName[name]; !ok {
+			return true
+		}
+	}
+	return false
 }
 
 // deltaResponse answers req from s with the shared encodings.

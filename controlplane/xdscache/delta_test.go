@@ -277,3 +277,38 @@ func TestDeltaPushWindow(t *testing.T) {
 		t.Fatalf("b got %d resources at %q once a answered, want 2 at v2", len(rb.GetResources()), rb.GetSystemVersionInfo())
 	}
 }
+
+// TestDeltaDiffers: the check SetSnapshot makes of every open delta watch
+// agrees with the diff a response is built from, for subscriptions by name
+// and wildcard alike.
+func TestDeltaDiffers(t *testing.T) {
+	te := &typeEncoding{byName: map[string]resourceEncoding{}}
+	for name, v := range map[string]string{"a": "1", "b": "2"} {
+		te.byName[name] = resourceEncoding{delta: &discovery.Resource{Name: name, Version: v}}
+	}
+	tests := []struct {
+		name  string
+		names []string // nil: wildcard
+		has   map[string]string
+	}{
+		{name: "wildcard, has all", has: map[string]string{"a": "1", "b": "2"}},
+		{name: "wildcard, one changed", has: map[string]string{"a": "1", "b": "1"}},
+		{name: "wildcard, one missing", has: map[string]string{"a": "1"}},
+		{name: "wildcard, one gone", has: map[string]string{"a": "1", "b": "2", "c": "3"}},
+		{name: "named, has it", names: []string{"a"}, has: map[string]string{"a": "1"}},
+		{name: "named, changed", names: []string{"a"}, has: map[string]string{"a": "0"}},
+		{name: "named, missing", names: []string{"b"}, has: map[string]string{"a": "1"}},
+		{name: "named, gone", names: []string{"c"}, has: map[string]string{"c": "3"}},
+		{name: "named, never there", names: []string{"c"}, has: map[string]string{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sub := stream.NewDeltaSubscription(tt.names, nil, tt.has, true)
+			send, removed, _ := deltaDiff(te, &sub)
+			want := len(send)+len(removed) > 0
+			if got := deltaDiffers(te, &sub); got != want {
+				t.Errorf("deltaDiffers = %v, deltaDiff sends %d and removes %v", got, len(send), removed)
+			}
+		})
+	}
+}

@@ -2,8 +2,6 @@ package xdscache
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
@@ -65,8 +63,7 @@ func (e *encoded) of(typeURL string, s cache.ResourceSnapshot) (*typeEncoding, e
 			te.err = fmt.Errorf("xdscache: marshal %s %s: %w", typeURL, name, err)
 			break
 		}
-		sum := sha256.Sum256(b)
-		re := resourceEncoding{any: &anypb.Any{TypeUrl: typeURL, Value: b}, hash: hex.EncodeToString(sum[:])}
+		re := resourceEncoding{any: &anypb.Any{TypeUrl: typeURL, Value: b}, hash: cache.HashResource(b)}
 		re.delta = &discovery.Resource{Name: name, Version: deltaVersion(s, typeURL, name, re.hash), Resource: re.any}
 		te.byName[name] = re
 	}

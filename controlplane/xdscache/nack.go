@@ -64,8 +64,10 @@ type streamKey struct {
 // stream: the responses its node has not answered yet and, after a NACK,
 // what the node holds instead of what they carried. It is dropped when it
 // holds nothing, or with its node (ClearSnapshot); a stream that ended
-// with a response unanswered keeps only that response's before (its watch's
-// cancel settled it) until then. Guarded by Cache.mu.
+// with a response unanswered keeps that response's before until then, and
+// the response itself when the stream ended before sending it (it never got
+// a nonce; go-control-plane's watches.Cancel drops it from the channel).
+// Guarded by Cache.mu.
 type deltaStream struct {
 	// sent are the responses handed to the stream and not answered yet,
 	// in the order the server sends them (the stream's channel is FIFO and
@@ -149,7 +151,7 @@ func (d *deltaStream) rejected(i int) {
 // resources, corrected by lost. It is returned itself when there is
 // nothing to correct, and never written.
 func (d *deltaStream) known(returned map[string]string) map[string]string {
-	if d == nil || len(d.lost) == 0 {
+	if len(d.lost) == 0 {
 		return returned
 	}
 	k := maps.Clone(returned)

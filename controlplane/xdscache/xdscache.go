@@ -332,9 +332,7 @@ func (n *nodeState) answered(w *watch) {
 		delete(n.streams, k)
 		return
 	}
-	if len(d.lost) != 0 {
-		w.sub = correctedSub{Subscription: w.sub, returned: d.known(w.sub.ReturnedResources())}
-	}
+	w.sub = correctedSub{Subscription: w.sub, returned: d.known(w.sub.ReturnedResources())}
 }
 
 // stream returns what the cache remembers of a delta stream's type,
