@@ -84,7 +84,7 @@ func (w *closeWatch) read(out chan<- closed) {
 			if mask&(unix.IN_CLOSE_WRITE|unix.IN_MOVED_TO) == 0 || nameLen == 0 || off > n {
 				continue // IN_IGNORED, IN_Q_OVERFLOW: fsnotify sees the same
 			}
-			name := string(trimNUL(buf[start:off]))
+			name := unix.ByteSliceToString(buf[start:off])
 			fi, err := os.Stat(filepath.Join(w.dir, name))
 			if err != nil {
 				continue // gone already: fsnotify reports that
@@ -96,11 +96,4 @@ func (w *closeWatch) read(out chan<- closed) {
 			}
 		}
 	}
-}
-
-func trimNUL(b []byte) []byte {
-	for len(b) > 0 && b[len(b)-1] == 0 {
-		b = b[:len(b)-1]
-	}
-	return b
 }

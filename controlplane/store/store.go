@@ -194,17 +194,27 @@ func (s *fileStore) path(d types.Digest) string { return filepath.Join(s.modules
 
 func (s *fileStore) PutModule(b []byte) (types.Digest, error) {
 	d := types.DigestOf(b)
-	p := s.path(d)
-	if err := verifyFile(p, d); err == nil {
+	if s.intact(d) {
 		return d, nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		s.log.Warn("replacing bad stored module", zap.String("digest", string(d)), zap.Error(err))
 	}
 	st, err := s.stage(b, d)
 	if err != nil {
 		return "", err
 	}
-	return d, st.rename()
+	if err := st.rename(); err != nil {
+		return "", err
+	}
+	return d, nil
+}
+
+// intact reports whether module d is stored and its file hashes to d; a
+// stored copy that does not is logged, to be replaced.
+func (s *fileStore) intact(d types.Digest) bool {
+	err := verifyFile(s.path(d), d)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.log.Warn("replacing bad stored module", zap.String("digest", string(d)), zap.Error(err))
+	}
+	return err == nil
 }
 
 // Staged is a module StageModule wrote, not stored yet.
@@ -232,7 +242,7 @@ func (st *Staged) Digest() types.Digest { return st.d }
 // Commit stores the staged module, as PutModule would have: a copy that is
 // already stored and intact stays, and the staged one goes.
 func (st *Staged) Commit() error {
-	if err := verifyFile(st.s.path(st.d), st.d); err == nil {
+	if st.s.intact(st.d) {
 		st.Discard()
 		return nil
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -202,5 +203,37 @@ func BenchmarkUnmarshal(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestCodecHoldsOnceWhenDecodedAtOnce: connections that decode the same new
+// module at the same moment end up with one held copy between them.
+func TestCodecHoldsOnceWhenDecodedAtOnce(t *testing.T) {
+	c := newCodec()
+	sent := &discovery.DiscoveryResponse{Resources: []*anypb.Any{moduleAny(t, "a", testModule(1))}}
+	const n = 8
+	got := make([]*discovery.DiscoveryResponse, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		data := chunks(t, sent)
+		wg.Go(func() {
+			<-start
+			got[i] = &discovery.DiscoveryResponse{}
+			if err := c.Unmarshal(data, got[i]); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if len(c.values.held) != 1 {
+		t.Errorf("%d values held after %d decodes of one module", len(c.values.held), n)
+	}
+	first := got[0].GetResources()[0].GetValue()
+	for i, r := range got {
+		if v := r.GetResources()[0].GetValue(); &v[0] != &first[0] {
+			t.Errorf("decode %d holds its own copy", i)
+		}
 	}
 }

@@ -193,7 +193,8 @@ const envoyWindow = 256 << 20
 // readBuffer is how much each connection reads from its socket at once.
 // gRPC's 32 KiB default made a read system call, and a wake-up of the
 // reading goroutine, per two HTTP/2 frames of a module; with 1 MiB the
-// fleet spent 17% less CPU per change at 1,000 nodes (2.84 and 2.76 s
+// fleet spent 17% less CPU per change at 1,000 nodes (fleet-cpu of
+// BenchmarkFleetConvergence/nodes=1000 in e2e/scale: 2.84 and 2.76 s
 // against 3.26 and 3.48 s, alternating runs), CPU that the control plane
 // under test shares on 2 cores. It costs 1 MiB per connection, in the load
 // generator only.

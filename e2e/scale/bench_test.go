@@ -337,16 +337,7 @@ func (p *plane) admittedAfter(ctx context.Context, n uint64) <-chan time.Time {
 	at := make(chan time.Time, 1)
 	go func() {
 		for ctx.Err() == nil {
-			fams, err := p.reg.Gather()
-			var count uint64
-			for _, f := range fams {
-				if err == nil && f.GetName() == admissionMetric {
-					for _, m := range f.GetMetric() {
-						count += m.GetHistogram().GetSampleCount()
-					}
-				}
-			}
-			if count > n {
+			if count, _, err := p.gatherHistogram(admissionMetric); err == nil && count > n {
 				at <- time.Now()
 				return
 			}

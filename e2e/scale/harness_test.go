@@ -282,9 +282,19 @@ func (p *plane) waitStatus(ctx context.Context, filter string, d types.Digest, s
 // over its label values) from the control plane's registry.
 func (p *plane) histogram(tb testing.TB, name string) (uint64, float64) {
 	tb.Helper()
-	fams, err := p.reg.Gather()
+	n, sum, err := p.gatherHistogram(name)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	return n, sum
+}
+
+// gatherHistogram is histogram for goroutines other than the test's, which
+// may not call Fatal.
+func (p *plane) gatherHistogram(name string) (uint64, float64, error) {
+	fams, err := p.reg.Gather()
+	if err != nil {
+		return 0, 0, err
 	}
 	var n uint64
 	var sum float64
@@ -297,7 +307,7 @@ func (p *plane) histogram(tb testing.TB, name string) (uint64, float64) {
 			sum += m.GetHistogram().GetSampleSum()
 		}
 	}
-	return n, sum
+	return n, sum, nil
 }
 
 // waitHistogram polls until histogram name has at least n observations
