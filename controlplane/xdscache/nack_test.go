@@ -50,6 +50,18 @@ type envoyNode struct {
 	refuse map[string]bool
 }
 
+// settled fails t unless the node holds want and its last answer was
+// answered with nothing.
+func (n *envoyNode) settled(t *testing.T, want map[string]string) {
+	t.Helper()
+	if !maps.Equal(n.versions, want) {
+		t.Fatalf("the node has %v, want %v", n.versions, want)
+	}
+	if again := n.c.recv(100 * time.Millisecond); again != nil {
+		t.Fatalf("an ACK was answered with %v", versions(again))
+	}
+}
+
 // take applies r (or refuses it) and answers it; it reports a NACK.
 func (n *envoyNode) take(r *discovery.DeltaDiscoveryResponse) (nacked bool) {
 	for _, res := range r.GetResources() {
@@ -126,12 +138,7 @@ func TestDeltaNACKResends(t *testing.T) {
 	if n.take(r) {
 		t.Fatal("the rollback was refused")
 	}
-	if want := heldOf(t, v3, slotA, slotB); !maps.Equal(n.versions, want) {
-		t.Fatalf("the node has %v, want %v", n.versions, want)
-	}
-	if again := n.c.recv(100 * time.Millisecond); again != nil {
-		t.Fatalf("an ACK was answered with %v", versions(again))
-	}
+	n.settled(t, heldOf(t, v3, slotA, slotB))
 }
 
 // TestDeltaNACKOfOlderResponse: a response is NACKed after a newer one
@@ -202,12 +209,7 @@ func TestDeltaNACKOfOlderResponse(t *testing.T) {
 	if n.take(r5) || n.take(r6) {
 		t.Fatal("the rollback was refused")
 	}
-	if want := heldOf(t, v3, slotA, slotC); !maps.Equal(n.versions, want) {
-		t.Fatalf("the node has %v, want %v", n.versions, want)
-	}
-	if again := n.c.recv(100 * time.Millisecond); again != nil {
-		t.Fatalf("an ACK was answered with %v", versions(again))
-	}
+	n.settled(t, heldOf(t, v3, slotA, slotC))
 }
 
 // TestDeltaNACKNotAcrossStreams: the cache keeps what each stream was sent
